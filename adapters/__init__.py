@@ -1,0 +1,1 @@
+"""Everything that touches the outside world: files, stdio, and the command line."""

@@ -1,0 +1,129 @@
+"""`engine`: validate, plan and schema for graph files."""
+
+import argparse
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+from adapters.cli.registry import default_registry
+from engine.buildinfo import mode
+from loader.api import GRAPH_SUFFIXES, LoadResult, load_directory, load_file
+from loader.problems import Problem, has_errors
+from loader.report import render_github, render_json, render_text, summary
+from loader.schema_gen import CURRENT_VERSION, SUPPORTED_VERSIONS, graph_schema
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def version_line() -> str:
+    try:
+        version = metadata.version("headrace")
+    except metadata.PackageNotFoundError:
+        version = "0+source"
+    return f"headrace {version} ({mode()}, {platform.python_implementation()} {platform.python_version()})"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="engine", description="Headrace: declarative dataflow graphs.")
+    parser.add_argument("--version", action="version", version=version_line())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check graph files and directories; exit 1 on any error")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="graph files or directories of them")
+    validate.add_argument("--format", choices=("text", "json", "github"), default="text",
+                          help="text (default), json (an array of problems), github (workflow annotations)")
+
+    plan = commands.add_parser("plan", help="print the compiled plan of one graph file as canonical JSON")
+    plan.add_argument("file", metavar="FILE")
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the graph-file format")
+    schema.add_argument("--version", dest="schema_version", type=int, default=CURRENT_VERSION,
+                        metavar="N", help=f"format version (default {CURRENT_VERSION})")
+    return parser
+
+
+def _fail_usage(message: str) -> int:
+    print(f"engine: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _collect(paths: Sequence[str]) -> tuple[list[LoadResult], list[str]]:
+    registry = default_registry()
+    results: list[LoadResult] = []
+    missing: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            results.extend(load_directory(path, registry))
+        elif path.exists():
+            results.append(load_file(path, registry))
+        else:
+            missing.append(raw)
+    return results, missing
+
+
+def cmd_validate(paths: Sequence[str], fmt: str) -> int:
+    results, missing = _collect(paths)
+    problems: list[Problem] = [p for r in results for p in r.problems]
+    if fmt == "json":
+        sys.stdout.write(render_json(problems))
+    elif fmt == "github":
+        sys.stdout.write(render_github(problems))
+    else:
+        sys.stdout.write(render_text(problems, {r.file: r.text for r in results}))
+        sys.stdout.write(summary(problems, len(results)))
+    for raw in missing:
+        print(f"engine: error: no such file or directory: {raw}", file=sys.stderr)
+    if missing or any(p.code == "HR001" for p in problems):
+        return EXIT_USAGE
+    if not results:
+        return _fail_usage("no graph files (" + ", ".join(GRAPH_SUFFIXES) + ") found in " + ", ".join(paths))
+    return EXIT_PROBLEMS if has_errors(problems) else EXIT_OK
+
+
+def cmd_plan(file: str) -> int:
+    path = Path(file)
+    if not path.is_file():
+        return _fail_usage(f"no such file: {file}")
+    result = load_file(path, default_registry())
+    if result.plan is None or has_errors(result.problems):
+        sys.stderr.write(render_text(result.problems, {result.file: result.text}))
+        return EXIT_USAGE if any(p.code == "HR001" for p in result.problems) else EXIT_PROBLEMS
+    sys.stdout.write(result.plan.to_json())
+    return EXIT_OK
+
+
+def cmd_schema(version: int) -> int:
+    if version not in SUPPORTED_VERSIONS:
+        known = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+        return _fail_usage(f"no schema for version {version}; this engine knows version {known}")
+    sys.stdout.write(json.dumps(graph_schema(default_registry(), version), indent=2) + "\n")
+    return EXIT_OK
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return cmd_validate(args.paths, args.format)
+    if args.command == "plan":
+        return cmd_plan(args.file)
+    return cmd_schema(args.schema_version)
+
+
+def main() -> None:
+    try:
+        code = run()
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = EXIT_OK
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Specs of the node types the runtime core implements itself (no outside world)."""
+
+from typing import Final
+
+from engine.ids import NAME_PATTERN
+from engine.spec import (
+    DURATION, EACH_VALUE, EXPRESSION, FIELD_LIST, ONE, SINK, SOURCE, TRANSFORM,
+    ExprParam, NodeSpec, param, params_schema,
+)
+
+UNMATCHED_PORT: Final = "unmatched"
+WINDOW_TYPES: Final = ("tumbling", "sliding", "session")
+
+GENERATE: Final = NodeSpec(
+    name="generate",
+    kind=SOURCE,
+    summary="Emits events built from expressions over the event index `i` (0, 1, 2, ...).",
+    params=params_schema({
+        "count": param({"type": "integer", "minimum": 0},
+                       "How many events to emit. Omitted: unbounded.", 1000),
+        "rate": param({"type": "number", "exclusiveMinimum": 0},
+                      "Events per second. Omitted: as fast as the graph accepts them.", 100),
+        "fields": param({"type": "object", "additionalProperties": EXPRESSION},
+                        "Field name -> expression over `i`.", {"id": "i", "even": "i % 2 == 0"}),
+    }, required=("fields",)),
+    expressions=(ExprParam("fields", EACH_VALUE, scope=("i",)),),
+    example="type: generate\nwith:\n  count: 10\n  fields: {id: i, kind: \"'buy' if i % 3 else 'sell'\"}",
+)
+
+MAP: Final = NodeSpec(
+    name="map",
+    kind=TRANSFORM,
+    summary="Reshapes each event: `set` fields from expressions (all read the input event), "
+            "then `rename`, then `remove`, then `keep`.",
+    params=params_schema({
+        "set": param({"type": "object", "additionalProperties": EXPRESSION},
+                     "Field name -> expression over the input event.", {"amount_cents": "int(amount * 100)"}),
+        "remove": param(FIELD_LIST, "Fields to delete.", ["debug"]),
+        "rename": param({"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+                        "Old field name -> new field name.", {"uid": "user"}),
+        "keep": param(FIELD_LIST, "If given, only these fields are kept.", ["user", "amount_cents"]),
+    }, min_properties=1),
+    expressions=(ExprParam("set", EACH_VALUE),),
+    example="type: map\nfrom: orders\nwith:\n  set: {amount_cents: \"int(amount * 100)\"}\n  remove: [amount]",
+)
+
+FILTER: Final = NodeSpec(
+    name="filter",
+    kind=TRANSFORM,
+    summary="Passes on the events for which `where` is true; drops the others.",
+    params=params_schema({
+        "where": param(EXPRESSION, "Condition over the event.", "kind == 'buy' and amount > 10"),
+    }, required=("where",)),
+    expressions=(ExprParam("where", ONE),),
+    example="type: filter\nfrom: orders\nwith: {where: \"kind == 'buy'\"}",
+)
+
+ROUTE: Final = NodeSpec(
+    name="route",
+    kind=TRANSFORM,
+    summary="Sends each event to the output port of every route whose condition holds "
+            "(or only the first, with `mode: first`); events matching none go to `unmatched`.",
+    params=params_schema({
+        "routes": param({
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": NAME_PATTERN, "not": {"enum": [UNMATCHED_PORT, "out", "errors"]}},
+            "additionalProperties": EXPRESSION,
+        }, "Port name -> condition. Each name becomes an output port (`from: node.port`).",
+            {"big": "amount > 1000", "eu": "region == 'eu'"}),
+        "mode": param({"enum": ["all", "first"]},
+                      "`all`: every matching route gets the event; `first`: only the first match.",
+                      "first", default="all"),
+    }, required=("routes",)),
+    outputs=(),
+    ports_from="routes",
+    extra_ports=(UNMATCHED_PORT,),
+    expressions=(ExprParam("routes", EACH_VALUE),),
+    example="type: route\nfrom: orders\nwith:\n  routes: {big: \"amount > 1000\"}",
+)
+
+AGGREGATE: Final = NodeSpec(
+    name="aggregate",
+    kind=TRANSFORM,
+    summary="Groups events by key fields and computes aggregates, over the whole input or per window.",
+    params=params_schema({
+        "by": param({"anyOf": [{"type": "string", "minLength": 1}, FIELD_LIST]},
+                    "Field or fields to group by. Omitted: one group for all events.", "user"),
+        "fields": param({"type": "object", "minProperties": 1, "additionalProperties": EXPRESSION},
+                        "Output field -> count() | sum(x) | min(x) | max(x) | avg(x) | first(x) | last(x) | collect(x).",
+                        {"total": "sum(amount_cents)", "n": "count()"}),
+        "window": param({
+            "type": "object",
+            "properties": {
+                "type": {"enum": list(WINDOW_TYPES), "description": "Window kind."},
+                "size": dict(DURATION, description="Window length (tumbling, sliding)."),
+                "every": dict(DURATION, description="Sliding windows: how often a window starts."),
+                "gap": dict(DURATION, description="Session windows: inactivity that closes a session."),
+                "time_field": {"type": "string", "minLength": 1,
+                               "description": "Event-time field (epoch seconds or ISO 8601). Omitted: processing time."},
+            },
+            "required": ["type"],
+            "additionalProperties": False,
+            "allOf": [
+                {"if": {"properties": {"type": {"const": "tumbling"}}}, "then": {"required": ["size"]}},
+                {"if": {"properties": {"type": {"const": "sliding"}}}, "then": {"required": ["size", "every"]}},
+                {"if": {"properties": {"type": {"const": "session"}}}, "then": {"required": ["gap"]}},
+            ],
+        }, "Emit per window instead of at end of input.", {"type": "tumbling", "size": "1m"}),
+    }, required=("fields",)),
+    expressions=(ExprParam("fields", EACH_VALUE, aggregate=True),),
+    example="type: aggregate\nfrom: buys\nwith:\n  by: user\n  fields: {total: \"sum(amount)\", n: \"count()\"}",
+)
+
+NULL: Final = NodeSpec(
+    name="null",
+    kind=SINK,
+    summary="Discards every event (useful in tests and benchmarks).",
+    params=params_schema({}),
+    example="type: \"null\"\nfrom: orders",
+)
+
+BUILTIN_SPECS: Final = (GENERATE, MAP, FILTER, ROUTE, AGGREGATE, NULL)

@@ -1,0 +1,250 @@
+"""The expression language: one parser and one whitelist shared by every backend.
+
+Expressions are a Python-like subset parsed with Python's own `ast` module (so the
+grammar and precedence are exactly Python's), then checked against a whitelist of node
+kinds and functions. Nothing here evaluates anything: the per-event backends compile the
+checked tree once. Field access (`user.name`, `items[0]`) always means a lookup in the
+event, never a Python attribute, so there is no object to escape through.
+"""
+
+import ast
+import difflib
+from dataclasses import dataclass
+from typing import Final
+
+MAX_SOURCE_LENGTH: Final = 4096
+MAX_DEPTH: Final = 64
+
+# name -> (min args, max args); -1 means any number.
+FUNCTIONS: Final[dict[str, tuple[int, int]]] = {
+    # numeric
+    "int": (1, 1), "float": (1, 1), "round": (1, 2), "abs": (1, 1),
+    "min": (1, -1), "max": (1, -1),
+    # string
+    "str": (1, 1), "lower": (1, 1), "upper": (1, 1), "strip": (1, 2),
+    "startswith": (2, 2), "endswith": (2, 2), "contains": (2, 2),
+    "split": (1, 3), "join": (1, 2), "len": (1, 1),
+    # time
+    "now": (0, 0), "parse_time": (1, 2), "format_time": (1, 2),
+    # null handling
+    "coalesce": (1, -1), "exists": (1, 1),
+}
+
+AGGREGATES: Final[dict[str, tuple[int, int]]] = {
+    "count": (0, 0), "sum": (1, 1), "min": (1, 1), "max": (1, 1), "avg": (1, 1),
+    "first": (1, 1), "last": (1, 1), "collect": (1, 1),
+}
+
+# Error kinds; the loader maps each to a stable problem code.
+SYNTAX: Final = "syntax"
+FORBIDDEN: Final = "forbidden"
+UNKNOWN_FUNCTION: Final = "unknown_function"
+ARITY: Final = "arity"
+PRIVATE_NAME: Final = "private_name"
+UNKNOWN_NAME: Final = "unknown_name"
+UNKNOWN_AGGREGATE: Final = "unknown_aggregate"
+AGGREGATE_SHAPE: Final = "aggregate_shape"
+
+_OPERATORS: Final = (
+    ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
+    ast.Not, ast.USub, ast.UAdd, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
+    ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.Load,
+)
+_STRUCTURE: Final = (
+    ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp, ast.Call,
+    ast.Constant, ast.Name, ast.Attribute, ast.Subscript, ast.Slice, ast.List, ast.Tuple,
+    ast.Dict,
+)
+_ALLOWED: Final = _OPERATORS + _STRUCTURE
+_CONSTANT_TYPES: Final = (str, int, float, bool, type(None))
+
+# What users reach for, and what to write instead.
+_FORBIDDEN_HINTS: Final[dict[type, str]] = {
+    ast.Lambda: "lambdas are not available; write the expression directly",
+    ast.ListComp: "comprehensions are not available",
+    ast.SetComp: "comprehensions are not available",
+    ast.DictComp: "comprehensions are not available",
+    ast.GeneratorExp: "comprehensions are not available",
+    ast.NamedExpr: "assignment is not available; use `set:` in a map node",
+    ast.JoinedStr: "f-strings are not available; use str(x) and +",
+    ast.Await: "await is not available",
+    ast.Yield: "yield is not available",
+    ast.Starred: "unpacking with * is not available",
+    ast.Set: "set literals are not available; use a list: x in ['a', 'b']",
+    ast.BitAnd: "bitwise operators are not available; use `and`",
+    ast.BitOr: "bitwise operators are not available; use `or`",
+    ast.BitXor: "bitwise operators are not available",
+    ast.Invert: "bitwise operators are not available; use `not`",
+    ast.LShift: "bit shifts are not available",
+    ast.RShift: "bit shifts are not available",
+    ast.MatMult: "the @ operator is not available",
+}
+
+
+@dataclass(frozen=True)
+class ExprError:
+    kind: str
+    message: str
+    hint: str
+    line: int  # 0-based line within the expression source
+    column: int  # 0-based column within that line
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """A `did you mean` hint, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
+def _at(node: ast.AST, kind: str, message: str, hint: str, lead: int = 0) -> ExprError:
+    """An error at `node`; `lead` is the whitespace stripped before parsing."""
+    line = int(getattr(node, "lineno", 1)) - 1
+    column = int(getattr(node, "col_offset", 0))
+    if isinstance(node, ast.Attribute) and node.end_col_offset is not None:
+        # Point at the offending field name, not at the start of the whole access.
+        line = int(node.end_lineno or 1) - 1
+        column = node.end_col_offset - len(node.attr)
+    return ExprError(kind, message, hint, line, column + (lead if line == 0 else 0))
+
+
+def parse(source: str) -> tuple[ast.Expression | None, ExprError | None]:
+    if len(source) > MAX_SOURCE_LENGTH:
+        return None, ExprError(
+            SYNTAX, f"expression is longer than {MAX_SOURCE_LENGTH} characters",
+            "split the logic over several map fields", 0, 0,
+        )
+    if not source.strip():
+        return None, ExprError(SYNTAX, "expression is empty", "write an expression, e.g. amount > 0", 0, 0)
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        line = (exc.lineno or 1) - 1
+        column = max((exc.offset or 1) - 1, 0) + (len(source) - len(source.lstrip()) if line == 0 else 0)
+        message = (exc.msg or "invalid syntax").split(" (")[0]
+        return None, ExprError(SYNTAX, f"invalid expression: {message}", "expressions use Python syntax, e.g. int(amount * 100)", line, column)
+    except (ValueError, RecursionError, MemoryError):
+        return None, ExprError(SYNTAX, "invalid expression: too deeply nested or malformed", "simplify the expression", 0, 0)
+    return tree, None
+
+
+class _Checker:
+    def __init__(self, scope: tuple[str, ...], aggregate: bool, lead: int) -> None:
+        self.scope = scope
+        self.lead = lead
+        self.aggregate = aggregate
+        self.errors: list[ExprError] = []
+
+    def _at(self, node: ast.AST, kind: str, message: str, hint: str) -> ExprError:
+        return _at(node, kind, message, hint, self.lead)
+
+    def check(self, tree: ast.Expression) -> None:
+        body = tree.body
+        if self.aggregate:
+            self._check_aggregate(body)
+        else:
+            self._visit(body, 0)
+
+    def _check_aggregate(self, body: ast.expr) -> None:
+        names = sorted(AGGREGATES)
+        if not (isinstance(body, ast.Call) and isinstance(body.func, ast.Name)):
+            self.errors.append(self._at(
+                body, AGGREGATE_SHAPE, "an aggregate field must be one aggregate call",
+                "write one of: " + ", ".join(n + "(x)" if AGGREGATES[n][0] else n + "()" for n in names),
+            ))
+            return
+        fn = body.func.id
+        if fn not in AGGREGATES:
+            hint = suggest(fn, names) or "aggregate functions: " + ", ".join(names)
+            self.errors.append(self._at(body, UNKNOWN_AGGREGATE, f"unknown aggregate function '{fn}'", hint))
+            return
+        self._check_call_shape(body, fn, AGGREGATES[fn])
+        for arg in body.args:
+            self._visit(arg, 1)
+
+    def _check_call_shape(self, node: ast.Call, fn: str, arity: tuple[int, int]) -> None:
+        if node.keywords:
+            self.errors.append(self._at(node, FORBIDDEN, f"{fn}() takes no keyword arguments", "pass arguments by position"))
+        n = len(node.args)
+        low, high = arity
+        if n < low or (high >= 0 and n > high):
+            if low == high:
+                expected = f"{low} argument" + ("" if low == 1 else "s")
+            elif high < 0:
+                expected = f"at least {low} argument" + ("" if low == 1 else "s")
+            else:
+                expected = f"{low} to {high} arguments"
+            self.errors.append(self._at(node, ARITY, f"{fn}() takes {expected}, got {n}", f"check the call to {fn}()"))
+
+    def _visit(self, node: ast.AST, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            self.errors.append(self._at(node, FORBIDDEN, "expression is nested too deeply", "simplify the expression"))
+            return
+        if not isinstance(node, _ALLOWED):
+            hint = _FORBIDDEN_HINTS.get(type(node), "only operators, literals, field names and listed functions are allowed")
+            self.errors.append(self._at(node, FORBIDDEN, f"{_describe(node)} is not allowed in expressions", hint))
+            return
+        if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANT_TYPES):
+            self.errors.append(self._at(node, FORBIDDEN, f"{type(node.value).__name__} literals are not allowed", "use strings, numbers, True, False or None"))
+            return
+        if isinstance(node, ast.Name):
+            self._check_name(node)
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                self.errors.append(self._at(node, PRIVATE_NAME, f"field '{node.attr}' starts with an underscore, which is not allowed", "names starting with '_' are reserved"))
+                return
+        elif isinstance(node, ast.Call):
+            if not self._check_call(node):
+                return
+        for child in ast.iter_child_nodes(node):
+            if isinstance(node, ast.Call) and child is node.func:
+                continue
+            self._visit(child, depth + 1)
+
+    def _check_name(self, node: ast.Name) -> None:
+        if node.id.startswith("_"):
+            self.errors.append(self._at(node, PRIVATE_NAME, f"name '{node.id}' starts with an underscore, which is not allowed", "names starting with '_' are reserved"))
+        elif self.scope and node.id not in self.scope:
+            hint = suggest(node.id, list(self.scope)) or "available here: " + ", ".join(self.scope)
+            self.errors.append(self._at(node, UNKNOWN_NAME, f"unknown name '{node.id}'", hint))
+
+    def _check_call(self, node: ast.Call) -> bool:
+        if not isinstance(node.func, ast.Name):
+            if isinstance(node.func, ast.Attribute):
+                hint = f"write {node.func.attr}(x) instead of x.{node.func.attr}()"
+                if node.func.attr.startswith("_"):
+                    hint = "names starting with '_' are reserved"
+                self.errors.append(self._at(node, FORBIDDEN, "method calls are not allowed", hint))
+            else:
+                self.errors.append(self._at(node, FORBIDDEN, "only named functions can be called", "call a listed function, e.g. lower(name)"))
+            return False
+        fn = node.func.id
+        if fn in AGGREGATES and fn not in FUNCTIONS:
+            hint = "aggregate functions belong in an aggregate node's fields"
+            self.errors.append(self._at(node, AGGREGATE_SHAPE, f"{fn}() is an aggregate function and cannot be used here", hint))
+            return False
+        if fn not in FUNCTIONS:
+            hint = suggest(fn, sorted(FUNCTIONS)) or "see docs/expressions.md for the function list"
+            self.errors.append(self._at(node, UNKNOWN_FUNCTION, f"unknown function '{fn}'", hint))
+            return False
+        self._check_call_shape(node, fn, FUNCTIONS[fn])
+        return True
+
+
+def _describe(node: ast.AST) -> str:
+    names: dict[type, str] = {
+        ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
+        ast.DictComp: "a comprehension", ast.GeneratorExp: "a comprehension",
+        ast.NamedExpr: "assignment (:=)", ast.JoinedStr: "an f-string", ast.Starred: "unpacking",
+        ast.Set: "a set literal", ast.Await: "await", ast.Yield: "yield",
+    }
+    return names.get(type(node), f"'{type(node).__name__}'")
+
+
+def check(source: str, scope: tuple[str, ...] = (), aggregate: bool = False) -> list[ExprError]:
+    """Every problem with an expression; an empty list means it is accepted."""
+    tree, error = parse(source)
+    if error is not None or tree is None:
+        return [error] if error is not None else []
+    checker = _Checker(scope, aggregate, len(source) - len(source.lstrip()))
+    checker.check(tree)
+    return checker.errors

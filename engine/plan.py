@@ -1,0 +1,184 @@
+"""The compiled graph plan: the only thing the runtime accepts.
+
+Plans are frozen and hashable, hold no YAML objects, and serialise to canonical JSON
+(sorted keys) so the same graph gives the same bytes whatever file or format it came
+from. `content_hash` is what reload compares.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Final
+
+EDGE_POLICIES: Final = ("block", "drop_newest", "drop_oldest", "latest", "coalesce")
+MERGE_FUNCTIONS: Final = ("sum", "min", "max", "first", "last")
+ERROR_ACTIONS: Final = ("stop", "drop", "dead_letter", "retry")
+DEFAULT_CAPACITY: Final = 1024
+DEFAULT_POLICY: Final = "block"
+DEFAULT_ERROR_ACTION: Final = "stop"
+ERRORS_PORT: Final = "errors"
+
+
+def canonical_json(value: object, indent: int | None = None) -> str:
+    """Sorted keys, no incidental whitespace unless `indent` is given."""
+    if indent is None:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    id: str
+    from_node: str
+    from_port: str
+    to_node: str
+    capacity: int
+    policy: str
+    # Coalesce only: the key fields, and (field, merge function) pairs sorted by field.
+    key: tuple[str, ...] = ()
+    merge: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "from_node": self.from_node,
+            "from_port": self.from_port,
+            "to_node": self.to_node,
+            "capacity": self.capacity,
+            "policy": self.policy,
+        }
+        if self.policy == "coalesce":
+            out["key"] = list(self.key)
+            out["merge"] = {field: fn for field, fn in self.merge}
+        return out
+
+
+@dataclass(frozen=True)
+class ErrorPolicy:
+    action: str = DEFAULT_ERROR_ACTION
+    # Retry only: attempts after the first failure, the first backoff, and what follows.
+    attempts: int = 0
+    backoff_ms: int = 0
+    then: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"action": self.action}
+        if self.action == "retry":
+            out["attempts"] = self.attempts
+            out["backoff_ms"] = self.backoff_ms
+            out["then"] = self.then
+        return out
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    type: str
+    # The node's `with:` parameters as canonical JSON: hashable and free of YAML types.
+    params_json: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    on_error: ErrorPolicy
+
+    def params(self) -> dict[str, object]:
+        loaded: dict[str, object] = json.loads(self.params_json)
+        return loaded
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "with": self.params(),
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "on_error": self.on_error.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    name: str
+    format_version: int
+    nodes: tuple[NodePlan, ...]
+    edges: tuple[EdgePlan, ...]
+
+    def node(self, name: str) -> NodePlan:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def body(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "format_version": self.format_version,
+            "nodes": {n.name: n.to_dict() for n in self.nodes},
+            "edges": {e.id: e.to_dict() for e in self.edges},
+        }
+
+    def content_hash(self) -> str:
+        return "sha256:" + hashlib.sha256(canonical_json(self.body()).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, object]:
+        out = self.body()
+        out["hash"] = self.content_hash()
+        return out
+
+    def to_json(self) -> str:
+        return canonical_json(self.to_dict(), indent=2) + "\n"
+
+
+def _error_policy_from(raw: dict[str, object]) -> ErrorPolicy:
+    return ErrorPolicy(
+        action=str(raw["action"]),
+        attempts=int(str(raw.get("attempts", 0))),
+        backoff_ms=int(str(raw.get("backoff_ms", 0))),
+        then=str(raw.get("then", "")),
+    )
+
+
+def _edge_from(edge_id: str, raw: dict[str, object]) -> EdgePlan:
+    key = raw.get("key", [])
+    merge = raw.get("merge", {})
+    assert isinstance(key, list) and isinstance(merge, dict)
+    return EdgePlan(
+        id=edge_id,
+        from_node=str(raw["from_node"]),
+        from_port=str(raw["from_port"]),
+        to_node=str(raw["to_node"]),
+        capacity=int(str(raw["capacity"])),
+        policy=str(raw["policy"]),
+        key=tuple(str(k) for k in key),
+        merge=tuple(sorted((str(f), str(fn)) for f, fn in merge.items())),
+    )
+
+
+def plan_from_dict(raw: dict[str, object]) -> GraphPlan:
+    """Rebuild a plan from `GraphPlan.to_dict()` output (for example `engine plan`)."""
+    nodes_raw = raw["nodes"]
+    edges_raw = raw["edges"]
+    assert isinstance(nodes_raw, dict) and isinstance(edges_raw, dict)
+    nodes: list[NodePlan] = []
+    for name in sorted(nodes_raw):
+        node = nodes_raw[name]
+        assert isinstance(node, dict)
+        inputs = node["inputs"]
+        outputs = node["outputs"]
+        on_error = node["on_error"]
+        assert isinstance(inputs, list) and isinstance(outputs, list)
+        assert isinstance(on_error, dict)
+        nodes.append(
+            NodePlan(
+                name=str(name),
+                type=str(node["type"]),
+                params_json=canonical_json(node["with"]),
+                inputs=tuple(str(i) for i in inputs),
+                outputs=tuple(str(o) for o in outputs),
+                on_error=_error_policy_from(on_error),
+            )
+        )
+    edges = [_edge_from(str(eid), edges_raw[eid]) for eid in sorted(edges_raw)]
+    return GraphPlan(
+        name=str(raw["name"]),
+        format_version=int(str(raw["format_version"])),
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+    )

@@ -1,0 +1,144 @@
+"""The loader pipeline: text -> document -> checked graph -> GraphPlan, collecting problems."""
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Mapping
+
+from engine.ids import NAME_PATTERN
+from engine.plan import GraphPlan
+from engine.spec import SpecRegistry
+from loader.check_schema import schema_problems
+from loader.compile import compile_graph
+from loader.document import Document
+from loader.interpolate import interpolate
+from loader.problems import ERROR, Problem, has_errors
+from loader.read_toml import read_toml
+from loader.read_yaml import read_yaml
+from loader.schema_gen import SUPPORTED_VERSIONS
+from loader.semantic import check_graph
+
+GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".toml")
+_NAME: Final = re.compile(NAME_PATTERN)
+
+
+@dataclass
+class LoadResult:
+    file: str
+    name: str = ""
+    plan: GraphPlan | None = None
+    text: str = ""
+    name_line: int = 1
+    name_column: int = 1
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not has_errors(self.problems)
+
+
+def _problem(doc: Document, code: str, message: str, hint: str, key: str = "") -> Problem:
+    pos = doc.locate((key,) if key else (), at_key=True)
+    return Problem(code, ERROR, doc.file, pos.line, pos.column, key, message, hint)
+
+
+def _version(data: dict[str, object]) -> int | None:
+    """The declared version; None when missing, -1 when not one this engine knows."""
+    if "version" not in data:
+        return None
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version not in SUPPORTED_VERSIONS:
+        return -1
+    return version
+
+
+def _finish(result: LoadResult) -> LoadResult:
+    unique = {(p.code, p.line, p.column, p.path, p.message): p for p in result.problems}
+    result.problems = sorted(unique.values(), key=Problem.sort_key)
+    return result
+
+
+def load_text(file: str, text: str, registry: SpecRegistry,
+              env: Mapping[str, str] | None = None) -> LoadResult:
+    """Load one graph from its text; `file` names it in problems and gives the default name."""
+    result = LoadResult(file=file, name=Path(file).stem, text=text)
+    reader = read_toml if file.endswith(".toml") else read_yaml
+    doc, problems = reader(file, text)
+    result.problems.extend(problems)
+    if has_errors(problems):
+        return _finish(result)
+    if not isinstance(doc.data, dict):
+        result.problems.append(_problem(doc, "HR004", "the top level of a graph file must be a mapping",
+                                        "start with `version: 1` and a `nodes:` mapping"))
+        return _finish(result)
+    result.problems.extend(interpolate(doc, os.environ if env is None else env))
+    data = doc.data
+    assert isinstance(data, dict)
+    version = _version(data)
+    supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+    if version is None:
+        result.problems.append(_problem(doc, "HR010", "missing `version`",
+                                        f"add `version: 1` at the top (this engine understands: {supported})"))
+        return _finish(result)
+    if version < 0:
+        result.problems.append(_problem(
+            doc, "HR011", f"unsupported version {data['version']!r}",
+            f"this engine understands version {supported}; a newer file needs a newer engine", key="version"))
+        return _finish(result)
+    result.problems.extend(schema_problems(doc, registry, version))
+    name = data.get("name")
+    if isinstance(name, str):
+        result.name = name
+        pos = doc.locate(("name",), at_key=True)
+        result.name_line, result.name_column = pos.line, pos.column
+    elif not _NAME.match(result.name):
+        result.problems.append(_problem(
+            doc, "HR030", f"the graph name '{result.name}' (taken from the file name) is not a valid name",
+            "add `name:` with lower case letters, digits and '_', or rename the file"))
+    checked, problems = check_graph(doc, registry, result.name, version)
+    result.problems.extend(problems)
+    if not has_errors(result.problems):
+        result.plan = compile_graph(checked)
+    return _finish(result)
+
+
+def read_graph_text(path: Path) -> tuple[str | None, Problem | None]:
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, Problem("HR001", ERROR, str(path), 1, 1, "", f"the file is not UTF-8 text ({exc.reason})",
+                             "save the file as UTF-8")
+    except OSError as exc:
+        return None, Problem("HR001", ERROR, str(path), 0, 0, "", f"cannot read the file: {exc.strerror or exc}",
+                             "check that the path exists and is readable")
+
+
+def load_file(path: Path, registry: SpecRegistry, env: Mapping[str, str] | None = None) -> LoadResult:
+    text, problem = read_graph_text(path)
+    if problem is not None or text is None:
+        return LoadResult(file=str(path), name=path.stem, problems=[problem] if problem else [])
+    return load_text(str(path), text, registry, env)
+
+
+def graph_files(directory: Path) -> list[Path]:
+    """Graph files directly in `directory`; names starting with '.' are skipped."""
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix in GRAPH_SUFFIXES and not p.name.startswith(".") and not p.is_dir())
+
+
+def load_directory(directory: Path, registry: SpecRegistry,
+                   env: Mapping[str, str] | None = None) -> list[LoadResult]:
+    results = [load_file(p, registry, env) for p in graph_files(directory)]
+    first: dict[str, LoadResult] = {}
+    for result in results:
+        if not result.name:
+            continue
+        earlier = first.setdefault(result.name, result)
+        if earlier is not result:
+            result.problems.append(Problem(
+                "HR060", ERROR, result.file, result.name_line, result.name_column, "name",
+                f"graph name '{result.name}' is also used by {earlier.file}",
+                "graph names are unique within a directory; set a different `name:`"))
+            result.plan = None
+    return results

@@ -1,0 +1,191 @@
+"""JSON Schema validation, with every error turned into a located, hinted Problem."""
+
+from functools import lru_cache
+from typing import Final, Iterator
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from engine.expr import suggest
+from engine.spec import SpecRegistry
+from loader.document import Document, KeyPath
+from loader.problems import ERROR, Problem, format_path
+from loader.schema_gen import graph_schema
+
+_TYPE_NAMES: Final = {
+    "string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
+    "object": "a mapping", "array": "a list", "null": "null",
+}
+_RANGE: Final = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems",
+                 "maxItems", "minProperties", "maxProperties", "minLength", "maxLength")
+
+
+@lru_cache(maxsize=8)
+def _validator(registry: SpecRegistry, version: int) -> Draft202012Validator:
+    return Draft202012Validator(graph_schema(registry, version))
+
+
+def _describe_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"'{value}'" if len(value) < 40 else "a string"
+    return repr(value)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "null"
+
+
+class _Translator:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+
+    def problem(self, code: str, path: KeyPath, message: str, hint: str, at_key: bool = False) -> Problem:
+        pos = self.doc.locate(path, at_key=at_key)
+        variables = self.doc.interpolated.get(path)
+        if variables:
+            hint = (hint + "; " if hint else "") + "the value came from ${" + "}, ${".join(variables) + "}"
+        return Problem(code, ERROR, self.doc.file, pos.line, pos.column, format_path(path), message, hint)
+
+    def translate(self, error: ValidationError) -> Iterator[Problem]:
+        path: KeyPath = tuple(error.absolute_path)
+        kind = error.validator
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        if kind in ("anyOf", "oneOf"):
+            yield from self.alternatives(error, path)
+        elif kind == "required":
+            missing = [str(k) for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+            for key in missing:
+                where = format_path(path) or "the top level"
+                yield self.problem("HR020", path, f"missing required key '{key}' in {where}",
+                                   self.required_hint(path, key), at_key=True)
+        elif kind == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = sorted(schema.get("properties", {}))
+            for key in error.instance:
+                if key not in allowed:
+                    hint = suggest(str(key), allowed) or ("allowed keys: " + ", ".join(allowed) if allowed else "this mapping takes no keys")
+                    yield self.problem("HR021", path + (key,), f"unknown key '{key}'", hint, at_key=True)
+        elif "propertyNames" in error.schema_path:
+            what = "node name" if path == ("nodes",) else "port name"
+            hint = "names are lower case letters, digits and '_', starting with a letter"
+            if what == "port name":
+                hint += "; 'unmatched', 'out' and 'errors' are reserved"
+            yield self.problem("HR030", path + (str(error.instance),), f"invalid {what} '{error.instance}'",
+                               hint, at_key=True)
+        elif kind == "type":
+            expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+            wanted = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
+            yield self.problem("HR022", path, f"expected {wanted}, got {_describe_value(error.instance)}",
+                               self.type_hint(error.instance, expected))
+        elif kind in ("enum", "const"):
+            yield self.choice(error, path)
+        elif kind in _RANGE:
+            yield self.problem("HR024", path, error.message, self.range_hint(str(kind), error.validator_value))
+        elif kind == "pattern":
+            yield self.problem("HR025", path, f"{_describe_value(error.instance)} does not have the expected form",
+                               self.pattern_hint(str(error.validator_value)))
+        else:
+            yield self.problem("HR025", path, error.message, "")
+
+    def choice(self, error: ValidationError, path: KeyPath) -> Problem:
+        options = [error.validator_value] if error.validator == "const" else list(error.validator_value)
+        shown = ", ".join(str(o) for o in options)
+        value = error.instance
+        hint = suggest(value, [str(o) for o in options]) if isinstance(value, str) else ""
+        if len(path) == 3 and path[0] == "nodes" and path[2] == "type":
+            return self.problem("HR031", path, f"unknown node type {_describe_value(value)}",
+                                hint or "node types: " + shown)
+        if path == ("version",):
+            return self.problem("HR011", path, f"unsupported version {_describe_value(value)}",
+                                f"this engine understands version {shown}")
+        return self.problem("HR023", path, f"{_describe_value(value)} is not one of: {shown}",
+                            hint or "choose one of the listed values")
+
+    def alternatives(self, error: ValidationError, path: KeyPath) -> Iterator[Problem]:
+        # Pick the branches whose type matches the value; their errors are the real ones.
+        by_branch: dict[int, list[ValidationError]] = {}
+        for sub in error.context or []:
+            by_branch.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
+        fitting = [errs for errs in by_branch.values()
+                   if not any(e.validator == "type" and not e.relative_path for e in errs)]
+        if len(fitting) == 1:
+            for sub in fitting[0]:
+                yield from self.translate(sub)
+            return
+        branches = error.validator_value if isinstance(error.validator_value, list) else []
+        wanted = sorted({self.branch_type(b) for b in branches})
+        yield self.problem("HR022", path, f"expected {' or '.join(wanted)}, got {_describe_value(error.instance)}",
+                           self.alternatives_hint(path))
+
+    def branch_type(self, branch: object) -> str:
+        if isinstance(branch, dict):
+            ref = branch.get("$ref")
+            if isinstance(ref, str):
+                return {"#/$defs/port_ref": "a node name", "#/$defs/input_mapping": "a mapping",
+                        "#/$defs/input": "a node name or mapping"}.get(ref, "a valid value")
+            return _TYPE_NAMES.get(str(branch.get("type")), "a valid value")
+        return "a valid value"
+
+    def alternatives_hint(self, path: KeyPath) -> str:
+        if path and path[-1] == "from":
+            return "write a node name, `node.port`, a list of them, or {node: ..., capacity: ..., policy: ...}"
+        if path and path[-1] == "on_error":
+            return "write stop, drop or dead_letter, or {action: retry, attempts: 3, backoff: 100ms, then: stop}"
+        return ""
+
+    def required_hint(self, path: KeyPath, key: str) -> str:
+        if key == "with" and len(path) == 2:
+            return "this node type needs parameters under `with:`; see docs/nodes.md"
+        if key == "version" and not path:
+            return "add `version: 1` at the top of the file"
+        return f"add `{key}:`"
+
+    def type_hint(self, value: object, expected: list[object]) -> str:
+        if isinstance(value, str) and "integer" in expected and value.strip().lstrip("-").isdigit():
+            return "remove the quotes to make it a number"
+        if value is None:
+            return "the value is empty; write one after the colon"
+        return ""
+
+    def range_hint(self, kind: str, bound: object) -> str:
+        if kind in ("minItems", "minProperties", "minLength"):
+            return f"give at least {bound}"
+        if kind in ("maxItems", "maxProperties", "maxLength"):
+            return f"give at most {bound}"
+        return {"minimum": f"use {bound} or more", "maximum": f"use {bound} or less",
+                "exclusiveMinimum": f"use more than {bound}",
+                "exclusiveMaximum": f"use less than {bound}"}.get(kind, "")
+
+    def pattern_hint(self, pattern: str) -> str:
+        if "ms|s|m|h|d" in pattern:
+            return "write a duration such as 500ms, 10s, 5m, 1h or 1d"
+        if "a-z" in pattern:
+            return "names are lower case letters, digits and '_', starting with a letter; a port is `node.port`"
+        return f"expected to match {pattern}"
+
+
+def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list[Problem]:
+    translator = _Translator(doc)
+    problems: list[Problem] = []
+    for error in _validator(registry, version).iter_errors(doc.data):
+        problems.extend(translator.translate(error))
+    return problems

@@ -1,0 +1,91 @@
+"""Problems are values: one type for everything the loader can find wrong.
+
+Codes are stable; tests assert on them and users search for them. `CODES` is the
+catalogue `docs/problems.md` is generated from.
+"""
+
+from dataclasses import dataclass
+from typing import Final
+
+ERROR: Final = "error"
+WARNING: Final = "warning"
+
+CODES: Final[dict[str, str]] = {
+    "HR001": "The file cannot be read (missing, a directory, no permission, not UTF-8).",
+    "HR002": "The file is not valid YAML or TOML.",
+    "HR003": "A key appears twice in one mapping or table.",
+    "HR004": "The document is empty or its top level is not a mapping.",
+    "HR005": "The document is too large or deeply aliased to load safely.",
+    "HR010": "The `version` key is missing.",
+    "HR011": "The `version` is not one this engine understands.",
+    "HR020": "A required key is missing.",
+    "HR021": "A key is not allowed here (often a typo).",
+    "HR022": "A value has the wrong type.",
+    "HR023": "A value is not one of the allowed choices.",
+    "HR024": "A number is out of range, or a list or mapping has too few entries.",
+    "HR025": "A value does not have the required form (pattern, combination of keys).",
+    "HR030": "A node, port or graph name is not `[a-z][a-z0-9_]*`.",
+    "HR031": "The node type is unknown.",
+    "HR032": "`from` names a node that does not exist.",
+    "HR033": "`from` names an output port the node does not have.",
+    "HR034": "A source has `from`, or a transform or sink has none.",
+    "HR035": "The nodes form a cycle.",
+    "HR036": "The same input is listed twice in one `from`.",
+    "HR037": "Edge options do not fit the policy (e.g. `coalesce` without `key`).",
+    "HR038": "`from` reads from a sink, which has no output.",
+    "HR039": "Window options are inconsistent.",
+    "HR040": "An expression is not valid syntax.",
+    "HR041": "An expression uses a construct that is not allowed.",
+    "HR042": "An expression calls an unknown function.",
+    "HR043": "A function is called with the wrong number of arguments.",
+    "HR044": "An expression uses a name starting with `_`.",
+    "HR045": "An aggregate field uses an unknown aggregate function.",
+    "HR046": "An aggregate field is not one aggregate call, or one is used elsewhere.",
+    "HR047": "An expression reads a name that does not exist in its scope.",
+    "HR050": "An environment variable is not set and has no default.",
+    "HR051": "An interpolation `${...}` is malformed.",
+    "HR060": "Two files in one directory declare the same graph name.",
+    "HR070": "A node's output is never consumed (warning).",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    severity: str
+    file: str
+    line: int  # 1-based; 0 when the problem is about the whole file
+    column: int  # 1-based; 0 when the problem is about the whole file
+    path: str  # key path such as `nodes.out.from`; empty for the whole document
+    message: str
+    hint: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "path": self.path,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line, self.column, self.code, self.message)
+
+
+def format_path(parts: tuple[object, ...]) -> str:
+    """`('nodes', 'out', 'from', 0)` -> `nodes.out.from[0]`."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def has_errors(problems: list[Problem]) -> bool:
+    return any(p.severity == ERROR for p in problems)
