@@ -17,7 +17,7 @@ from loader.problems import ERROR, Problem, has_errors
 from loader.read_toml import read_toml
 from loader.read_yaml import read_yaml
 from loader.schema_gen import SUPPORTED_VERSIONS
-from loader.semantic import check_graph
+from loader.semantic import UNREAD_OUTPUT, check_graph
 
 GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".toml")
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -98,7 +98,10 @@ def load_text(file: str, text: str, registry: SpecRegistry,
             "add `name:` with lower case letters, digits and '_', or rename the file"))
     checked, problems = check_graph(doc, registry, result.name, version)
     result.problems.extend(problems)
-    if not has_errors(result.problems):
+    if has_errors(result.problems):
+        # An unread-output warning is noise while a broken `from:` may be the cause.
+        result.problems = [p for p in result.problems if p.code != UNREAD_OUTPUT]
+    else:
         result.plan = compile_graph(checked)
     return _finish(result)
 

@@ -183,9 +183,13 @@ class _Translator:
         return f"expected to match {pattern}"
 
 
+def _unresolved(doc: Document, problem: Problem) -> bool:
+    return any(format_path(path) == problem.path for path in doc.unresolved)
+
+
 def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list[Problem]:
     translator = _Translator(doc)
     problems: list[Problem] = []
     for error in _validator(registry, version).iter_errors(doc.data):
-        problems.extend(translator.translate(error))
+        problems.extend(p for p in translator.translate(error) if not _unresolved(doc, p))
     return problems

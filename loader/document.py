@@ -23,6 +23,8 @@ class Document:
     quoted: set[KeyPath] = field(default_factory=set)
     # Values that came from `${VAR}` interpolation: path -> the variable names.
     interpolated: dict[KeyPath, tuple[str, ...]] = field(default_factory=dict)
+    # Values whose interpolation failed: already reported, so later checks skip them.
+    unresolved: set[KeyPath] = field(default_factory=set)
 
     def locate(self, path: KeyPath, at_key: bool = False) -> Pos:
         """Where `path` is written, falling back to its nearest located ancestor."""

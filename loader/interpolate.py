@@ -23,6 +23,7 @@ class _Interpolator:
         self.problems: list[Problem] = []
 
     def problem(self, code: str, path: KeyPath, message: str, hint: str) -> None:
+        self.doc.unresolved.add(path)
         pos = self.doc.locate(path)
         self.problems.append(Problem(code, ERROR, self.doc.file, pos.line, pos.column,
                                      format_path(path), message, hint))

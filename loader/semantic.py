@@ -4,6 +4,7 @@ Runs on whatever parts of the document are well-formed (the schema has already r
 the rest), and produces the checked stage: nodes with their inputs resolved.
 """
 
+import re
 from dataclasses import dataclass, field
 
 from engine.builtin_specs import AGGREGATE
@@ -15,8 +16,11 @@ from loader.check_expressions import expression_problems
 from loader.document import Document, KeyPath
 from loader.durations import duration_ms
 from loader.problems import ERROR, WARNING, Problem, format_path
+from loader.schema_gen import PORT_REF_PATTERN
 
 _EDGE_KEYS = ("capacity", "policy", "key", "merge")
+UNREAD_OUTPUT = "HR070"
+_PORT_REF = re.compile(PORT_REF_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class _Checker:
                   defaults: dict[str, object]) -> CheckedInput | None:
         options: dict[str, object] = dict(defaults)
         if isinstance(entry, str):
+            if not _PORT_REF.match(entry):
+                return None  # the schema reported its form already
             upstream, port = split_port_ref(entry)
         elif isinstance(entry, dict) and isinstance(entry.get("node"), str):
             upstream, port = entry["node"], str(entry.get("port", "out"))
@@ -200,7 +206,7 @@ class _Checker:
         consumed = {i.node for node in nodes.values() for i in node.inputs}
         for name, node in nodes.items():
             if node.spec.has_output and name not in consumed:
-                self.add("HR070", ("nodes", name), f"the output of '{name}' is never read",
+                self.add(UNREAD_OUTPUT, ("nodes", name), f"the output of '{name}' is never read",
                          "add a node with `from: " + name + "`, or remove it", at_key=True, severity=WARNING)
 
 
