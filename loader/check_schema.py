@@ -21,8 +21,19 @@ _RANGE: Final = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "
 
 
 @lru_cache(maxsize=8)
-def _validator(registry: SpecRegistry, version: int) -> Draft202012Validator:
-    return Draft202012Validator(graph_schema(registry, version))
+def _validators(registry: SpecRegistry, version: int) -> tuple[Draft202012Validator, dict[str, Draft202012Validator]]:
+    """The document's validator, and one per node type for its `with:` block.
+
+    The committed schema chooses each node's `with:` schema with if/then rules, which
+    editors need; evaluating every rule for every node was most of the loader's time, so
+    validation dispatches on the node's type directly. The outcome is the same.
+    """
+    schema = graph_schema(registry, version)
+    defs = schema["$defs"]
+    assert isinstance(defs, dict)
+    defs["node"] = {k: v for k, v in defs["node"].items() if k != "allOf"}
+    per_type = {spec.name: Draft202012Validator(spec.params) for spec in registry.specs()}
+    return Draft202012Validator(schema), per_type
 
 
 def _describe_value(value: object) -> str:
@@ -66,12 +77,12 @@ class _Translator:
             hint = (hint + "; " if hint else "") + "the value came from ${" + "}, ${".join(variables) + "}"
         return Problem(code, ERROR, self.doc.file, pos.line, pos.column, format_path(path), message, hint)
 
-    def translate(self, error: ValidationError) -> Iterator[Problem]:
-        path: KeyPath = tuple(error.absolute_path)
+    def translate(self, error: ValidationError, base: KeyPath = ()) -> Iterator[Problem]:
+        path: KeyPath = base + tuple(error.absolute_path)
         kind = error.validator
         schema = error.schema if isinstance(error.schema, dict) else {}
         if kind in ("anyOf", "oneOf"):
-            yield from self.alternatives(error, path)
+            yield from self.alternatives(error, path, base)
         elif kind == "required":
             missing = [str(k) for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
             for key in missing:
@@ -120,7 +131,7 @@ class _Translator:
         return self.problem("HR023", path, f"{_describe_value(value)} is not one of: {shown}",
                             hint or "choose one of the listed values")
 
-    def alternatives(self, error: ValidationError, path: KeyPath) -> Iterator[Problem]:
+    def alternatives(self, error: ValidationError, path: KeyPath, base: KeyPath) -> Iterator[Problem]:
         # Pick the branches whose type matches the value; their errors are the real ones.
         by_branch: dict[int, list[ValidationError]] = {}
         for sub in error.context or []:
@@ -129,7 +140,7 @@ class _Translator:
                    if not any(e.validator == "type" and not e.relative_path for e in errs)]
         if len(fitting) == 1:
             for sub in fitting[0]:
-                yield from self.translate(sub)
+                yield from self.translate(sub, base)
             return
         branches = error.validator_value if isinstance(error.validator_value, list) else []
         wanted = sorted({self.branch_type(b) for b in branches})
@@ -189,7 +200,15 @@ def _unresolved(doc: Document, problem: Problem) -> bool:
 
 def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list[Problem]:
     translator = _Translator(doc)
+    document, per_type = _validators(registry, version)
     problems: list[Problem] = []
-    for error in _validator(registry, version).iter_errors(doc.data):
-        problems.extend(p for p in translator.translate(error) if not _unresolved(doc, p))
-    return problems
+    for error in document.iter_errors(doc.data):
+        problems.extend(translator.translate(error))
+    nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
+    for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
+        node_type = node.get("type") if isinstance(node, dict) else None
+        params = node.get("with", {}) if isinstance(node, dict) else None
+        if isinstance(node_type, str) and node_type in per_type and isinstance(params, dict):
+            for error in per_type[node_type].iter_errors(params):
+                problems.extend(translator.translate(error, ("nodes", name, "with")))
+    return [p for p in problems if not _unresolved(doc, p)]

@@ -4,7 +4,7 @@ from tests.conftest import ROOT
 
 
 def test_layout():
-    for folder in ("schema", "loader", "engine", "adapters", "graphs", "migrations", "tests", "docs", "docker", "bench"):
+    for folder in ("schema", "loader", "engine", "adapters", "graphs", "migrations", "tests", "docs", "bench"):
         assert (ROOT / folder).is_dir(), folder
 
 

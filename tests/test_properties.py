@@ -8,7 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import tomli_w
 
+from jsonschema import Draft202012Validator
+
 from loader import load_text
+from loader.check_schema import schema_problems
 from loader.read_yaml import read_yaml
 from tests.conftest import ROOT
 
@@ -84,3 +87,24 @@ def test_structural_mutations_never_crash(registry, index, data, replacement, as
         _assert_outcome(load_text("g.toml", text, registry, {}))
     else:
         _assert_outcome(load_text("g.yaml", json.dumps(doc), registry, {}))
+
+
+COMMITTED_SCHEMA = Draft202012Validator(json.loads((ROOT / "schema/graph.v1.json").read_text()))
+
+
+@SETTINGS
+@given(index=st.integers(0, len(BASE_DOCS) - 1), data=st.data(), replacement=json_values)
+def test_loader_schema_checks_agree_with_the_committed_schema(registry, index, data, replacement):
+    """The loader dispatches `with:` validation by node type; editors use the committed
+    schema's if/then rules. Both must accept and reject the same documents."""
+    doc = copy.deepcopy(BASE_DOCS[index])
+    paths = [p for p in _paths(doc) if len(p) > 1]
+    path = data.draw(st.sampled_from(paths))
+    parent = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = replacement
+    text = json.dumps(doc)
+    parsed, _ = read_yaml("g.yaml", text)
+    found = schema_problems(parsed, registry, 1)
+    assert (found == []) == COMMITTED_SCHEMA.is_valid(parsed.data), found
