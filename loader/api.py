@@ -82,9 +82,11 @@ def load_text(file: str, text: str, registry: SpecRegistry,
                                         f"add `version: 1` at the top (this engine understands: {supported})"))
         return _finish(result)
     if version < 0:
-        result.problems.append(_problem(
-            doc, "HR011", f"unsupported version {data['version']!r}",
-            f"this engine understands version {supported}; a newer file needs a newer engine", key="version"))
+        declared = data["version"]
+        hint = f"this engine understands version {supported}; a newer file needs a newer engine"
+        if isinstance(declared, (str, float)) and str(declared).strip().rstrip("0").rstrip(".").isdigit():
+            hint = "write the version as a whole number without quotes: version: 1"
+        result.problems.append(_problem(doc, "HR011", f"unsupported version {declared!r}", hint, key="version"))
         return _finish(result)
     result.problems.extend(schema_problems(doc, registry, version))
     name = data.get("name")
