@@ -58,6 +58,11 @@ _STRUCTURE: Final = (
 _ALLOWED: Final = _OPERATORS + _STRUCTURE
 _CONSTANT_TYPES: Final = (str, int, float, bool, type(None))
 
+_OPERATOR_SYMBOLS: Final[dict[type, str]] = {
+    ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+    ast.MatMult: "@", ast.Invert: "~",
+}
+
 # What users reach for, and what to write instead.
 _FORBIDDEN_HINTS: Final[dict[type, str]] = {
     ast.Lambda: "lambdas are not available; write the expression directly",
@@ -96,15 +101,35 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else ""
 
 
-def _at(node: ast.AST, kind: str, message: str, hint: str, lead: int = 0) -> ExprError:
-    """An error at `node`; `lead` is the whitespace stripped before parsing."""
-    line = int(getattr(node, "lineno", 1)) - 1
-    column = int(getattr(node, "col_offset", 0))
+class _Source:
+    """Maps parser offsets back to (line, column) in the expression as written.
+
+    Multi-line expressions (YAML block scalars, TOML multi-line strings) are parsed as
+    one line, so newlines need no parentheses; Python reports UTF-8 byte offsets, and
+    users count characters.
+    """
+
+    def __init__(self, written: str) -> None:
+        self.written = written.replace("\r\n", "\n")
+        flat = self.written.replace("\n", " ")
+        self.lead = len(flat) - len(flat.lstrip())
+        self.text = flat.strip()
+        self.encoded = self.text.encode()
+
+    def position(self, char_offset: int) -> tuple[int, int]:
+        offset = min(max(char_offset, 0), len(self.text)) + self.lead
+        line = self.written.count("\n", 0, offset)
+        return line, offset - (self.written.rfind("\n", 0, offset) + 1)
+
+    def at_byte(self, byte_offset: int) -> tuple[int, int]:
+        return self.position(len(self.encoded[:byte_offset].decode(errors="ignore")))
+
+
+def _node_offset(node: ast.AST) -> int:
     if isinstance(node, ast.Attribute) and node.end_col_offset is not None:
         # Point at the offending field name, not at the start of the whole access.
-        line = int(node.end_lineno or 1) - 1
-        column = node.end_col_offset - len(node.attr)
-    return ExprError(kind, message, hint, line, column + (lead if line == 0 else 0))
+        return node.end_col_offset - len(node.attr.encode())
+    return int(getattr(node, "col_offset", 0))
 
 
 def parse(source: str) -> tuple[ast.Expression | None, ExprError | None]:
@@ -115,27 +140,34 @@ def parse(source: str) -> tuple[ast.Expression | None, ExprError | None]:
         )
     if not source.strip():
         return None, ExprError(SYNTAX, "expression is empty", "write an expression, e.g. amount > 0", 0, 0)
+    where = _Source(source)
     try:
-        tree = ast.parse(source.strip(), mode="eval")
+        tree = ast.parse(where.text, mode="eval")
     except SyntaxError as exc:
-        line = (exc.lineno or 1) - 1
-        column = max((exc.offset or 1) - 1, 0) + (len(source) - len(source.lstrip()) if line == 0 else 0)
+        line, column = where.position((exc.offset or 1) - 1)
         message = (exc.msg or "invalid syntax").split(" (")[0]
-        return None, ExprError(SYNTAX, f"invalid expression: {message}", "expressions use Python syntax, e.g. int(amount * 100)", line, column)
+        hint = "expressions use Python syntax, e.g. int(amount * 100)"
+        at = (exc.offset or 1) - 1
+        single_equals = where.text[at:at + 2].startswith("=") and where.text[at:at + 2] != "==" and (
+            where.text[:at].rstrip()[-1:] not in ("<", ">", "!", "=", ""))
+        if "'=='" in message or single_equals:
+            message, hint = "invalid syntax", "compare with ==, not ="
+        return None, ExprError(SYNTAX, f"invalid expression: {message}", hint, line, column)
     except (ValueError, RecursionError, MemoryError):
         return None, ExprError(SYNTAX, "invalid expression: too deeply nested or malformed", "simplify the expression", 0, 0)
     return tree, None
 
 
 class _Checker:
-    def __init__(self, scope: tuple[str, ...], aggregate: bool, lead: int) -> None:
+    def __init__(self, scope: tuple[str, ...], aggregate: bool, where: _Source) -> None:
         self.scope = scope
-        self.lead = lead
+        self.where = where
         self.aggregate = aggregate
         self.errors: list[ExprError] = []
 
     def _at(self, node: ast.AST, kind: str, message: str, hint: str) -> ExprError:
-        return _at(node, kind, message, hint, self.lead)
+        line, column = self.where.at_byte(_node_offset(node))
+        return ExprError(kind, message, hint, line, column)
 
     def check(self, tree: ast.Expression) -> None:
         body = tree.body
@@ -153,6 +185,11 @@ class _Checker:
             ))
             return
         fn = body.func.id
+        if fn in FUNCTIONS and fn not in AGGREGATES:
+            self.errors.append(self._at(
+                body, AGGREGATE_SHAPE, f"an aggregate field must be one aggregate call, not {fn}(...)",
+                f"aggregate here, then apply {fn}() in a map node after this one"))
+            return
         if fn not in AGGREGATES:
             hint = suggest(fn, names) or "aggregate functions: " + ", ".join(names)
             self.errors.append(self._at(body, UNKNOWN_AGGREGATE, f"unknown aggregate function '{fn}'", hint))
@@ -195,10 +232,22 @@ class _Checker:
         elif isinstance(node, ast.Call):
             if not self._check_call(node):
                 return
+        if isinstance(node, ast.BinOp) and not isinstance(node.op, _ALLOWED):
+            self.errors.append(self._operator_error(node))
+            return
         for child in ast.iter_child_nodes(node):
-            if isinstance(node, ast.Call) and child is node.func:
+            if isinstance(node, ast.Call) and (child is node.func or isinstance(child, ast.keyword)):
                 continue
             self._visit(child, depth + 1)
+
+    def _operator_error(self, node: ast.BinOp) -> ExprError:
+        symbol = _OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
+        hint = _FORBIDDEN_HINTS.get(type(node.op), "use the listed operators")
+        # The operator has no position of its own: find it between its operands.
+        start = node.left.end_col_offset or 0
+        gap = self.where.encoded[start:node.right.col_offset].decode(errors="ignore")
+        line, column = self.where.at_byte(start + len(gap[:len(gap) - len(gap.lstrip())].encode()))
+        return ExprError(FORBIDDEN, f"the '{symbol}' operator is not allowed in expressions", hint, line, column)
 
     def _check_name(self, node: ast.Name) -> None:
         if node.id.startswith("_"):
@@ -235,7 +284,7 @@ def _describe(node: ast.AST) -> str:
         ast.Lambda: "a lambda", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
         ast.DictComp: "a comprehension", ast.GeneratorExp: "a comprehension",
         ast.NamedExpr: "assignment (:=)", ast.JoinedStr: "an f-string", ast.Starred: "unpacking",
-        ast.Set: "a set literal", ast.Await: "await", ast.Yield: "yield",
+        ast.Set: "a set literal", ast.Await: "await", ast.Yield: "yield", ast.Invert: "the '~' operator",
     }
     return names.get(type(node), f"'{type(node).__name__}'")
 
@@ -245,6 +294,6 @@ def check(source: str, scope: tuple[str, ...] = (), aggregate: bool = False) -> 
     tree, error = parse(source)
     if error is not None or tree is None:
         return [error] if error is not None else []
-    checker = _Checker(scope, aggregate, len(source) - len(source.lstrip()))
+    checker = _Checker(scope, aggregate, _Source(source))
     checker.check(tree)
     return checker.errors

@@ -62,9 +62,13 @@ def _finish(result: LoadResult) -> LoadResult:
 def load_text(file: str, text: str, registry: SpecRegistry,
               env: Mapping[str, str] | None = None) -> LoadResult:
     """Load one graph from its text; `file` names it in problems and gives the default name."""
+    text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
     result = LoadResult(file=file, name=Path(file).stem, text=text)
     reader = read_toml if file.endswith(".toml") else read_yaml
     doc, problems = reader(file, text)
+    if not problems and doc.data == {} and all(not l.strip() or l.lstrip().startswith("#") for l in text.splitlines()):
+        problems = [Problem("HR004", ERROR, file, 1, 1, "", "the file holds no document",
+                            "a graph file starts with `version = 1` and `[nodes.<name>]` tables")]
     result.problems.extend(problems)
     if has_errors(problems):
         return _finish(result)
@@ -75,6 +79,11 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     result.problems.extend(interpolate(doc, os.environ if env is None else env))
     data = doc.data
     assert isinstance(data, dict)
+    name = data.get("name")
+    if isinstance(name, str):
+        result.name = name
+        pos = doc.locate(("name",), at_key=True)
+        result.name_line, result.name_column = pos.line, pos.column
     version = _version(data)
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
     if version is None:
@@ -84,17 +93,18 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     if version < 0:
         declared = data["version"]
         hint = f"this engine understands version {supported}; a newer file needs a newer engine"
-        if isinstance(declared, (str, float)) and str(declared).strip().rstrip("0").rstrip(".").isdigit():
-            hint = "write the version as a whole number without quotes: version: 1"
-        result.problems.append(_problem(doc, "HR011", f"unsupported version {declared!r}", hint, key="version"))
+        spelled = "version = 1" if doc.format == "toml" else "version: 1"
+        if isinstance(declared, str) and declared.strip().isdigit():
+            hint = f"write the version as a number, without quotes: {spelled}"
+        elif isinstance(declared, float) and declared.is_integer():
+            hint = f"write the version as a whole number: {spelled}"
+        elif declared is None:
+            hint = f"write the version after the key: {spelled}"
+        shown = "null" if declared is None else repr(declared)
+        result.problems.append(_problem(doc, "HR011", f"unsupported version {shown}", hint, key="version"))
         return _finish(result)
     result.problems.extend(schema_problems(doc, registry, version))
-    name = data.get("name")
-    if isinstance(name, str):
-        result.name = name
-        pos = doc.locate(("name",), at_key=True)
-        result.name_line, result.name_column = pos.line, pos.column
-    elif not _NAME.match(result.name):
+    if not isinstance(name, str) and not _NAME.match(result.name):
         result.problems.append(_problem(
             doc, "HR030", f"the graph name '{result.name}' (taken from the file name) is not a valid name",
             "add `name:` with lower case letters, digits and '_', or rename the file"))
@@ -112,8 +122,12 @@ def read_graph_text(path: Path) -> tuple[str | None, Problem | None]:
     try:
         return path.read_text(encoding="utf-8"), None
     except UnicodeDecodeError as exc:
-        return None, Problem("HR001", ERROR, str(path), 1, 1, "", f"the file is not UTF-8 text ({exc.reason})",
-                             "save the file as UTF-8")
+        before = exc.object[:exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", errors="replace")) + 1
+        return None, Problem("HR001", ERROR, str(path), line, column, "",
+                             f"the file is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} cannot be decoded",
+                             "save the file as UTF-8 (it looks like Latin-1 or Windows-1252)")
     except OSError as exc:
         return None, Problem("HR001", ERROR, str(path), 0, 0, "", f"cannot read the file: {exc.strerror or exc}",
                              "check that the path exists and is readable")

@@ -19,23 +19,31 @@ CODES: Final = {
 }
 
 
-def _content_start(doc: Document, pos: Pos) -> tuple[Pos, bool]:
-    """Where an expression's text begins, and whether it is on the value's own line."""
+def _locate(doc: Document, path: KeyPath, error: expr.ExprError) -> Pos:
+    """The place in the file of an error at (line, column) inside an expression value."""
+    pos = doc.locate(path)
     line = doc.source_line(pos.line)
     rest = line[pos.column - 1:]
-    for opener in ('"""', "'''", '"', "'"):
-        if rest.startswith(opener):
-            return Pos(pos.line, pos.column + len(opener)), True
     if rest[:1] in ("|", ">"):
-        return pos, False
-    return pos, True
+        # YAML block scalar: the text starts on the next line, after its indentation.
+        first = doc.source_line(pos.line + 1)
+        indent = len(first) - len(first.lstrip())
+        return _clamp(doc, Pos(pos.line + 1 + error.line, indent + 1 + error.column), pos)
+    opener = next((q for q in ('"""', "'''", '"', "'") if rest.startswith(q)), "")
+    start = pos.column + len(opener)
+    if opener in ('"""', "'''") and not rest[len(opener):].strip():
+        # TOML multi-line string whose text starts on the next line.
+        return _clamp(doc, Pos(pos.line + 1 + error.line, 1 + error.column), pos)
+    if error.line > 0:
+        return _clamp(doc, Pos(pos.line + error.line, 1 + error.column), pos)
+    return _clamp(doc, Pos(pos.line, start + error.column), pos)
 
 
-def _locate(doc: Document, path: KeyPath, error: expr.ExprError) -> Pos:
-    start, inline = _content_start(doc, doc.locate(path))
-    if not inline or error.line > 0:
-        return start
-    return Pos(start.line, start.column + error.column)
+def _clamp(doc: Document, found: Pos, fallback: Pos) -> Pos:
+    """Folded scalars lose their line breaks; never point past the end of a line."""
+    if found.column > len(doc.source_line(found.line)) + 1:
+        return fallback
+    return found
 
 
 def _expressions(params: dict[str, object], rule: ExprParam) -> list[tuple[KeyPath, str]]:
@@ -53,6 +61,8 @@ def expression_problems(doc: Document, node_path: KeyPath, spec: NodeSpec,
     for rule in spec.expressions:
         for relative, source in _expressions(params, rule):
             path = node_path + ("with",) + relative
+            if path in doc.unresolved:
+                continue  # its interpolation failed and was reported
             for error in expr.check(source, rule.scope, rule.aggregate):
                 pos = _locate(doc, path, error)
                 problems.append(Problem(CODES[error.kind], ERROR, doc.file, pos.line, pos.column,

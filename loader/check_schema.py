@@ -111,6 +111,9 @@ class _Translator:
             yield self.choice(error, path)
         elif kind in _RANGE:
             yield self.problem("HR024", path, error.message, self.range_hint(str(kind), error.validator_value))
+        elif kind == "pattern" and path == ("name",):
+            yield self.problem("HR030", path, f"invalid graph name {_describe_value(error.instance)}",
+                               "names are lower case letters, digits and '_', starting with a letter")
         elif kind == "pattern":
             yield self.problem("HR025", path, f"{_describe_value(error.instance)} does not have the expected form",
                                self.pattern_hint(str(error.validator_value)))
@@ -123,11 +126,16 @@ class _Translator:
         value = error.instance
         hint = suggest(value, [str(o) for o in options]) if isinstance(value, str) else ""
         if len(path) == 3 and path[0] == "nodes" and path[2] == "type":
+            if value is None:
+                return self.problem("HR031", path, "unknown node type null",
+                                    'the null sink is written in quotes: type: "null"')
             return self.problem("HR031", path, f"unknown node type {_describe_value(value)}",
                                 hint or "node types: " + shown)
         if path == ("version",):
             return self.problem("HR011", path, f"unsupported version {_describe_value(value)}",
                                 f"this engine understands version {shown}")
+        if value == "retry" and path and path[-1] == "on_error":
+            hint = "retry takes options, so it is written as a mapping: {action: retry, attempts: 3, backoff: 100ms}"
         return self.problem("HR023", path, f"{_describe_value(value)} is not one of: {shown}",
                             hint or "choose one of the listed values")
 
@@ -174,7 +182,9 @@ class _Translator:
         if isinstance(value, str) and "integer" in expected and value.strip().lstrip("-").isdigit():
             return "remove the quotes to make it a number"
         if value is None:
-            return "the value is empty; write one after the colon"
+            return "the value is empty (or null): write one after the colon, or quote it: \"null\""
+        if isinstance(value, bool) and "string" in expected:
+            return "YAML reads true/false/yes as booleans here only if unquoted; quote the value to make it text"
         return ""
 
     def range_hint(self, kind: str, bound: object) -> str:
@@ -207,8 +217,18 @@ def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list
     nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
     for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
         node_type = node.get("type") if isinstance(node, dict) else None
-        params = node.get("with", {}) if isinstance(node, dict) else None
-        if isinstance(node_type, str) and node_type in per_type and isinstance(params, dict):
+        params = node.get("with") if isinstance(node, dict) else None
+        if not (isinstance(node_type, str) and node_type in per_type):
+            continue
+        if params is None:
+            spec_params = per_type[node_type].schema
+            if spec_params.get("required") or spec_params.get("minProperties"):
+                needed = spec_params.get("required") or sorted(spec_params.get("properties", {}))
+                problems.append(translator.problem(
+                    "HR020", ("nodes", name), f"missing required key 'with' in nodes.{name}",
+                    f"{node_type} needs parameters under `with:`: " + ", ".join(needed), at_key=True))
+            continue
+        if isinstance(params, dict):
             for error in per_type[node_type].iter_errors(params):
                 problems.extend(translator.translate(error, ("nodes", name, "with")))
     return [p for p in problems if not _unresolved(doc, p)]

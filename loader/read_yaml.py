@@ -115,17 +115,32 @@ class _TooLarge(Exception):
     pass
 
 
+def _syntax_problem(file: str, text: str, exc: MarkedYAMLError) -> Problem:
+    """Locate a YAML syntax error where the user can act on it."""
+    lines = text.splitlines()
+    mark = exc.problem_mark
+    # An error at the end of the stream (an unclosed quote or bracket) is best shown
+    # where the unclosed thing started.
+    if exc.context_mark is not None and (mark is None or mark.line >= len(lines)):
+        mark = exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    message = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+    hint = "check indentation, quotes and colons around this place"
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "\t" in source[:column]:
+        hint = "YAML does not allow tabs for indentation; use spaces"
+    elif "another document" in message:
+        hint = "a graph file holds one YAML document; remove the `---` separator"
+    return Problem("HR002", ERROR, file, line, column, "", f"invalid YAML: {message}", hint)
+
+
 def read_yaml(file: str, text: str) -> tuple[Document, list[Problem]]:
     doc = Document(file=file, format="yaml", text=text)
     problems: list[Problem] = []
     try:
         root = _yaml().compose(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        message = exc.problem or exc.context or "invalid YAML"
-        return doc, [Problem("HR002", ERROR, file, line, column, "", f"invalid YAML: {message}",
-                             "check indentation, quotes and colons around this place")]
+        return doc, [_syntax_problem(file, text, exc)]
     except (YAMLError, RecursionError) as exc:
         return doc, [Problem("HR002", ERROR, file, 1, 1, "", f"invalid YAML: {exc}".splitlines()[0],
                              "check the file's structure")]
@@ -134,7 +149,10 @@ def read_yaml(file: str, text: str) -> tuple[Document, list[Problem]]:
                              "a graph file starts with `version: 1` and a `nodes:` mapping")]
     try:
         doc.data = _Builder(doc, problems).build(root, ())
-    except (_TooLarge, RecursionError):
-        return doc, [Problem("HR005", ERROR, file, 1, 1, "", "the document is too large or too deeply nested to load",
-                             "aliases expand to more than 200,000 values; write the graph out plainly")]
+    except _TooLarge:
+        return doc, [Problem("HR005", ERROR, file, 1, 1, "", "the document is too large to load",
+                             "its aliases expand to more than 200,000 values; write the graph out plainly")]
+    except RecursionError:
+        return doc, [Problem("HR005", ERROR, file, 1, 1, "", "the document is nested too deeply to load",
+                             "flatten the nesting")]
     return doc, problems

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.builtin_specs import AGGREGATE
 from engine.expr import suggest
-from engine.ids import split_port_ref
+from engine.ids import NAME_PATTERN, split_port_ref
 from engine.plan import DEFAULT_POLICY, ERRORS_PORT
 from engine.spec import NodeSpec, SpecRegistry
 from loader.check_expressions import expression_problems
@@ -21,6 +21,7 @@ from loader.schema_gen import PORT_REF_PATTERN
 _EDGE_KEYS = ("capacity", "policy", "key", "merge")
 UNREAD_OUTPUT = "HR070"
 _PORT_REF = re.compile(PORT_REF_PATTERN)
+_NAME = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,16 @@ class _Checker:
         self.doc = doc
         self.registry = registry
         self.problems: list[Problem] = []
+        self.declared: set[str] = set()
 
     def add(self, code: str, path: KeyPath, message: str, hint: str = "", at_key: bool = False,
             severity: str = ERROR) -> None:
         pos = self.doc.locate(path, at_key=at_key)
         self.problems.append(Problem(code, severity, self.doc.file, pos.line, pos.column,
                                      format_path(path), message, hint))
+
+    def valid_names(self, names: list[str]) -> list[str]:
+        return [n for n in names if _NAME.match(n)]
 
     def nodes(self, raw_nodes: dict[str, object]) -> dict[str, CheckedNode]:
         checked: dict[str, CheckedNode] = {}
@@ -144,13 +149,19 @@ class _Checker:
                 return None  # the schema reported its form already
             upstream, port = split_port_ref(entry)
         elif isinstance(entry, dict) and isinstance(entry.get("node"), str):
-            upstream, port = entry["node"], str(entry.get("port", "out"))
+            port_value = entry.get("port", "out")
+            if not isinstance(port_value, str):
+                return None  # the schema reported its type already
+            upstream, port = entry["node"], port_value
             options.update({k: entry[k] for k in _EDGE_KEYS if k in entry})
         else:
             return None
         target = nodes.get(upstream)
+        if target is None and upstream in self.declared:
+            return None  # declared, but its own definition is broken and already reported
         if target is None:
-            hint = suggest(upstream, sorted(nodes)) or "nodes in this graph: " + ", ".join(sorted(nodes))
+            names = self.valid_names(sorted(self.declared))
+            hint = suggest(upstream, names) or "nodes in this graph: " + ", ".join(names)
             self.add("HR032", path, f"unknown node '{upstream}' in from", hint)
             return None
         if not target.spec.has_output:
@@ -222,6 +233,7 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     edge_defaults = defaults_block.get("edge") if isinstance(defaults_block, dict) else None
     defaults = dict(edge_defaults) if isinstance(edge_defaults, dict) else {}
     checker = _Checker(doc, registry)
+    checker.declared = {str(n) for n in raw_nodes}
     nodes = checker.nodes(raw_nodes)
     checker.inputs(raw_nodes, nodes, defaults)
     checker.cycles(nodes)

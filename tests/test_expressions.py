@@ -134,3 +134,46 @@ def test_generate_scope_is_only_the_index():
 def test_malformed_sources_give_errors_not_exceptions(source):
     errors = expr.check(source)
     assert errors and errors[0].kind in (expr.SYNTAX, expr.FORBIDDEN)
+
+
+def test_columns_count_characters_not_bytes(registry):
+    text = ("version: 1\nnodes:\n  a: {type: file.read, with: {path: x}}\n"
+            "  b: {type: filter, from: a, with: {where: \"city == 'Zürich' and lowr(name)\"}}\n"
+            "  c: {type: 'null', from: b}\n")
+    [problem] = load_text("g.yaml", text, registry).problems
+    assert text.splitlines()[problem.line - 1][problem.column - 1:].startswith("lowr(")
+
+
+def test_block_scalar_expression_spans_lines_and_errors_point_inside(registry):
+    ok = ("version: 1\nnodes:\n  a: {type: file.read, with: {path: x}}\n  b:\n    type: filter\n    from: a\n"
+          "    with:\n      where: |\n        amount > 0 and\n          kind == 'buy'\n  c: {type: 'null', from: b}\n")
+    assert load_text("g.yaml", ok, registry).problems == []
+    broken = ok.replace("kind == 'buy'", "kind == = 'buy'")
+    [problem] = load_text("g.yaml", broken, registry).problems
+    assert (problem.code, problem.line, problem.column) == ("HR040", 10, 19)
+
+
+def test_toml_multiline_string_error_points_inside(registry):
+    text = ('version = 1\n[nodes.a]\ntype = "file.read"\nwith = { path = "x" }\n[nodes.b]\ntype = "filter"\n'
+            'from = "a"\n[nodes.b.with]\nwhere = """\namount > 0 and\nlowr(kind) == \'buy\'"""\n'
+            '[nodes.c]\ntype = "null"\nfrom = "b"\n')
+    [problem] = load_text("g.toml", text, registry).problems
+    assert (problem.code, problem.line, problem.column) == ("HR042", 11, 1)
+
+
+def test_single_equals_gets_a_hint():
+    [error] = expr.check("kind = 'buy'")
+    assert error.kind == expr.SYNTAX and error.hint == "compare with ==, not ="
+    assert error.column == 5
+
+
+def test_wrapped_aggregate_is_a_shape_problem():
+    [error] = expr.check("round(avg(x), 2)", aggregate=True)
+    assert error.kind == expr.AGGREGATE_SHAPE
+    assert "map node after" in error.hint
+
+
+def test_operator_is_named_and_located():
+    [error] = expr.check("a  & b")
+    assert error.message == "the '&' operator is not allowed in expressions"
+    assert error.column == 3
