@@ -50,22 +50,6 @@ def _describe_value(value: object) -> str:
     return repr(value)
 
 
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "null"
-
-
 class _Translator:
     def __init__(self, doc: Document) -> None:
         self.doc = doc

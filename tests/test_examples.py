@@ -1,7 +1,6 @@
 """Every shipped example validates, and the plan invariants hold for each of them."""
 
 import json
-from pathlib import Path
 
 import pytest
 import tomli_w
