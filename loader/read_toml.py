@@ -19,6 +19,7 @@ _DOTTED_KEY: Final = rf"{_BARE_OR_QUOTED_KEY}(?:\s*\.\s*{_BARE_OR_QUOTED_KEY})*"
 _HEADER: Final = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?")
 _ASSIGN: Final = re.compile(rf"({_DOTTED_KEY})\s*=\s*")
 _KEY_PART: Final = re.compile(_BARE_OR_QUOTED_KEY)
+_TUPLE: Final = re.compile(r"\((?:'[^']*'(?:, )?)+\)")
 
 
 def _split_key(dotted: str) -> tuple[str, ...]:
@@ -141,12 +142,17 @@ def read_toml(file: str, text: str) -> tuple[Document, list[Problem]]:
         at = _AT.search(message)
         line, column = (int(at.group(1)), int(at.group(2))) if at else (max(text.count("\n"), 1), 1)
         message = _AT.sub("", message).replace("(at end of document)", "at the end of the file").strip()
+        # tomllib names tables as Python tuples: ('nodes', 'priced') -> nodes.priced
+        message = _TUPLE.sub(lambda m: ".".join(re.findall(r"'([^']*)'", m.group(0))), message)
         if "overwrite" in message or "declare" in message:
             return doc, [Problem("HR003", ERROR, file, line, column, "",
                                  f"duplicate key or table: {message}",
                                  "each key and table may be defined once")]
-        return doc, [Problem("HR002", ERROR, file, line, column, "", f"invalid TOML: {message}",
-                             "check quotes, brackets and `key = value` syntax around this place")]
+        hint = "check quotes, brackets and `key = value` syntax around this place"
+        before = "\n".join(text.splitlines()[:line])
+        if before.count("{") > before.count("}"):
+            hint = "a TOML inline table { ... } must stay on one line; use a [table] section for longer ones"
+        return doc, [Problem("HR002", ERROR, file, line, column, "", f"invalid TOML: {message}", hint)]
     except RecursionError:
         return doc, [Problem("HR005", ERROR, file, 1, 1, "", "the document is too deeply nested to load",
                              "flatten the nesting")]

@@ -179,7 +179,10 @@ class _Checker:
 
     def edge_options(self, path: KeyPath, options: dict[str, object], entry: object) -> None:
         policy = options.get("policy", DEFAULT_POLICY)
-        where = path if isinstance(entry, dict) else ("defaults", "edge")
+        if isinstance(entry, dict):
+            where = path + ("policy",) if "policy" in entry else path
+        else:
+            where = ("defaults", "edge", "policy")
         if policy == "coalesce" and "key" not in options:
             self.add("HR037", where, "policy 'coalesce' needs a 'key'",
                      "add `key: <field>` naming the field that identifies events to merge")
