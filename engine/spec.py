@@ -6,7 +6,7 @@ property carries a type, description and example (and a default where there is o
 the right scope; `ports_from` names a parameter whose keys become extra output ports.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Iterable
 
 from engine.ids import DEFAULT_PORT
@@ -42,8 +42,7 @@ class NodeSpec:
     extra_ports: tuple[str, ...] = ()
     expressions: tuple[ExprParam, ...] = ()
     example: str = ""
-    since: int = 1
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    since: int = 1  # the graph-format version that introduced the type
 
     @property
     def takes_input(self) -> bool:
