@@ -66,9 +66,6 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     result = LoadResult(file=file, name=Path(file).stem, text=text)
     reader = read_toml if file.endswith(".toml") else read_yaml
     doc, problems = reader(file, text)
-    if not problems and doc.data == {} and all(not l.strip() or l.lstrip().startswith("#") for l in text.splitlines()):
-        problems = [Problem("HR004", ERROR, file, 1, 1, "", "the file holds no document",
-                            "a graph file starts with `version = 1` and `[nodes.<name>]` tables")]
     result.problems.extend(problems)
     if has_errors(problems):
         return _finish(result)

@@ -72,7 +72,7 @@ class _Translator:
             for key in missing:
                 where = format_path(path) or "the top level"
                 yield self.problem("HR020", path, f"missing required key '{key}' in {where}",
-                                   self.required_hint(path, key), at_key=True)
+                                   f"add `{key}:`", at_key=True)
         elif kind == "additionalProperties" and isinstance(error.instance, dict):
             allowed = sorted(schema.get("properties", {}))
             for key in error.instance:
@@ -115,9 +115,6 @@ class _Translator:
                                     'the null sink is written in quotes: type: "null"')
             return self.problem("HR031", path, f"unknown node type {_describe_value(value)}",
                                 hint or "node types: " + shown)
-        if path == ("version",):
-            return self.problem("HR011", path, f"unsupported version {_describe_value(value)}",
-                                f"this engine understands version {shown}")
         if value == "retry" and path and path[-1] == "on_error":
             hint = "retry takes options, so it is written as a mapping: {action: retry, attempts: 3, backoff: 100ms}"
         return self.problem("HR023", path, f"{_describe_value(value)} is not one of: {shown}",
@@ -154,13 +151,6 @@ class _Translator:
         if path and path[-1] == "on_error":
             return "write stop, drop or dead_letter, or {action: retry, attempts: 3, backoff: 100ms, then: stop}"
         return ""
-
-    def required_hint(self, path: KeyPath, key: str) -> str:
-        if key == "with" and len(path) == 2:
-            return "this node type needs parameters under `with:`; see docs/nodes.md"
-        if key == "version" and not path:
-            return "add `version: 1` at the top of the file"
-        return f"add `{key}:`"
 
     def type_hint(self, value: object, expected: list[object]) -> str:
         if isinstance(value, str) and "integer" in expected and value.strip().lstrip("-").isdigit():

@@ -46,7 +46,7 @@ def _edge(consumer: str, entry: CheckedInput) -> EdgePlan:
     merge: tuple[tuple[str, str], ...] = ()
     if policy == "coalesce":
         raw_key = options.get("key", ())
-        key = (raw_key,) if isinstance(raw_key, str) else tuple(str(k) for k in raw_key)  # type: ignore[union-attr]
+        key = (raw_key,) if isinstance(raw_key, str) else tuple(str(k) for k in raw_key) if isinstance(raw_key, list) else ()
         raw_merge = options.get("merge", {})
         merge = tuple(sorted((str(f), str(fn)) for f, fn in raw_merge.items())) if isinstance(raw_merge, dict) else ()
     return EdgePlan(

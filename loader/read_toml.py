@@ -74,7 +74,7 @@ class _Indexer:
             value_at = match.end()
             self.doc.values.setdefault(path, Pos(number, value_at + 1))
             if value_at < end and line[value_at] == "{":
-                close = _matching(line, value_at, end)
+                close = _value_end(line, value_at, end)
                 self._assignments(line, number, path, value_at + 1, close)
                 cursor = close + 1
             else:
@@ -82,27 +82,9 @@ class _Indexer:
             start = cursor
 
 
-def _matching(line: str, opening: int, end: int) -> int:
-    depth = 0
-    quote = ""
-    for i in range(opening, end):
-        ch = line[i]
-        if quote:
-            if ch == quote and line[i - 1] != "\\":
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return i
-    return end
-
-
 def _value_end(line: str, start: int, end: int) -> int:
-    """Index of the `,` or `}` that ends a scalar or array value."""
+    """Where the value starting at `start` ends: for `{...}` or `[...]` the index of the
+    matching close, otherwise the `,` or `}` that ends it (quotes respected)."""
     quote = ""
     depth = 0
     for i in range(start, end):
@@ -118,6 +100,8 @@ def _value_end(line: str, start: int, end: int) -> int:
             if depth == 0:
                 return i
             depth -= 1
+            if depth == 0 and line[start] in "[{":
+                return i
         elif ch == "," and depth == 0:
             return i
     return end
@@ -156,6 +140,9 @@ def read_toml(file: str, text: str) -> tuple[Document, list[Problem]]:
     except RecursionError:
         return doc, [Problem("HR005", ERROR, file, 1, 1, "", "the document is too deeply nested to load",
                              "flatten the nesting")]
+    if doc.data == {} and all(not l.strip() or l.lstrip().startswith("#") for l in text.splitlines()):
+        return doc, [Problem("HR004", ERROR, file, 1, 1, "", "the file holds no document",
+                             "a graph file starts with `version = 1` and `[nodes.<name>]` tables")]
     _Indexer(doc).run()
     # Every TOML string is quoted; `${VAR}` values are still typed (there is no other way
     # to write a number from the environment in TOML), so `quoted` stays empty.

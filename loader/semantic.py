@@ -56,11 +56,12 @@ def _dead_letters(on_error: object) -> bool:
 
 
 class _Checker:
-    def __init__(self, doc: Document, registry: SpecRegistry) -> None:
+    def __init__(self, doc: Document, registry: SpecRegistry, declared: set[str]) -> None:
         self.doc = doc
         self.registry = registry
         self.problems: list[Problem] = []
-        self.declared: set[str] = set()
+        # Every node name in the file, including nodes whose own definition is broken.
+        self.declared = declared
 
     def add(self, code: str, path: KeyPath, message: str, hint: str = "", at_key: bool = False,
             severity: str = ERROR) -> None:
@@ -235,8 +236,7 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     defaults_block = data.get("defaults")
     edge_defaults = defaults_block.get("edge") if isinstance(defaults_block, dict) else None
     defaults = dict(edge_defaults) if isinstance(edge_defaults, dict) else {}
-    checker = _Checker(doc, registry)
-    checker.declared = {str(n) for n in raw_nodes}
+    checker = _Checker(doc, registry, {str(n) for n in raw_nodes})
     nodes = checker.nodes(raw_nodes)
     checker.inputs(raw_nodes, nodes, defaults)
     checker.cycles(nodes)
