@@ -49,7 +49,9 @@ FILE_WRITE: Final = NodeSpec(
         "path": param({"type": "string", "minLength": 1},
                       "File to write, relative to the working directory.", "out/totals.jsonl"),
         "format": param({"enum": WRITE_FORMATS}, "Output encoding.", "csv", default="jsonl"),
-        "append": param({"type": "boolean"}, "Append instead of replacing the file.", True, default=False),
+        "mode": param({"enum": ["truncate", "append"]},
+                      "`truncate` replaces the file when the graph starts; `append` adds to it.",
+                      "append", default="truncate"),
     }, required=("path",)),
     example="type: file.write\nfrom: totals\nwith: {path: out/totals.jsonl}",
 )

@@ -21,7 +21,10 @@ GENERATE: Final = NodeSpec(
         "rate": param({"type": "number", "exclusiveMinimum": 0},
                       "Events per second. Omitted: as fast as the graph accepts them.", 100),
         "fields": param({"type": "object", "additionalProperties": EXPRESSION},
-                        "Field name -> expression over `i`.", {"id": "i", "even": "i % 2 == 0"}),
+                        "Field name -> expression over `i` (and `rand()`).", {"id": "i", "even": "i % 2 == 0"}),
+        "seed": param({"type": "integer"},
+                      "Seed for `rand()`: the same seed gives the same events on every run. "
+                      "Omitted: a different sequence each run.", 42),
     }, required=("fields",)),
     expressions=(ExprParam("fields", EACH_VALUE, scope=("i",)),),
     example="type: generate\nwith:\n  count: 10\n  fields: {id: i, kind: \"'buy' if i % 3 else 'sell'\"}",
@@ -98,6 +101,9 @@ AGGREGATE: Final = NodeSpec(
                 "gap": dict(DURATION, description="Session windows: inactivity that closes a session."),
                 "time_field": {"type": "string", "minLength": 1,
                                "description": "Event-time field (epoch seconds or ISO 8601). Omitted: processing time."},
+                "allowed_lateness": dict(DURATION, description="Event time only: how far behind the newest "
+                                         "event time an event may arrive and still count. Later events are "
+                                         "errors handled by `on_error`.", default="0s"),
             },
             "required": ["type"],
             "additionalProperties": False,

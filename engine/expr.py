@@ -25,7 +25,7 @@ FUNCTIONS: Final[dict[str, tuple[int, int]]] = {
     "startswith": (2, 2), "endswith": (2, 2), "contains": (2, 2),
     "split": (1, 3), "join": (1, 2), "len": (1, 1),
     # time
-    "now": (0, 0), "parse_time": (1, 2), "format_time": (1, 2),
+    "now": (0, 0), "rand": (0, 0), "parse_time": (1, 2), "format_time": (1, 2),
     # null handling
     "coalesce": (1, -1), "exists": (1, 1),
 }

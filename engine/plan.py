@@ -15,7 +15,7 @@ MERGE_FUNCTIONS: Final = ("sum", "min", "max", "first", "last")
 ERROR_ACTIONS: Final = ("stop", "drop", "dead_letter", "retry")
 DEFAULT_CAPACITY: Final = 1024
 DEFAULT_POLICY: Final = "block"
-DEFAULT_ERROR_ACTION: Final = "stop"
+DEFAULT_ERROR_ACTION: Final = "drop"
 ERRORS_PORT: Final = "errors"
 
 

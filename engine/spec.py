@@ -7,9 +7,13 @@ the right scope; `ports_from` names a parameter whose keys become extra output p
 """
 
 from dataclasses import dataclass
-from typing import Final, Iterable
+from typing import Callable, Final, Iterable, Union
 
 from engine.ids import DEFAULT_PORT
+from engine.node import AsyncSink, AsyncSource, NodeContext, Source, Transform
+
+RuntimeNode = Union[Transform, Source, AsyncSource, AsyncSink]
+NodeFactory = Callable[[NodeContext], RuntimeNode]
 
 SOURCE: Final = "source"
 TRANSFORM: Final = "transform"
@@ -43,6 +47,8 @@ class NodeSpec:
     expressions: tuple[ExprParam, ...] = ()
     example: str = ""
     since: int = 1  # the graph-format version that introduced the type
+    # Builds the runtime object; None for types that can be validated but not run here.
+    factory: NodeFactory | None = None
 
     @property
     def takes_input(self) -> bool:

@@ -5,7 +5,7 @@ from engine.plan import (
     DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, EdgePlan, ErrorPolicy, GraphPlan,
     NodePlan, canonical_json,
 )
-from loader.durations import duration_ms
+from engine.durations import duration_ms
 from loader.semantic import CheckedGraph, CheckedInput, CheckedNode
 
 DEFAULT_RETRY_ATTEMPTS = 3

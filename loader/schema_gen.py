@@ -7,7 +7,9 @@ and fails when it is stale. Editors use it through the `$schema` comment in each
 from typing import Final
 
 from engine.ids import NAME_PATTERN
-from engine.plan import DEFAULT_CAPACITY, DEFAULT_POLICY, EDGE_POLICIES, ERROR_ACTIONS, MERGE_FUNCTIONS
+from engine.plan import (
+    DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, EDGE_POLICIES, ERROR_ACTIONS, MERGE_FUNCTIONS,
+)
 from engine.spec import DURATION, SpecRegistry
 
 CURRENT_VERSION: Final = 1
@@ -59,7 +61,7 @@ def _defs(registry: SpecRegistry) -> dict[str, object]:
                  "action": {"enum": list(ERROR_ACTIONS)},
                  "attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
                  "backoff": dict(DURATION, default="100ms"),
-                 "then": {"enum": [a for a in ERROR_ACTIONS if a != "retry"], "default": "stop"},
+                 "then": {"enum": [a for a in ERROR_ACTIONS if a != "retry"], "default": DEFAULT_ERROR_ACTION},
              },
              "required": ["action"],
              "additionalProperties": False},

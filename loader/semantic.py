@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from engine.builtin_specs import AGGREGATE
 from engine.expr import suggest
 from engine.ids import NAME_PATTERN, split_port_ref
-from engine.plan import DEFAULT_POLICY, ERRORS_PORT
+from engine.plan import DEFAULT_ERROR_ACTION, DEFAULT_POLICY, ERRORS_PORT
 from engine.spec import NodeSpec, SpecRegistry
 from loader.check_expressions import expression_problems
 from loader.document import Document, KeyPath
-from loader.durations import duration_ms
+from engine.durations import duration_ms
 from loader.problems import ERROR, WARNING, Problem, format_path
 from loader.schema_gen import PORT_REF_PATTERN
 
@@ -82,7 +82,7 @@ class _Checker:
                 continue
             params = raw.get("with", {})
             params = dict(params) if isinstance(params, dict) else {}
-            node = CheckedNode(name, spec, params, raw.get("on_error", "stop"))
+            node = CheckedNode(name, spec, params, raw.get("on_error", DEFAULT_ERROR_ACTION))
             node.ports = spec.output_ports(params) + ((ERRORS_PORT,) if _dead_letters(node.on_error) else ())
             checked[name] = node
             self.problems.extend(expression_problems(self.doc, ("nodes", name), spec, params))

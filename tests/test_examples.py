@@ -84,7 +84,7 @@ def test_plan_does_not_depend_on_path(tmp_path, registry):
 def test_explicit_defaults_give_the_same_plan(registry):
     implicit = "version: 1\nnodes:\n  a: {type: file.read, with: {path: x}}\n  b: {type: stdout, from: a}\n"
     explicit = ("version: 1\ndefaults: {edge: {capacity: 1024, policy: block}}\nnodes:\n"
-                "  a: {type: file.read, with: {path: x, format: jsonl, follow: false}, on_error: stop}\n"
+                "  a: {type: file.read, with: {path: x, format: jsonl, follow: false}, on_error: drop}\n"
                 "  b: {type: stdout, from: {node: a, port: out}, with: {format: jsonl}}\n")
     assert load_text("g.yaml", implicit, registry).plan == load_text("g.yaml", explicit, registry).plan
 

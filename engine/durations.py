@@ -4,7 +4,7 @@ import re
 from typing import Final
 
 _DURATION: Final = re.compile(r"^([0-9]+)(ms|s|m|h|d)$")
-_UNIT_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNIT_MS: Final[dict[str, int]] = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def duration_ms(value: object) -> int | None:

@@ -1,0 +1,173 @@
+"""The runtime node kinds: the small, closed set every node type is built from.
+
+Events are JSON-like dicts. A node never mutates an event it received: it builds a new
+dict for anything it changes. That rule is what lets fan-out hand the same event object to
+every consumer at no cost while no consumer can see another's changes.
+
+Three kinds meet the scheduler:
+
+- `Transform`: synchronous and CPU-bound; gets a batch, appends results to per-port output
+  lists. Sinks that need no IO (`null`) are transforms with no output ports.
+- `Source`: synchronous poll ("the next batch if you have one, and when to ask again").
+- `AsyncSource` / `AsyncSink`: IO on asyncio; they meet the core through edges and never
+  block the scheduler.
+"""
+
+import random
+import time
+from typing import Final
+
+from engine.plan import ErrorPolicy
+
+Event = dict[str, object]
+Batch = list[Event]
+
+INFINITY: Final = float("inf")
+
+
+class Clock:
+    """Wall-clock time in epoch seconds; tests pass a manual clock instead."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class ManualClock(Clock):
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class NodeContext:
+    """What a factory gets to build a runtime node from its plan."""
+
+    def __init__(
+        self,
+        name: str,
+        type_name: str,
+        params: dict[str, object],
+        ports: tuple[str, ...],
+        on_error: ErrorPolicy,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.type_name = type_name
+        self.params = params
+        self.ports = ports  # output ports, in plan order; `outs[i]` belongs to `ports[i]`
+        self.on_error = on_error
+        self.clock = clock
+        seed = params.get("seed")
+        # Seeded nodes draw the same `rand()` sequence on every run.
+        self.rng = random.Random(seed if isinstance(seed, int) else None)
+
+    def port_index(self, port: str) -> int:
+        return self.ports.index(port) if port in self.ports else -1
+
+
+class EventError(Exception):
+    """One event could not be handled; `on_error` decides what happens next.
+
+    `message` is already user-facing and never contains the payload.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NodeFailure(Exception):
+    """A node cannot go on (missing input file, unwritable output): the graph stops.
+
+    The message is one line naming the node and the place, e.g.
+    `node 'orders' (file.read): cannot open data/orders.csv: No such file or directory`.
+    """
+
+
+class Failures:
+    """How a node reports a failed event: the runtime implements it per `on_error`."""
+
+    def event_failed(self, event: Event, message: str, outs: list[Batch]) -> bool:
+        """Handle one failed event. True: go on with the next event. False: stop
+        consuming now; the same event is offered again after the retry backoff."""
+        raise NotImplementedError
+
+
+class Transform:
+    """A synchronous node: gets batches, appends results to `outs[port_index]`."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        """Handle `batch`; return how many events were consumed (all of them unless a
+        failure asked for a retry, in which case the rest is offered again later)."""
+        raise NotImplementedError
+
+    def flush(self, outs: list[Batch]) -> None:
+        """All inputs are finished: emit whatever is still held (open windows, totals)."""
+
+    def deadline(self) -> float:
+        """When `on_timer` wants to run next (epoch seconds); infinity when never."""
+        return INFINITY
+
+    def on_timer(self, now: float, outs: list[Batch]) -> None:
+        """Called at or after `deadline()`: processing-time windows close here."""
+
+
+class Source:
+    """A synchronous source: polled by the scheduler."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    def poll(self, budget: int, now: float, outs: list[Batch]) -> bool:
+        """Append up to `budget` events to `outs`; return False once exhausted."""
+        raise NotImplementedError
+
+    def deadline(self) -> float:
+        """When to poll again if the last poll produced nothing (rate limits)."""
+        return 0.0
+
+
+class AsyncSource:
+    """An IO source on asyncio. `read` returns the next batch, or None at the end."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    async def open(self) -> None:
+        """Acquire the resource; raise NodeFailure with a clear line if it is missing."""
+
+    async def read(self, failures: Failures, outs: list[Batch]) -> bool:
+        """Append the next events to `outs`; return False at the end of input.
+        Bad records go to `failures.event_failed` (with their line number)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release the resource."""
+
+    def progress(self) -> tuple[int, int]:
+        """(done, total) in bytes for finite inputs; (0, 0) when unknown."""
+        return (0, 0)
+
+
+class AsyncSink:
+    """An IO sink on asyncio. Each `write` is flushed before it returns."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    async def open(self) -> None:
+        """Acquire the resource; raise NodeFailure with a clear line if impossible."""
+
+    async def write(self, batch: Batch) -> None:
+        """Write and flush one batch; raise NodeFailure when the output is gone."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Flush and release."""
