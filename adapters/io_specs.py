@@ -2,6 +2,8 @@
 
 from typing import Final
 
+from adapters.file_read import make_file_read, make_stdin
+from adapters.file_write import make_file_write, make_stdout
 from engine.spec import SINK, SOURCE, NodeSpec, param, params_schema
 
 READ_FORMATS: Final = ["jsonl", "csv", "lines"]
@@ -18,6 +20,7 @@ FILE_READ: Final = NodeSpec(
         "format": param({"enum": READ_FORMATS}, "How the file is encoded.", "csv", default="jsonl"),
         "follow": param({"type": "boolean"}, "Keep reading appended data, like `tail -f`.", True, default=False),
     }, required=("path",)),
+    factory=make_file_read,
     example="type: file.read\nwith: {path: data/orders.jsonl}",
 )
 
@@ -28,6 +31,7 @@ STDIN: Final = NodeSpec(
     params=params_schema({
         "format": param({"enum": READ_FORMATS}, "How the input is encoded.", "lines", default="jsonl"),
     }),
+    factory=make_stdin,
     example="type: stdin\nwith: {format: lines}",
 )
 
@@ -38,6 +42,7 @@ STDOUT: Final = NodeSpec(
     params=params_schema({
         "format": param({"enum": WRITE_FORMATS}, "Output encoding.", "csv", default="jsonl"),
     }),
+    factory=make_stdout,
     example="type: stdout\nfrom: totals",
 )
 
@@ -53,6 +58,7 @@ FILE_WRITE: Final = NodeSpec(
                       "`truncate` replaces the file when the graph starts; `append` adds to it.",
                       "append", default="truncate"),
     }, required=("path",)),
+    factory=make_file_write,
     example="type: file.write\nfrom: totals\nwith: {path: out/totals.jsonl}",
 )
 

@@ -2,11 +2,13 @@
 
 from typing import Final
 
+from engine.aggregate import make_aggregate
 from engine.ids import NAME_PATTERN
 from engine.spec import (
     DURATION, EACH_VALUE, EXPRESSION, FIELD_LIST, ONE, SINK, SOURCE, TRANSFORM,
     ExprParam, NodeSpec, param, params_schema,
 )
+from engine.transforms import make_filter, make_generate, make_map, make_null, make_route
 
 UNMATCHED_PORT: Final = "unmatched"
 WINDOW_TYPES: Final = ("tumbling", "sliding", "session")
@@ -27,6 +29,7 @@ GENERATE: Final = NodeSpec(
                       "Omitted: a different sequence each run.", 42),
     }, required=("fields",)),
     expressions=(ExprParam("fields", EACH_VALUE, scope=("i",)),),
+    factory=make_generate,
     example="type: generate\nwith:\n  count: 10\n  fields: {id: i, kind: \"'buy' if i % 3 else 'sell'\"}",
 )
 
@@ -44,6 +47,7 @@ MAP: Final = NodeSpec(
         "keep": param(FIELD_LIST, "If given, only these fields are kept.", ["user", "amount_cents"]),
     }, min_properties=1),
     expressions=(ExprParam("set", EACH_VALUE),),
+    factory=make_map,
     example="type: map\nfrom: orders\nwith:\n  set: {amount_cents: \"int(amount * 100)\"}\n  remove: [amount]",
 )
 
@@ -55,6 +59,7 @@ FILTER: Final = NodeSpec(
         "where": param(EXPRESSION, "Condition over the event.", "kind == 'buy' and amount > 10"),
     }, required=("where",)),
     expressions=(ExprParam("where", ONE),),
+    factory=make_filter,
     example="type: filter\nfrom: orders\nwith: {where: \"kind == 'buy'\"}",
 )
 
@@ -79,6 +84,7 @@ ROUTE: Final = NodeSpec(
     ports_from="routes",
     extra_ports=(UNMATCHED_PORT,),
     expressions=(ExprParam("routes", EACH_VALUE),),
+    factory=make_route,
     example="type: route\nfrom: orders\nwith:\n  routes: {big: \"amount > 1000\"}",
 )
 
@@ -115,6 +121,7 @@ AGGREGATE: Final = NodeSpec(
         }, "Emit per window instead of at end of input.", {"type": "tumbling", "size": "1m"}),
     }, required=("fields",)),
     expressions=(ExprParam("fields", EACH_VALUE, aggregate=True),),
+    factory=make_aggregate,
     example="type: aggregate\nfrom: buys\nwith:\n  by: user\n  fields: {total: \"sum(amount)\", n: \"count()\"}",
 )
 
@@ -123,6 +130,7 @@ NULL: Final = NodeSpec(
     kind=SINK,
     summary="Discards every event (useful in tests and benchmarks).",
     params=params_schema({}),
+    factory=make_null,
     example="type: \"null\"\nfrom: orders",
 )
 

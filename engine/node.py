@@ -125,7 +125,7 @@ class Source:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
 
-    def poll(self, budget: int, now: float, outs: list[Batch]) -> bool:
+    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
         """Append up to `budget` events to `outs`; return False once exhausted."""
         raise NotImplementedError
 

@@ -20,10 +20,18 @@ ERRORS_PORT: Final = "errors"
 
 
 def canonical_json(value: object, indent: int | None = None) -> str:
-    """Sorted keys, no incidental whitespace unless `indent` is given."""
+    """Keys in the order the plan builds them (which is fixed), no incidental whitespace
+    unless `indent` is given. Not sorted: the order of `routes`, `fields` and `set`
+    entries is meaningful (`mode: first`, output field order)."""
     if indent is None:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return json.dumps(value, sort_keys=True, indent=indent, ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, indent=indent, ensure_ascii=False)
+
+
+def params_json(params: dict[str, object]) -> str:
+    """A node's `with:` as canonical JSON: parameter names sorted (their order means
+    nothing), values as written (inside them, order can matter)."""
+    return canonical_json({key: params[key] for key in sorted(params)})
 
 
 @dataclass(frozen=True)
@@ -163,13 +171,15 @@ def plan_from_dict(raw: dict[str, object]) -> GraphPlan:
         inputs = node["inputs"]
         outputs = node["outputs"]
         on_error = node["on_error"]
+        with_params = node["with"]
+        assert isinstance(with_params, dict)
         assert isinstance(inputs, list) and isinstance(outputs, list)
         assert isinstance(on_error, dict)
         nodes.append(
             NodePlan(
                 name=str(name),
                 type=str(node["type"]),
-                params_json=canonical_json(node["with"]),
+                params_json=params_json(with_params),
                 inputs=tuple(str(i) for i in inputs),
                 outputs=tuple(str(o) for o in outputs),
                 on_error=_error_policy_from(on_error),

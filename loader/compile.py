@@ -3,7 +3,7 @@
 from engine.ids import edge_id
 from engine.plan import (
     DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, EdgePlan, ErrorPolicy, GraphPlan,
-    NodePlan, canonical_json,
+    NodePlan, params_json,
 )
 from engine.durations import duration_ms
 from loader.semantic import CheckedGraph, CheckedInput, CheckedNode
@@ -71,7 +71,7 @@ def compile_graph(graph: CheckedGraph) -> GraphPlan:
         nodes.append(NodePlan(
             name=name,
             type=node.spec.name,
-            params_json=canonical_json(_with_defaults(node)),
+            params_json=params_json(_with_defaults(node)),
             inputs=tuple(e.id for e in node_edges),
             outputs=node.ports,
             on_error=_error_policy(node.on_error),

@@ -1,4 +1,4 @@
-"""`engine`: validate, plan and schema for graph files."""
+"""`engine`: validate, plan, run and schema for graph files."""
 
 import argparse
 import json
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from adapters.cli.registry import default_registry
+from adapters.cli.run_graph import cmd_run
 from engine.buildinfo import mode
 from loader.api import GRAPH_SUFFIXES, LoadResult, load_directory, load_file
 from loader.problems import Problem, has_errors
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="print the compiled plan of one graph file as canonical JSON")
     plan.add_argument("file", metavar="FILE")
+
+    run = commands.add_parser("run", help="run one graph file until its sources are exhausted (or SIGINT/SIGTERM)")
+    run.add_argument("file", metavar="FILE")
+    run.add_argument("--stats-file", metavar="PATH",
+                     help="write node and edge counters as JSON to PATH when the run ends")
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the graph-file format")
     schema.add_argument("--version", dest="schema_version", type=int, default=CURRENT_VERSION,
@@ -112,6 +118,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return cmd_validate(args.paths, args.format)
     if args.command == "plan":
         return cmd_plan(args.file)
+    if args.command == "run":
+        return cmd_run(args.file, args.stats_file)
     return cmd_schema(args.schema_version)
 
 

@@ -1,0 +1,310 @@
+"""Per-event expressions: every checked expression becomes one Python function, compiled once.
+
+The tree from `engine.expr.parse` is rewritten, then compiled with `compile()` a single time:
+
+- a field name `amount` becomes `_event['amount']`, `user.name` becomes
+  `_event['user']['name']`, so a field is always an item of the event, never an attribute;
+- calls go to `engine.functions` through the function's globals (`lower` -> `_f_lower`);
+- `**`, `%` and large repetitions with `*` go through guards that refuse huge results;
+- field paths inside `exists()` and as `coalesce()` arguments become safe path lookups.
+
+The globals hold only those functions, and builtins with no name an expression could use,
+so the compiled code reaches nothing else. Evaluating an event is then one call of an ordinary Python function;
+no tree is walked per event.
+"""
+
+import ast
+import random
+from typing import Any, Callable, Final, cast
+
+from engine import functions
+from engine.expr import AGGREGATES, FUNCTIONS, parse
+from engine.node import Clock, Event
+
+_EVENT: Final = "_event"
+_INDEX: Final = "i"  # the only name in scope in generate fields
+_FUNCTION_PREFIX: Final = "_f_"
+_POWER: Final = "_g_power"
+_MULTIPLY: Final = "_g_multiply"
+_MODULO: Final = "_g_modulo"
+_ITEM: Final = "_g_item"
+_PATH_EXISTS: Final = "_g_path_exists"
+_PATH_OR_NONE: Final = "_g_path_or_none"
+_SLICE: Final = "_g_slice"
+# `x * 100` stays a plain multiply: with a small literal factor the result grows at most
+# this many times, which needs no guard.
+SMALL_FACTOR: Final = 10_000
+
+_CONSTANT_TYPES: Final = (str, int, float, bool, type(None))
+_PLAIN_BINARY: Final = (ast.Add, ast.Sub, ast.Div, ast.FloorDiv)
+# Node kinds copied as they are (their children are still rewritten).
+_KEPT: Final = (
+    ast.BoolOp, ast.UnaryOp, ast.Compare, ast.IfExp, ast.List, ast.Tuple, ast.Dict, ast.Slice,
+    ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Load,
+    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot,
+)
+_REWRITTEN: Final = (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.BinOp, ast.Constant)
+
+
+class CompiledExpr:
+    """One compiled expression: `fn(event)` evaluates it against one event."""
+
+    source: str
+    label: str
+    fn: Callable[[Event], object]
+
+    def __init__(self, source: str, label: str, fn: Callable[[Event], object]) -> None:
+        self.source = source  # the expression as written
+        self.label = label  # where it comes from, e.g. "set.total", "where", "routes.big"
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"CompiledExpr({self.label}: {self.source!r})"
+
+
+def _name(identifier: str) -> ast.Name:
+    return ast.Name(id=identifier, ctx=ast.Load())
+
+
+def _call(function: str, args: list[ast.expr], like: ast.AST) -> ast.Call:
+    return ast.copy_location(ast.Call(func=_name(function), args=args, keywords=[]), like)
+
+
+def _number_literal(node: ast.expr) -> ast.Constant | None:
+    """The number in `3`, `-2.5`, `+7` (its sign does not matter here); None for anything
+    else, booleans included."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _number_literal(node.operand)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node
+    return None
+
+
+def _contains_multiply(node: ast.expr) -> bool:
+    return any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult) for n in ast.walk(node))
+
+
+def _plain_multiply(left: ast.expr, right: ast.expr) -> bool:
+    """True when `left * right` cannot blow up, so it needs no guard.
+
+    A float literal factor makes repetition a TypeError. A small integer literal bounds the
+    growth, unless the other side is itself a product: `[0] * 10000 * 10000` chains.
+    """
+    for literal, other in ((left, right), (right, left)):
+        constant = _number_literal(literal)
+        value: object = None if constant is None else constant.value
+        if isinstance(value, float):
+            return True
+        if isinstance(value, int) and abs(value) <= SMALL_FACTOR and not _contains_multiply(other):
+            return True
+    return False
+
+
+class _Rewriter(ast.NodeTransformer):
+    """Rewrites a checked expression tree into plain Python over `_event` (or locals).
+
+    The loader's checker already refused everything outside the language; refusing again
+    here keeps the compiler safe on its own, at compile time only.
+    """
+
+    def __init__(self, local_names: tuple[str, ...], event_fields: bool) -> None:
+        self.local_names = local_names  # names that are parameters, not event fields
+        self.event_fields = event_fields  # False in generate: no event to read from
+
+    def visit(self, node: ast.AST) -> Any:
+        if not isinstance(node, _REWRITTEN) and not isinstance(node, _KEPT):
+            raise ValueError(f"{type(node).__name__} is not allowed in expressions")
+        return super().visit(node)
+
+    def rewrite(self, node: ast.expr) -> ast.expr:
+        return cast(ast.expr, self.visit(node))
+
+    def visit_Constant(self, node: ast.Constant) -> ast.expr:
+        if not isinstance(node.value, _CONSTANT_TYPES):
+            raise ValueError(f"{type(node.value).__name__} literals are not allowed")
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id.startswith("_"):
+            raise ValueError(f"name '{node.id}' starts with an underscore")
+        if node.id in self.local_names:
+            return _name(node.id)
+        if not self.event_fields:
+            raise ValueError(f"unknown name '{node.id}'; available here: {', '.join(self.local_names)}")
+        field = ast.Subscript(value=_name(_EVENT), slice=ast.Constant(value=node.id), ctx=ast.Load())
+        return ast.copy_location(field, node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
+        # `user.name` is the `name` item of the `user` mapping, never a Python attribute.
+        if node.attr.startswith("_"):
+            raise ValueError(f"field '{node.attr}' starts with an underscore")
+        item = ast.Subscript(value=self.rewrite(node.value), slice=ast.Constant(value=node.attr), ctx=ast.Load())
+        return ast.copy_location(item, node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        container = self.rewrite(node.value)
+        index = self.rewrite(node.slice)
+        if isinstance(node.slice, ast.Slice) or _is_literal_key(node.slice):
+            return ast.copy_location(ast.Subscript(value=container, slice=index, ctx=ast.Load()), node)
+        # A key computed from the event goes through a lookup that does not echo it.
+        return _call(_ITEM, [container, index], node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        left, right = self.rewrite(node.left), self.rewrite(node.right)
+        if isinstance(node.op, ast.Pow):
+            return _call(_POWER, [left, right], node)
+        if isinstance(node.op, ast.Mult) and not _plain_multiply(node.left, node.right):
+            return _call(_MULTIPLY, [left, right], node)
+        if isinstance(node.op, ast.Mod) and _number_literal(node.left) is None:
+            return _call(_MODULO, [left, right], node)
+        if not isinstance(node.op, (ast.Mult, ast.Mod) + _PLAIN_BINARY):
+            raise ValueError(f"the {type(node.op).__name__} operator is not allowed in expressions")
+        return ast.copy_location(ast.BinOp(left=left, op=node.op, right=right), node)
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            raise ValueError("only the listed functions can be called")
+        if node.keywords:
+            raise ValueError(f"{node.func.id}() takes no keyword arguments")
+        function = node.func.id
+        if function == "exists" and len(node.args) == 1:
+            path = self.path(node.args[0])
+            if path is not None:
+                return _call(_PATH_EXISTS, list(path), node)
+        if function == "coalesce":
+            args = [self.path_or_value(arg) for arg in node.args]
+        else:
+            args = [self.rewrite(arg) for arg in node.args]
+        return _call(_FUNCTION_PREFIX + function, args, node)
+
+    def path_or_value(self, node: ast.expr) -> ast.expr:
+        path = self.path(node)
+        return self.rewrite(node) if path is None else _call(_PATH_OR_NONE, list(path), node)
+
+    def path(self, node: ast.expr) -> tuple[ast.expr, ast.expr] | None:
+        """(root, keys) for a field path such as `a.b[0]`, or None for other expressions.
+
+        The keys become a tuple literal (a constant when every key is one), walked per
+        event by `functions.path_exists` / `path_or_none` without raising.
+        """
+        keys: list[ast.expr] = []
+        current = node
+        while True:
+            if isinstance(current, ast.Attribute):
+                keys.append(ast.Constant(value=current.attr))
+                current = current.value
+            elif isinstance(current, ast.Subscript):
+                keys.append(self.key(current.slice))
+                current = current.value
+            else:
+                break
+        if not isinstance(current, ast.Name) or current.id.startswith("_"):
+            return None
+        if current.id in self.local_names:
+            root: ast.expr = _name(current.id)
+        elif self.event_fields:
+            root = _name(_EVENT)
+            keys.append(ast.Constant(value=current.id))
+        else:
+            return None
+        keys.reverse()
+        return root, ast.Tuple(elts=keys, ctx=ast.Load())
+
+    def key(self, index: ast.expr) -> ast.expr:
+        if isinstance(index, ast.Slice):
+            bounds = [ast.Constant(value=None) if part is None else self.rewrite(part)
+                      for part in (index.lower, index.upper, index.step)]
+            return _call(_SLICE, bounds, index)
+        return self.rewrite(index)
+
+
+def _is_literal_key(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) or _number_literal(node) is not None
+
+
+def _lambda(parameter: str, body: ast.expr) -> ast.Expression:
+    arguments = ast.arguments(
+        posonlyargs=[], args=[ast.arg(arg=parameter)], vararg=None,
+        kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[],
+    )
+    return ast.Expression(body=ast.Lambda(args=arguments, body=body))
+
+
+def _flat(source: str) -> str:
+    """The text `engine.expr.parse` parses: newlines are spaces, so offsets match it."""
+    return source.replace("\r\n", "\n").replace("\n", " ").strip()
+
+
+class ExprCompiler:
+    """Compiles one node's expressions; `now()` and `rand()` use this node's clock and rng."""
+
+    def __init__(self, rng: random.Random, clock: Clock) -> None:
+        # Generated code names only `_event`, `i` and the entries below, so builtins are
+        # never looked up by it; see `functions.expression_builtins` for the one entry.
+        scope: dict[str, object] = {"__builtins__": functions.expression_builtins()}
+        for name, implementation in functions.runtime_functions(rng, clock).items():
+            scope[_FUNCTION_PREFIX + name] = implementation
+        scope[_POWER] = functions.power
+        scope[_MULTIPLY] = functions.multiply
+        scope[_MODULO] = functions.modulo
+        scope[_ITEM] = functions.item
+        scope[_PATH_EXISTS] = functions.path_exists
+        scope[_PATH_OR_NONE] = functions.path_or_none
+        scope[_SLICE] = slice
+        self.scope = scope
+
+    def value(self, source: str, label: str) -> CompiledExpr:
+        body = _Rewriter((), True).rewrite(self._parse(source, label))
+        fn = cast(Callable[[Event], object], self._function(_EVENT, body, label))
+        return CompiledExpr(source, label, fn)
+
+    def update(self, fields: dict[str, str]) -> Callable[[Event], Event]:
+        """One function returning `{**event, field: value, ...}`: a new dict, every value
+        computed from the input event, the input never changed."""
+        rewriter = _Rewriter((), True)
+        keys: list[ast.expr | None] = [None]  # None: unpack the input event first
+        values: list[ast.expr] = [_name(_EVENT)]
+        for name, source in fields.items():
+            keys.append(ast.Constant(value=name))
+            values.append(rewriter.rewrite(self._parse(source, f"set.{name}")))
+        body = ast.Dict(keys=keys, values=values)
+        return cast(Callable[[Event], Event], self._function(_EVENT, body, "set"))
+
+    def generator(self, fields: dict[str, str]) -> Callable[[int], Event]:
+        """One function of the event index `i` returning a new event with `fields` in order."""
+        rewriter = _Rewriter((_INDEX,), False)
+        keys: list[ast.expr | None] = []
+        values: list[ast.expr] = []
+        for name, source in fields.items():
+            keys.append(ast.Constant(value=name))
+            values.append(rewriter.rewrite(self._parse(source, f"fields.{name}")))
+        body = ast.Dict(keys=keys, values=values)
+        return cast(Callable[[int], Event], self._function(_INDEX, body, "fields"))
+
+    def aggregate_call(self, source: str, label: str) -> tuple[str, CompiledExpr | None]:
+        """`sum(amount * 2)` -> ("sum", amount * 2 compiled); `count()` -> ("count", None)."""
+        call = self._parse(source, label)
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in AGGREGATES):
+            raise ValueError(f"{label}: an aggregate field must be one aggregate call")
+        if call.keywords or len(call.args) > 1:
+            raise ValueError(f"{label}: {call.func.id}() takes at most one positional argument")
+        if not call.args:
+            return call.func.id, None
+        argument = call.args[0]
+        written = ast.get_source_segment(_flat(source), argument) or ast.unparse(argument)
+        body = _Rewriter((), True).rewrite(argument)
+        fn = cast(Callable[[Event], object], self._function(_EVENT, body, label))
+        return call.func.id, CompiledExpr(written, label, fn)
+
+    def _parse(self, source: str, label: str) -> ast.expr:
+        tree, error = parse(source)
+        if tree is None:
+            raise ValueError(f"{label}: {error.message if error is not None else 'invalid expression'}")
+        return tree.body
+
+    def _function(self, parameter: str, body: ast.expr, label: str) -> object:
+        tree = ast.fix_missing_locations(_lambda(parameter, body))
+        code = compile(tree, f"<expression {label}>", "eval", dont_inherit=True)
+        # Evaluating the compiled lambda only creates the function; its globals are the
+        # whitelisted functions and empty builtins.
+        return eval(code, self.scope)

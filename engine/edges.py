@@ -1,0 +1,195 @@
+"""Bounded edges and their five policies.
+
+An edge is a FIFO ring buffer (a `deque` held at or under `capacity`) between one
+producer port and one consumer. Conservation holds on every edge at every moment:
+
+    enqueued == delivered + dropped + coalesced + depth
+
+`enqueued` counts every event the producer handed over, including ones a policy then
+dropped; events a `block` edge refused stay with the producer and are not counted until
+they are accepted.
+"""
+
+from collections import deque
+from typing import Final
+
+from engine.node import Batch, Event
+from engine.plan import EdgePlan
+
+BLOCK: Final = "block"
+DROP_NEWEST: Final = "drop_newest"
+DROP_OLDEST: Final = "drop_oldest"
+LATEST: Final = "latest"
+COALESCE: Final = "coalesce"
+
+
+class Edge:
+    """Memory edge. `offer` returns what the edge refused (only `block` and `coalesce`
+    refuse, and only when full); the producer keeps that and offers it again later."""
+
+    def __init__(self, plan: EdgePlan) -> None:
+        self.id = plan.id
+        self.plan = plan
+        self.capacity = max(1, plan.capacity)
+        self.policy = plan.policy
+        self.queue: deque[Event] = deque()
+        self.closed = False  # the producer finished; nothing more will arrive
+        self.enqueued = 0
+        self.delivered = 0
+        self.dropped = 0
+        self.coalesced = 0
+        self.high_water = 0
+        self.key_fields: tuple[str, ...] = plan.key
+        self.merges: dict[str, str] = {field: fn for field, fn in plan.merge}
+        # Coalesce only: key -> the queued event; insertion order is delivery order.
+        self.by_key: dict[tuple[object, ...], Event] = {}
+
+    @property
+    def depth(self) -> int:
+        return len(self.by_key) if self.policy == COALESCE else len(self.queue)
+
+    def has_room(self) -> bool:
+        """Whether the producer may run: only `block` and a full `coalesce` push back."""
+        if self.policy == BLOCK:
+            return len(self.queue) < self.capacity
+        if self.policy == COALESCE:
+            return len(self.by_key) < self.capacity
+        return True
+
+    def offer(self, events: Batch) -> Batch:
+        """Hand events over; returns the ones refused (empty unless `block`/`coalesce` is full)."""
+        policy = self.policy
+        if policy == BLOCK:
+            room = self.capacity - len(self.queue)
+            if room >= len(events):
+                self.queue.extend(events)
+                self.enqueued += len(events)
+                rest: Batch = []
+            else:
+                room = max(room, 0)
+                self.queue.extend(events[:room])
+                self.enqueued += room
+                rest = events[room:]
+        elif policy == COALESCE:
+            rest = self._coalesce(events)
+        elif policy == DROP_NEWEST:
+            room = max(self.capacity - len(self.queue), 0)
+            self.enqueued += len(events)
+            if room >= len(events):
+                self.queue.extend(events)
+            else:
+                self.queue.extend(events[:room])
+                self.dropped += len(events) - room
+            rest = []
+        elif policy == DROP_OLDEST:
+            self.enqueued += len(events)
+            queue = self.queue
+            queue.extend(events)
+            excess = len(queue) - self.capacity
+            if excess > 0:
+                self.dropped += excess
+                for _ in range(excess):
+                    queue.popleft()
+            rest = []
+        else:  # LATEST: at most one undelivered event, always the newest
+            self.enqueued += len(events)
+            if events:
+                self.dropped += len(self.queue) + len(events) - 1
+                self.queue.clear()
+                self.queue.append(events[-1])
+            rest = []
+        depth = self.depth
+        if depth > self.high_water:
+            self.high_water = depth
+        return rest
+
+    def take(self, budget: int) -> Batch:
+        """Up to `budget` events, oldest first."""
+        if self.policy == COALESCE:
+            return self._take_coalesced(budget)
+        queue = self.queue
+        n = len(queue)
+        if n <= budget:
+            out = list(queue)
+            queue.clear()
+        else:
+            out = [queue.popleft() for _ in range(budget)]
+        self.delivered += len(out)
+        return out
+
+    def drained(self) -> bool:
+        return self.closed and self.depth == 0
+
+    def _coalesce(self, events: Batch) -> Batch:
+        by_key = self.by_key
+        fields = self.key_fields
+        for index, event in enumerate(events):
+            key = tuple([event.get(f) for f in fields])
+            queued = by_key.get(key)
+            if queued is not None:
+                by_key[key] = merge_events(queued, event, self.merges)
+                self.coalesced += 1
+                self.enqueued += 1
+            elif len(by_key) < self.capacity:
+                by_key[key] = event
+                self.enqueued += 1
+            else:
+                return events[index:]
+        return []
+
+    def _take_coalesced(self, budget: int) -> Batch:
+        by_key = self.by_key
+        if len(by_key) <= budget:
+            out = list(by_key.values())
+            by_key.clear()
+        else:
+            keys = list(by_key)[:budget]
+            out = [by_key.pop(k) for k in keys]
+        self.delivered += len(out)
+        return out
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "enqueued": self.enqueued,
+            "dropped": self.dropped,
+            "coalesced": self.coalesced,
+            "depth": self.depth,
+            "high_water": self.high_water,
+        }
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def merge_field(function: str, old: object, new: object) -> object:
+    """One field of a coalesce merge. Values that cannot be combined keep the newest."""
+    if old is None:
+        return new
+    if new is None:
+        return old
+    if function == "first":
+        return old
+    if function == "last":
+        return new
+    if not (_is_number(old) and _is_number(new)):
+        return new
+    assert isinstance(old, (int, float)) and isinstance(new, (int, float))
+    if function == "sum":
+        return old + new
+    if function == "min":
+        return old if old <= new else new
+    if function == "max":
+        return old if old >= new else new
+    return new
+
+
+def merge_events(old: Event, new: Event, merges: dict[str, str]) -> Event:
+    """A new event (neither input is changed): fields listed in `merges` are combined,
+    every other field takes the newest value; fields only one side has are kept."""
+    merged = dict(old)
+    merged.update(new)
+    for field, function in merges.items():
+        if field in old or field in new:
+            merged[field] = merge_field(function, old.get(field), new.get(field))
+    return merged

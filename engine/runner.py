@@ -1,0 +1,116 @@
+"""One node at run time: its edges, what it could not hand over yet, its counters."""
+
+from typing import Final
+
+from engine.edges import Edge
+from engine.errors import NodeErrors
+from engine.node import AsyncSink, AsyncSource, Batch, NodeContext, Source, Transform
+from engine.plan import NodePlan
+
+TRANSFORM: Final = 0
+SOURCE: Final = 1
+ASYNC_SOURCE: Final = 2
+ASYNC_SINK: Final = 3
+
+
+class NodeRunner:
+    def __init__(
+        self,
+        plan: NodePlan,
+        ctx: NodeContext,
+        impl: Transform | Source | AsyncSource | AsyncSink,
+        inputs: list[Edge],
+        outputs: list[list[Edge]],
+    ) -> None:
+        self.name = plan.name
+        self.plan = plan
+        self.ctx = ctx
+        self.impl = impl
+        if isinstance(impl, Transform):
+            self.kind = TRANSFORM
+        elif isinstance(impl, Source):
+            self.kind = SOURCE
+        elif isinstance(impl, AsyncSource):
+            self.kind = ASYNC_SOURCE
+        else:
+            self.kind = ASYNC_SINK
+        self.inputs = inputs
+        self.outputs = outputs  # per output port, every edge leaving it
+        self.backlog: list[tuple[Edge, Batch]] = []  # events an edge refused, per edge, in order
+        self.pending: Batch = []  # input taken but not yet consumed (a retry is waiting)
+        self.errors = NodeErrors(ctx)
+        self.events_in = 0
+        self.events_out = 0
+        self.flushed = False  # end of input was handled (`flush` called, sources exhausted)
+        self.finished = False  # flushed, backlog handed over, output edges closed
+        self.next_input = 0  # rotates which input edge is read first, deterministically
+
+    def new_outs(self) -> list[Batch]:
+        return [[] for _ in self.outputs]
+
+    def outputs_have_room(self) -> bool:
+        for port in self.outputs:
+            for edge in port:
+                if not edge.has_room():
+                    return False
+        return True
+
+    def distribute(self, outs: list[Batch]) -> bool:
+        """Hand every port's events to all its edges; refused events go to the backlog.
+        Events are shared between edges, never copied: nodes do not mutate events."""
+        emitted = False
+        for port, events in enumerate(outs):
+            if not events:
+                continue
+            emitted = True
+            self.events_out += len(events)
+            for edge in self.outputs[port]:
+                rest = edge.offer(events)
+                if rest:
+                    self.backlog.append((edge, rest))
+        return emitted
+
+    def flush_backlog(self) -> bool:
+        """Offer refused events again; True when anything moved."""
+        moved = False
+        still: list[tuple[Edge, Batch]] = []
+        for edge, events in self.backlog:
+            rest = edge.offer(events)
+            if len(rest) < len(events):
+                moved = True
+            if rest:
+                still.append((edge, rest))
+        self.backlog = still
+        return moved
+
+    def take_input(self, budget: int) -> Batch:
+        """Up to `budget` events from the input edges, starting at a rotating edge."""
+        inputs = self.inputs
+        n = len(inputs)
+        if n == 1:
+            return inputs[0].take(budget)
+        batch: Batch = []
+        start = self.next_input
+        self.next_input = (start + 1) % n if n else 0
+        for offset in range(n):
+            edge = inputs[(start + offset) % n]
+            if edge.depth:
+                batch.extend(edge.take(budget - len(batch)))
+                if len(batch) >= budget:
+                    break
+        return batch
+
+    def inputs_drained(self) -> bool:
+        for edge in self.inputs:
+            if not edge.drained():
+                return False
+        return True
+
+    def close_outputs(self) -> None:
+        for port in self.outputs:
+            for edge in port:
+                edge.closed = True
+        self.finished = True
+
+    def counters(self) -> dict[str, int]:
+        return {"in": self.events_in, "out": self.events_out, "errors": self.errors.count}

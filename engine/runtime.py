@@ -1,0 +1,323 @@
+"""The runtime: builds edges and nodes from a plan and schedules them.
+
+The scheduler is one deterministic loop. Each pass visits the nodes in a fixed order —
+band 0 the sinks, band 1 the transforms (downstream first, so room is freed before it
+is filled), band 2 the sources, names breaking ties — and runs every node that is ready
+once, with a batch budget. A node is ready when it has input (or is a source), nothing
+it emitted is still waiting for an edge, and every `block` edge it feeds has room.
+
+IO sources and sinks are asyncio tasks that meet the core through the same edges. The
+core never awaits them: after a pass that moved something it yields to the event loop
+once; after a pass that moved nothing it sleeps until an IO task, a timer or a stop
+request wakes it.
+"""
+
+import asyncio
+from typing import Awaitable, Callable, Final
+
+from engine.edges import Edge
+from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
+from engine.plan import GraphPlan
+from engine.runner import ASYNC_SINK, ASYNC_SOURCE, SOURCE, TRANSFORM, NodeRunner
+from engine.wakeup import Wakeup
+from engine.spec import SpecRegistry
+
+BATCH_BUDGET: Final = 1024
+
+Action = Callable[[], Awaitable[None]]
+
+
+class Runtime:
+    def __init__(self, plan: GraphPlan, registry: SpecRegistry, clock: Clock | None = None,
+                 budget: int = BATCH_BUDGET) -> None:
+        self.plan = plan
+        self.clock = clock if clock is not None else Clock()
+        self.budget = budget
+        self.edges: dict[str, Edge] = {e.id: Edge(e) for e in plan.edges}
+        self.runners: dict[str, NodeRunner] = {}
+        for node in plan.nodes:
+            spec = registry.get(node.type)
+            if spec is None or spec.factory is None:
+                raise NodeFailure(f"node '{node.name}': type '{node.type}' cannot run in this engine")
+            ctx = NodeContext(node.name, node.type, node.params(), node.outputs, node.on_error, self.clock)
+            outputs = [[e for e in self.edges.values() if e.plan.from_node == node.name and e.plan.from_port == port]
+                       for port in node.outputs]
+            self.runners[node.name] = NodeRunner(
+                node, ctx, spec.factory(ctx), [self.edges[i] for i in node.inputs], outputs)
+        self.order = self._schedule_order()
+        self.signal = Wakeup()
+        self.stopping = False
+        self.failure = ""
+        self.started_at = 0.0
+        self.elapsed_s = 0.0
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def _schedule_order(self) -> list[NodeRunner]:
+        """Core nodes by band, then downstream first (reverse topological order)."""
+        depth: dict[str, int] = {}
+        for name in self._topological():
+            upstream = [depth[self.edges[i].plan.from_node] for i in self.plan.node(name).inputs]
+            depth[name] = 1 + max(upstream) if upstream else 0
+        core = [r for r in self.runners.values() if r.kind in (TRANSFORM, SOURCE)]
+
+        def band(r: NodeRunner) -> tuple[int, int, str]:
+            if r.kind == SOURCE:
+                level = 2
+            elif not r.outputs:
+                level = 0
+            else:
+                level = 1
+            return (level, -depth[r.name], r.name)
+        return sorted(core, key=band)
+
+    def _topological(self) -> list[str]:
+        indegree = {n.name: len(n.inputs) for n in self.plan.nodes}
+        ready = sorted(name for name, d in indegree.items() if d == 0)
+        order: list[str] = []
+        while ready:
+            name = ready.pop(0)
+            order.append(name)
+            for edge in self.edges.values():
+                if edge.plan.from_node == name:
+                    indegree[edge.plan.to_node] -= 1
+                    if indegree[edge.plan.to_node] == 0:
+                        ready.append(edge.plan.to_node)
+                        ready.sort()
+        return order
+
+    # -- control -------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Graceful stop: sources stop reading; everything already emitted drains."""
+        self.stopping = True
+        self.signal.notify()
+
+    def fail(self, message: str) -> None:
+        if not self.failure:
+            self.failure = message
+        self.signal.notify()
+
+    # -- running -------------------------------------------------------------------
+
+    async def run(self) -> bool:
+        """Run to the end of every finite source (or a stop); False when the graph failed
+        (the reason is in `failure`)."""
+        self.started_at = self.clock.now()
+        try:
+            await self._open_all()
+            if not self.failure:
+                for r in self.runners.values():
+                    if r.kind == ASYNC_SOURCE:
+                        self.tasks.append(asyncio.ensure_future(self._drive_source(r)))
+                    elif r.kind == ASYNC_SINK:
+                        self.tasks.append(asyncio.ensure_future(self._drive_sink(r)))
+                await self._schedule()
+        finally:
+            for task in self.tasks:
+                if not task.done():
+                    task.cancel()
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self._close_all()
+            self.elapsed_s = self.clock.now() - self.started_at
+        return not self.failure
+
+    async def _open_all(self) -> None:
+        for r in self.runners.values():
+            impl = r.impl
+            if isinstance(impl, (AsyncSource, AsyncSink)):
+                try:
+                    await self._with_retries(r, impl.open)
+                except NodeFailure as exc:
+                    self.fail(str(exc))
+                    return
+
+    async def _close_all(self) -> None:
+        for r in self.runners.values():
+            impl = r.impl
+            if isinstance(impl, (AsyncSource, AsyncSink)):
+                try:
+                    await impl.close()
+                except NodeFailure as exc:
+                    self.fail(str(exc))
+
+    async def _with_retries(self, r: NodeRunner, action: Action) -> None:
+        """IO failures are retried when the node's `on_error` says retry, then fatal."""
+        policy = r.ctx.on_error
+        attempt = 0
+        while True:
+            try:
+                await action()
+                return
+            except NodeFailure:
+                if policy.action != "retry" or attempt >= policy.attempts or self.stopping:
+                    raise
+                await asyncio.sleep(policy.backoff_ms / 1000.0 * (2 ** attempt))
+                attempt += 1
+
+    async def _schedule(self) -> None:
+        while not self.failure:
+            try:
+                progressed = self._pass()
+            except NodeFailure as exc:
+                self.fail(str(exc))
+                break
+            if progressed:
+                self.signal.notify()
+                await asyncio.sleep(0)
+                continue
+            if all(r.finished for r in self.runners.values()):
+                break
+            await self.signal.wait(self._next_deadline() - self.clock.now())
+
+    def _next_deadline(self) -> float:
+        soonest = INFINITY
+        for r in self.order:
+            if r.finished:
+                continue
+            if r.errors.retry_at > 0:
+                soonest = min(soonest, r.errors.retry_at)
+            impl = r.impl
+            if isinstance(impl, (Source, Transform)) and not r.flushed:
+                soonest = min(soonest, impl.deadline())
+        return soonest
+
+    def _pass(self) -> bool:
+        progressed = False
+        now = self.clock.now()
+        budget = self.budget
+        for r in self.order:
+            if r.finished:
+                continue
+            if r.backlog:
+                progressed = r.flush_backlog() or progressed
+                if r.backlog:
+                    continue
+            if r.flushed:
+                r.close_outputs()
+                progressed = True
+                continue
+            if not r.errors.ready(now) or not r.outputs_have_room():
+                continue
+            impl = r.impl
+            if isinstance(impl, Source):
+                progressed = self._poll(r, impl, now) or progressed
+            elif isinstance(impl, Transform):
+                progressed = self._step(r, impl, now, budget) or progressed
+        return progressed
+
+    def _poll(self, r: NodeRunner, source: Source, now: float) -> bool:
+        if self.stopping:
+            r.flushed = True
+            return True
+        if source.deadline() > now:
+            return False
+        outs = r.new_outs()
+        alive = source.poll(self.budget, now, outs, r.errors)
+        emitted = r.distribute(outs)
+        if not alive:
+            r.flushed = True
+            return True
+        return emitted
+
+    def _step(self, r: NodeRunner, node: Transform, now: float, budget: int) -> bool:
+        outs = r.new_outs()
+        moved = False
+        if node.deadline() <= now:
+            node.on_timer(now, outs)
+            moved = True
+        batch = r.pending if r.pending else r.take_input(budget)
+        if batch:
+            consumed = node.process(batch, outs, r.errors)
+            r.pending = batch[consumed:] if consumed < len(batch) else []
+            r.events_in += consumed
+            moved = True
+        elif not r.pending and r.inputs_drained():
+            node.flush(outs)
+            r.flushed = True
+            moved = True
+        return r.distribute(outs) or moved
+
+    async def _drive_source(self, r: NodeRunner) -> None:
+        source = r.impl
+        assert isinstance(source, AsyncSource)
+        try:
+            while not self.stopping and not self.failure:
+                outs = r.new_outs()
+                reading = asyncio.ensure_future(source.read(r.errors, outs))
+                stopped = asyncio.ensure_future(self.signal.until(self._should_stop_reading))
+                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                if not reading.done():
+                    reading.cancel()
+                    break
+                alive = reading.result()
+                r.distribute(outs)
+                self.signal.notify()
+                while r.backlog and not self.failure:
+                    await self.signal.wait(INFINITY)
+                    r.flush_backlog()
+                if not alive:
+                    break
+        except NodeFailure as exc:
+            self.fail(str(exc))
+        finally:
+            r.flushed = True
+            r.close_outputs()
+            self.signal.notify()
+
+    def _should_stop_reading(self) -> bool:
+        return self.stopping or bool(self.failure)
+
+    async def _drive_sink(self, r: NodeRunner) -> None:
+        sink = r.impl
+        assert isinstance(sink, AsyncSink)
+        try:
+            while not self.failure:
+                batch = r.take_input(self.budget)
+                if batch:
+                    self.signal.notify()  # room was freed upstream
+                    await self._with_retries(r, _WriteCall(sink, batch).run)
+                    r.events_in += len(batch)
+                    continue
+                if r.inputs_drained():
+                    break
+                await self.signal.wait(INFINITY)
+        except NodeFailure as exc:
+            self.fail(str(exc))
+        finally:
+            r.flushed = True
+            r.finished = True
+            self.signal.notify()
+
+    # -- reporting -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "nodes": {name: self.runners[name].counters() for name in sorted(self.runners)},
+            "edges": {eid: self.edges[eid].counters() for eid in sorted(self.edges)},
+            "elapsed_s": round(self.elapsed_s, 6),
+        }
+
+    def progress(self) -> list[tuple[str, int, int]]:
+        """(node, done, total) for every source that knows its size."""
+        out: list[tuple[str, int, int]] = []
+        for name in sorted(self.runners):
+            impl = self.runners[name].impl
+            if isinstance(impl, AsyncSource):
+                done, total = impl.progress()
+                if total > 0:
+                    out.append((name, done, total))
+        return out
+
+
+class _WriteCall:
+    """One `sink.write(batch)` as a retryable action."""
+
+    def __init__(self, sink: AsyncSink, batch: list[dict[str, object]]) -> None:
+        self.sink = sink
+        self.batch = batch
+
+    async def run(self) -> None:
+        await self.sink.write(self.batch)
+

@@ -1,0 +1,224 @@
+"""The per-event transforms (`map`, `filter`, `route`), the `null` sink and `generate`.
+
+Each evaluates expressions compiled once at build time. A failing expression is one failed
+event, handed to `on_error` with a message naming the expression but not the payload.
+"""
+
+from typing import Callable, Final
+
+from engine.compile_expr import CompiledExpr, ExprCompiler
+from engine.functions import describe_error
+from engine.node import Batch, Event, Failures, NodeContext, Source, Transform
+
+FIRST: Final = "first"
+UNMATCHED: Final = "unmatched"
+
+
+def _compiler(ctx: NodeContext) -> ExprCompiler:
+    return ExprCompiler(ctx.rng, ctx.clock)
+
+
+def _str_dict(value: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _str_list(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def explain(expr: CompiledExpr, exc: BaseException) -> str:
+    return f"{describe_error(exc)} in {expr.label} '{expr.source}'"
+
+
+class Map(Transform):
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        compiler = _compiler(ctx)
+        fields = _str_dict(ctx.params.get("set"))
+        self.setters = [compiler.value(source, f"set.{name}") for name, source in fields.items()]
+        self.update: Callable[[Event], Event] | None = compiler.update(fields) if fields else None
+        self.rename = _str_dict(ctx.params.get("rename"))
+        self.remove = _str_list(ctx.params.get("remove"))
+        keep = ctx.params.get("keep")
+        self.keep: list[str] | None = _str_list(keep) if isinstance(keep, list) else None
+        # Only `set`: the compiled update is the whole job.
+        self.only_set = not self.rename and not self.remove and self.keep is None
+
+    def reshape(self, event: Event) -> Event:
+        # `update` already returned a fresh dict; otherwise copy before changing anything.
+        out = self.update(event) if self.update is not None else dict(event)
+        if self.rename:
+            # Renamed fields keep their place in the event.
+            rename = self.rename
+            out = {rename.get(k, k): v for k, v in out.items()}
+        for field in self.remove:
+            out.pop(field, None)
+        if self.keep is not None:
+            out = {k: out[k] for k in self.keep if k in out}
+        return out
+
+    def failure(self, event: Event, exc: Exception) -> str:
+        # Error path only: find which field failed by evaluating them one at a time.
+        for setter in self.setters:
+            try:
+                setter.fn(event)
+            except Exception as single:
+                return explain(setter, single)
+        return describe_error(exc)
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        out = outs[0]
+        update = self.update
+        if update is not None and self.only_set:
+            for index, event in enumerate(batch):
+                try:
+                    out.append(update(event))
+                except Exception as exc:
+                    if not failures.event_failed(event, self.failure(event, exc), outs):
+                        return index
+            return len(batch)
+        for index, event in enumerate(batch):
+            try:
+                out.append(self.reshape(event))
+            except Exception as exc:
+                if not failures.event_failed(event, self.failure(event, exc), outs):
+                    return index
+        return len(batch)
+
+
+class Filter(Transform):
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        self.where = _compiler(ctx).value(str(ctx.params.get("where")), "where")
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        out = outs[0]
+        where = self.where.fn
+        for index, event in enumerate(batch):
+            try:
+                if where(event):
+                    out.append(event)
+            except Exception as exc:
+                if not failures.event_failed(event, explain(self.where, exc), outs):
+                    return index
+        return len(batch)
+
+
+class Route(Transform):
+    """Each route's condition picks a port; events matching none go to `unmatched`."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        compiler = _compiler(ctx)
+        routes = _str_dict(ctx.params.get("routes"))
+        self.routes = [
+            (ctx.port_index(port), compiler.value(source, f"routes.{port}")) for port, source in routes.items()
+        ]
+        self.first_only = ctx.params.get("mode") == FIRST
+        self.unmatched = ctx.port_index(UNMATCHED)
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        for index, event in enumerate(batch):
+            # Decide every port first, so a failing condition sends the event nowhere.
+            targets: list[int] = []
+            try:
+                for port, condition in self.routes:
+                    if condition.fn(event):
+                        targets.append(port)
+                        if self.first_only:
+                            break
+            except Exception as exc:
+                failing = self.routes[len(targets)][1] if self.first_only else self._failing(event)
+                if not failures.event_failed(event, explain(failing, exc), outs):
+                    return index
+                continue
+            if not targets:
+                targets.append(self.unmatched)
+            for port in targets:
+                outs[port].append(event)
+        return len(batch)
+
+    def _failing(self, event: Event) -> CompiledExpr:
+        for _, condition in self.routes:
+            try:
+                condition.fn(event)
+            except Exception:
+                return condition
+        return self.routes[0][1]
+
+
+class Null(Transform):
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        return len(batch)
+
+
+class Generate(Source):
+    """Events from expressions over the index `i`, optionally paced at `rate` per second."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        compiler = _compiler(ctx)
+        fields = _str_dict(ctx.params.get("fields"))
+        self.make = compiler.generator(fields)
+        self.fields = [compiler.value(source, f"fields.{name}") for name, source in fields.items()]
+        count = ctx.params.get("count")
+        self.count = count if isinstance(count, int) else -1
+        rate = ctx.params.get("rate")
+        self.rate = float(rate) if isinstance(rate, (int, float)) else 0.0
+        self.i = 0
+        self.started_at = -1.0
+
+    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+        limit = self.i + budget
+        if self.count >= 0:
+            limit = min(limit, self.count)
+        if self.rate > 0:
+            if self.started_at < 0:
+                self.started_at = now
+            due = int((now - self.started_at) * self.rate) + 1
+            limit = min(limit, due)
+        make = self.make
+        out = outs[0]
+        i = self.i
+        while i < limit:
+            try:
+                out.append(make(i))
+            except Exception as exc:
+                if not failures.event_failed({"i": i}, self.failure(i, exc), outs):
+                    break
+            i += 1
+        self.i = i
+        return self.count < 0 or self.i < self.count
+
+    def failure(self, i: int, exc: Exception) -> str:
+        for field in self.fields:
+            try:
+                field.fn({"i": i})
+            except Exception as single:
+                return explain(field, single)
+        return describe_error(exc)
+
+    def deadline(self) -> float:
+        if self.rate <= 0 or self.started_at < 0:
+            return 0.0
+        return self.started_at + self.i / self.rate
+
+
+def make_map(ctx: NodeContext) -> Transform:
+    return Map(ctx)
+
+
+def make_filter(ctx: NodeContext) -> Transform:
+    return Filter(ctx)
+
+
+def make_route(ctx: NodeContext) -> Transform:
+    return Route(ctx)
+
+
+def make_null(ctx: NodeContext) -> Transform:
+    return Null(ctx)
+
+
+def make_generate(ctx: NodeContext) -> Source:
+    return Generate(ctx)

@@ -1,0 +1,95 @@
+"""Test-only node types and helpers for driving the runtime from graph text."""
+
+import asyncio
+import textwrap
+
+from adapters.cli.registry import default_registry
+from engine.node import AsyncSink, Batch, Failures, NodeContext, Source, Transform
+from engine.runtime import Runtime
+from engine.spec import SINK, SOURCE, TRANSFORM, NodeSpec, SpecRegistry, param, params_schema
+from loader.api import load_text
+
+# Events each recording sink received, by node name; reset by `run_graph`.
+RECORDED: dict[str, list[dict[str, object]]] = {}
+
+
+class Numbers(Source):
+    """{"i": 0}, {"i": 1}, ... as fast as allowed, `count` of them."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        self.count = int(str(ctx.params["count"]))
+        self.keys = int(str(ctx.params.get("keys", 1)))
+        self.i = 0
+
+    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+        end = min(self.i + budget, self.count)
+        outs[0].extend({"i": i, "k": i % self.keys, "n": 1} for i in range(self.i, end))
+        self.i = end
+        return self.i < self.count
+
+
+class Slow(Transform):
+    """Passes events on, `per_pass` at a time: a consumer slower than its producer."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        self.per_pass = int(str(ctx.params.get("per_pass", 1)))
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        n = min(self.per_pass, len(batch))
+        outs[0].extend(batch[:n])
+        return n
+
+
+class Record(Transform):
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        RECORDED[ctx.name] = []
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        RECORDED[self.ctx.name].extend(batch)
+        return len(batch)
+
+
+class SlowRecord(AsyncSink):
+    """An IO sink that takes real time per batch."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        RECORDED[ctx.name] = []
+
+    async def write(self, batch: Batch) -> None:
+        await asyncio.sleep(0.001)
+        RECORDED[self.ctx.name].extend(batch)
+
+
+def _spec(name: str, kind: str, factory: object, props: dict[str, dict[str, object]]) -> NodeSpec:
+    return NodeSpec(name=name, kind=kind, summary=f"test node {name}", params=params_schema(props),
+                    factory=factory)  # type: ignore[arg-type]
+
+
+INT = {"type": "integer"}
+
+
+def test_registry() -> SpecRegistry:
+    registry = default_registry().copy()
+    registry.register(_spec("test.numbers", SOURCE, Numbers, {
+        "count": param(INT, "how many", 10), "keys": param(INT, "distinct k values", 3)}))
+    registry.register(_spec("test.slow", TRANSFORM, Slow, {"per_pass": param(INT, "events per pass", 1)}))
+    registry.register(_spec("test.record", SINK, Record, {}))
+    registry.register(_spec("test.slow_record", SINK, SlowRecord, {}))
+    return registry
+
+
+def build(text: str, registry: SpecRegistry | None = None, **kwargs: object) -> Runtime:
+    registry = registry or test_registry()
+    result = load_text("g.yaml", textwrap.dedent(text), registry)
+    assert result.plan is not None, [p.message for p in result.problems]
+    return Runtime(result.plan, registry, **kwargs)  # type: ignore[arg-type]
+
+
+def run_graph(text: str, **kwargs: object) -> tuple[Runtime, bool]:
+    runtime = build(text, **kwargs)
+    ok = asyncio.run(runtime.run())
+    return runtime, ok

@@ -1,0 +1,127 @@
+"""Edge policies, one edge at a time: exact survivors, conservation, capacity."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.edges import Edge, merge_events
+from engine.plan import EDGE_POLICIES, EdgePlan
+
+
+def edge(policy: str, capacity: int = 3, key: tuple[str, ...] = (), merge: tuple[tuple[str, str], ...] = ()) -> Edge:
+    return Edge(EdgePlan("a->b", "a", "out", "b", capacity, policy, key, merge))
+
+
+def ev(i: int, **fields: object) -> dict[str, object]:
+    return {"i": i, **fields}
+
+
+def conserved(e: Edge) -> bool:
+    return e.enqueued == e.delivered + e.dropped + e.coalesced + e.depth
+
+
+def test_block_refuses_what_does_not_fit_and_keeps_fifo():
+    e = edge("block")
+    rest = e.offer([ev(i) for i in range(5)])
+    assert [r["i"] for r in rest] == [3, 4]
+    assert not e.has_room()
+    assert [x["i"] for x in e.take(2)] == [0, 1]
+    assert e.offer(rest + [ev(5)]) == [ev(5)]
+    assert [x["i"] for x in e.take(10)] == [2, 3, 4]
+    assert e.counters() == {"enqueued": 5, "dropped": 0, "coalesced": 0, "depth": 0, "high_water": 3}
+
+
+def test_drop_newest_keeps_the_first_arrivals():
+    e = edge("drop_newest")
+    assert e.offer([ev(i) for i in range(5)]) == []
+    assert e.has_room()  # dropping policies never push back
+    assert [x["i"] for x in e.take(10)] == [0, 1, 2]
+    assert (e.enqueued, e.dropped, e.high_water) == (5, 2, 3)
+
+
+def test_drop_oldest_keeps_the_newest():
+    e = edge("drop_oldest")
+    e.offer([ev(i) for i in range(5)])
+    e.offer([ev(5)])
+    assert [x["i"] for x in e.take(10)] == [3, 4, 5]
+    assert (e.enqueued, e.dropped, e.high_water) == (6, 3, 3)
+
+
+def test_latest_keeps_only_the_newest_undelivered_event():
+    e = edge("latest", capacity=100)
+    e.offer([ev(0), ev(1)])
+    e.offer([ev(2)])
+    assert e.depth == 1
+    assert e.take(10) == [ev(2)]
+    e.offer([ev(3)])
+    assert e.take(10) == [ev(3)]
+    assert (e.enqueued, e.dropped, e.high_water) == (4, 2, 1)
+
+
+def test_coalesce_merges_queued_events_with_the_same_key():
+    e = edge("coalesce", capacity=10, key=("sensor",), merge=(("hot", "max"), ("n", "sum")))
+    e.offer([
+        {"sensor": "a", "n": 1, "hot": 5, "note": "x"},
+        {"sensor": "b", "n": 1, "hot": 1},
+        {"sensor": "a", "n": 2, "hot": 3, "note": "y"},
+    ])
+    assert e.take(10) == [
+        {"sensor": "a", "n": 3, "hot": 5, "note": "y"},  # unlisted fields keep the newest
+        {"sensor": "b", "n": 1, "hot": 1},
+    ]
+    assert (e.enqueued, e.coalesced, e.dropped) == (3, 1, 0)
+
+
+def test_coalesce_pushes_back_new_keys_when_full_but_still_merges_known_ones():
+    e = edge("coalesce", capacity=2, key=("k",), merge=(("n", "sum"),))
+    rest = e.offer([{"k": 1, "n": 1}, {"k": 2, "n": 1}, {"k": 1, "n": 5}, {"k": 3, "n": 1}])
+    assert rest == [{"k": 3, "n": 1}]
+    assert e.take(10) == [{"k": 1, "n": 6}, {"k": 2, "n": 1}]
+
+
+def test_coalesce_never_changes_an_event_another_consumer_holds():
+    first = {"k": 1, "n": 1}
+    e = edge("coalesce", capacity=5, key=("k",), merge=(("n", "sum"),))
+    e.offer([first, {"k": 1, "n": 2}])
+    assert first == {"k": 1, "n": 1}
+    assert e.take(1) == [{"k": 1, "n": 3}]
+
+
+@pytest.mark.parametrize(("function", "expected"), [
+    ("sum", 7), ("min", 3), ("max", 4), ("first", 3), ("last", 4),
+])
+def test_merge_functions(function, expected):
+    assert merge_events({"x": 3}, {"x": 4}, {"x": function}) == {"x": expected}
+
+
+def test_merge_keeps_a_value_when_the_other_side_lacks_it():
+    assert merge_events({"x": 3}, {"y": 1}, {"x": "sum"}) == {"x": 3, "y": 1}
+    assert merge_events({"x": "a"}, {"x": 2}, {"x": "sum"}) == {"x": 2}  # not numbers: newest
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    policy=st.sampled_from(EDGE_POLICIES),
+    capacity=st.integers(1, 8),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 12)), max_size=40),
+)
+def test_every_policy_conserves_events_and_respects_capacity(policy, capacity, steps):
+    e = edge(policy, capacity, key=("k",), merge=(("n", "sum"),))
+    produced = 0
+    delivered: list[int] = []
+    held: list[dict[str, object]] = []  # what a blocked producer keeps
+    for is_offer, n in steps:
+        if is_offer:
+            batch = held + [{"i": produced + j, "k": (produced + j) % 3, "n": 1} for j in range(n)]
+            produced += n
+            held = e.offer(batch)
+        else:
+            delivered.extend(int(x["i"]) for x in e.take(n))
+        assert e.depth <= capacity
+        assert e.high_water <= capacity
+        assert conserved(e)
+    assert e.enqueued + len(held) == produced
+    if policy != "coalesce":
+        assert delivered == sorted(delivered)  # FIFO
+    if policy == "block":
+        assert e.dropped == 0 and delivered == list(range(len(delivered)))

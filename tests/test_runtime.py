@@ -1,0 +1,109 @@
+"""The scheduler and edges together: a producer faster than its consumer, per policy."""
+
+import pytest
+
+from tests.runtime_support import RECORDED, run_graph
+
+N = 5000
+
+
+def pressured(policy: str, capacity: int = 16, extra: str = "", sink: str = "test.record") -> str:
+    return f"""
+        version: 1
+        nodes:
+          numbers: {{type: test.numbers, with: {{count: {N}, keys: 5}}}}
+          slow:
+            type: test.slow
+            with: {{per_pass: 7}}
+            from: {{node: numbers, capacity: {capacity}, policy: {policy}{extra}}}
+          sink: {{type: {sink}, from: slow}}
+        """
+
+
+def delivered() -> list[int]:
+    return [int(str(e["i"])) for e in RECORDED["sink"]]
+
+
+def edge_stats(runtime, edge_id="numbers->slow"):
+    return runtime.stats()["edges"][edge_id]
+
+
+@pytest.mark.parametrize("sink", ["test.record", "test.slow_record"])
+def test_block_loses_nothing_and_never_exceeds_capacity(sink):
+    runtime, ok = run_graph(pressured("block", sink=sink))
+    assert ok
+    assert delivered() == list(range(N))
+    stats = edge_stats(runtime)
+    assert stats == {"enqueued": N, "dropped": 0, "coalesced": 0, "depth": 0, "high_water": 16}
+    nodes = runtime.stats()["nodes"]
+    assert nodes["numbers"]["out"] == N and nodes["slow"]["in"] == N and nodes["sink"]["in"] == N
+
+
+@pytest.mark.parametrize("sink", ["test.record", "test.slow_record"])
+def test_drop_oldest_keeps_the_newest_and_counts_the_rest(sink):
+    runtime, ok = run_graph(pressured("drop_oldest", sink=sink))
+    assert ok
+    got = delivered()
+    stats = edge_stats(runtime)
+    assert stats["dropped"] > 0
+    assert len(got) + stats["dropped"] == N == stats["enqueued"]
+    assert got == sorted(got)
+    assert got[-16:] == list(range(N - 16, N))  # the last full edge is delivered
+    assert stats["high_water"] <= 16
+
+
+def test_drop_newest_keeps_the_first_arrivals():
+    runtime, ok = run_graph(pressured("drop_newest"))
+    assert ok
+    got = delivered()
+    stats = edge_stats(runtime)
+    assert stats["dropped"] > 0 and len(got) + stats["dropped"] == N
+    assert got[:16] == list(range(16))
+    assert got == sorted(got) and stats["high_water"] <= 16
+
+
+def test_latest_delivers_only_the_newest_waiting_event():
+    runtime, ok = run_graph(pressured("latest"))
+    assert ok
+    got = delivered()
+    stats = edge_stats(runtime)
+    assert got[-1] == N - 1
+    assert got == sorted(got) and len(set(got)) == len(got)
+    assert len(got) + stats["dropped"] == N
+    assert stats["high_water"] == 1
+
+
+def test_coalesce_merges_per_key_and_conserves_the_sum():
+    runtime, ok = run_graph(pressured("coalesce", capacity=8, extra=", key: k, merge: {n: sum}"))
+    assert ok
+    stats = edge_stats(runtime)
+    events = RECORDED["sink"]
+    assert stats["coalesced"] > 0 and stats["dropped"] == 0
+    assert len(events) + stats["coalesced"] == N
+    assert sum(int(str(e["n"])) for e in events) == N  # every event's `n` is in some total
+    for key in range(5):
+        assert sum(int(str(e["n"])) for e in events if e["k"] == key) == N // 5
+    assert stats["high_water"] <= 5
+
+
+def test_runs_are_deterministic():
+    graph = pressured("drop_oldest")
+    first, _ = run_graph(graph)
+    first_events = list(RECORDED["sink"])
+    second, _ = run_graph(graph)
+    assert RECORDED["sink"] == first_events
+    strip = lambda s: {k: v for k, v in s.items() if k != "elapsed_s"}  # noqa: E731
+    assert strip(first.stats()) == strip(second.stats())
+
+
+def test_fan_in_reads_every_input_and_ends_when_all_are_done():
+    runtime, ok = run_graph("""
+        version: 1
+        nodes:
+          a: {type: test.numbers, with: {count: 3000}}
+          b: {type: test.numbers, with: {count: 10}}
+          sink: {type: test.record, from: [a, b]}
+        """)
+    assert ok
+    assert len(RECORDED["sink"]) == 3010
+    assert [e["i"] for e in RECORDED["sink"] if e["i"] is not None][:3] == [0, 1, 2]
