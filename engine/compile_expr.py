@@ -119,6 +119,18 @@ class _Rewriter(ast.NodeTransformer):
     def rewrite(self, node: ast.expr) -> ast.expr:
         return cast(ast.expr, self.visit(node))
 
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        """A rewritten copy: the input tree stays as parsed, because the guard decisions in
+        `visit_BinOp` and `path` look at original subtrees (NodeTransformer's own
+        generic_visit would change them in place)."""
+        fields: dict[str, object] = {}
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                fields[name] = [self.visit(part) if isinstance(part, ast.AST) else part for part in value]
+            else:
+                fields[name] = self.visit(value) if isinstance(value, ast.AST) else value
+        return ast.copy_location(type(node)(**fields), node)
+
     def visit_Constant(self, node: ast.Constant) -> ast.expr:
         if not isinstance(node.value, _CONSTANT_TYPES):
             raise ValueError(f"{type(node.value).__name__} literals are not allowed")
@@ -142,24 +154,30 @@ class _Rewriter(ast.NodeTransformer):
         return ast.copy_location(item, node)
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
+        inline = isinstance(node.slice, ast.Slice) or _is_literal_key(node.slice)
         container = self.rewrite(node.value)
         index = self.rewrite(node.slice)
-        if isinstance(node.slice, ast.Slice) or _is_literal_key(node.slice):
+        if inline:
             return ast.copy_location(ast.Subscript(value=container, slice=index, ctx=ast.Load()), node)
         # A key computed from the event goes through a lookup that does not echo it.
         return _call(_ITEM, [container, index], node)
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
+        op = node.op
+        if not isinstance(op, (ast.Pow, ast.Mult, ast.Mod) + _PLAIN_BINARY):
+            raise ValueError(f"the {type(op).__name__} operator is not allowed in expressions")
+        # Decided on the operands as written, before they are rewritten.
+        guard = ""
+        if isinstance(op, ast.Pow):
+            guard = _POWER
+        elif isinstance(op, ast.Mult) and not _plain_multiply(node.left, node.right):
+            guard = _MULTIPLY
+        elif isinstance(op, ast.Mod) and _number_literal(node.left) is None:
+            guard = _MODULO
         left, right = self.rewrite(node.left), self.rewrite(node.right)
-        if isinstance(node.op, ast.Pow):
-            return _call(_POWER, [left, right], node)
-        if isinstance(node.op, ast.Mult) and not _plain_multiply(node.left, node.right):
-            return _call(_MULTIPLY, [left, right], node)
-        if isinstance(node.op, ast.Mod) and _number_literal(node.left) is None:
-            return _call(_MODULO, [left, right], node)
-        if not isinstance(node.op, (ast.Mult, ast.Mod) + _PLAIN_BINARY):
-            raise ValueError(f"the {type(node.op).__name__} operator is not allowed in expressions")
-        return ast.copy_location(ast.BinOp(left=left, op=node.op, right=right), node)
+        if guard:
+            return _call(guard, [left, right], node)
+        return ast.copy_location(ast.BinOp(left=left, op=type(op)(), right=right), node)
 
     def visit_Call(self, node: ast.Call) -> ast.expr:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
@@ -187,19 +205,14 @@ class _Rewriter(ast.NodeTransformer):
         The keys become a tuple literal (a constant when every key is one), walked per
         event by `functions.path_exists` / `path_or_none` without raising.
         """
-        keys: list[ast.expr] = []
+        steps: list[ast.Attribute | ast.Subscript] = []  # outermost first
         current = node
-        while True:
-            if isinstance(current, ast.Attribute):
-                keys.append(ast.Constant(value=current.attr))
-                current = current.value
-            elif isinstance(current, ast.Subscript):
-                keys.append(self.key(current.slice))
-                current = current.value
-            else:
-                break
+        while isinstance(current, (ast.Attribute, ast.Subscript)):
+            steps.append(current)
+            current = current.value
         if not isinstance(current, ast.Name) or current.id.startswith("_"):
             return None
+        keys: list[ast.expr] = []
         if current.id in self.local_names:
             root: ast.expr = _name(current.id)
         elif self.event_fields:
@@ -207,7 +220,11 @@ class _Rewriter(ast.NodeTransformer):
             keys.append(ast.Constant(value=current.id))
         else:
             return None
-        keys.reverse()
+        for step in reversed(steps):
+            if isinstance(step, ast.Attribute):
+                keys.append(ast.Constant(value=step.attr))
+            else:
+                keys.append(self.key(step.slice))
         return root, ast.Tuple(elts=keys, ctx=ast.Load())
 
     def key(self, index: ast.expr) -> ast.expr:

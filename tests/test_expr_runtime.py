@@ -102,7 +102,8 @@ VALUES = [
     ("exists(amount)", True), ("exists(empty)", True), ("exists(user.email)", True), ("exists(missing)", False),
     ("exists(user.phone)", False), ("exists(empty.x)", False), ("exists(items[1].sku)", True),
     ("exists(items[2].sku)", False), ("exists(tags[1:3])", True), ("exists(name.first)", False),
-    ("exists(row[k])", True), ("exists(row[csv])", False), ("exists(None)", False), ("exists(amount + 1)", True),
+    ("exists(tags[n if n else 0])", True), ("exists(items[n if n else 0].sku)", False),
+    ("coalesce(items[n - 1 if n else 0].sku, 'x')", "y2"), ("exists(row[k])", True), ("exists(row[csv])", False), ("exists(None)", False), ("exists(amount + 1)", True),
 ]
 
 
@@ -217,6 +218,8 @@ def test_describe_python_int_error_says_invalid_number() -> None:
     "'a' * 10**9", "10 ** 10 ** 10", "[0] * 10**8", "10**8 * [0]", "(1, 2) * 10**7",
     "[0] * 10000 * 10000", "'ab' * 10000 * 10000", "2 ** 10001", "99 ** 6000", "(10**5000) * (10**5001)",
     "s * 10**6", "7 ** (amount * 10**4)",
+    # a small literal factor is plain only when the other side holds no product
+    "([0] * 10**7 if amount else 0) * 10000", "[[0] * 10**7][0] * 10000", "(0 if not amount else [0] * 10000) * 10000",
 ])
 def test_guards_refuse_huge_results_quickly(source: str) -> None:
     started = time.perf_counter()
