@@ -4,6 +4,7 @@ Each evaluates expressions compiled once at build time. A failing expression is 
 event, handed to `on_error` with a message naming the expression but not the payload.
 """
 
+import random
 from typing import Callable, Final
 
 from engine.compile_expr import CompiledExpr, ExprCompiler
@@ -16,6 +17,12 @@ UNMATCHED: Final = "unmatched"
 
 def _compiler(ctx: NodeContext) -> ExprCompiler:
     return ExprCompiler(ctx.rng, ctx.clock)
+
+
+def _diagnostic_compiler(ctx: NodeContext) -> ExprCompiler:
+    """For re-evaluating one field on the error path: its own random source, so finding
+    which field failed never shifts a seeded node's `rand()` sequence."""
+    return ExprCompiler(random.Random(0), ctx.clock)
 
 
 def _str_dict(value: object) -> dict[str, str]:
@@ -35,7 +42,8 @@ class Map(Transform):
         super().__init__(ctx)
         compiler = _compiler(ctx)
         fields = _str_dict(ctx.params.get("set"))
-        self.setters = [compiler.value(source, f"set.{name}") for name, source in fields.items()]
+        diagnose = _diagnostic_compiler(ctx)
+        self.setters = [diagnose.value(source, f"set.{name}") for name, source in fields.items()]
         self.update: Callable[[Event], Event] | None = compiler.update(fields) if fields else None
         self.rename = _str_dict(ctx.params.get("rename"))
         self.remove = _str_list(ctx.params.get("remove"))
@@ -160,7 +168,8 @@ class Generate(Source):
         compiler = _compiler(ctx)
         fields = _str_dict(ctx.params.get("fields"))
         self.make = compiler.generator(fields)
-        self.fields = [compiler.value(source, f"fields.{name}") for name, source in fields.items()]
+        diagnose = _diagnostic_compiler(ctx)
+        self.fields = [diagnose.value(source, f"fields.{name}") for name, source in fields.items()]
         count = ctx.params.get("count")
         self.count = count if isinstance(count, int) else -1
         rate = ctx.params.get("rate")

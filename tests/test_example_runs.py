@@ -82,3 +82,25 @@ def test_alerts_streams_until_stopped(tmp_path):
     # Every warning reading is counted in exactly one summary once the stop flushed the windows.
     warnings_in = stats["nodes"]["warnings_per_minute"]["in"]
     assert sum(int(e["warnings"]) for e in summaries) == warnings_in
+
+
+def test_tail_errors_follows_the_log(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text((ROOT / "graphs/data/app.log").read_text())
+    env = dict(os.environ, PYTHONPATH=str(ROOT), APP_LOG=str(log))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli.main", "run", "graphs/tail_errors.yaml"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.0)
+    with log.open("a") as handle:
+        handle.write("2026-11-21T10:01:00Z ERROR disk almost full\n2026-11-21T10:01:01Z INFO ok\n")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"time": "2026-11-21T10:00:05Z", "message": "cannot reach the payments API"},
+        {"time": "2026-11-21T10:00:09Z", "message": "payments API timed out after 3 attempts"},
+        {"time": "2026-11-21T10:01:00Z", "message": "disk almost full"},
+    ]

@@ -258,3 +258,43 @@ def test_file_write_append_mode_keeps_existing_lines_and_csv_header(in_tmp, tmp_
     Path(graph).write_text(Path(graph).read_text().replace("mode: append", "mode: truncate"))
     assert in_tmp("run", graph)[0] == 0
     assert (tmp_path / "out.csv").read_text() == "word,n\nw0,1\nw1,2\n"  # declared field order
+
+
+SEEDED = """
+    version: 1
+    nodes:
+      gen: {{type: generate, with: {{count: 5, seed: {seed}, fields: {{n: i, r: "rand()"}}}}}}
+      out: {{type: stdout, from: gen}}
+    """
+
+
+def test_generate_seed_makes_rand_reproducible(in_tmp, tmp_path):
+    runs = []
+    for seed in (7, 7, 8):
+        graph = write_graph(tmp_path, SEEDED.format(seed=seed))
+        code, out, _ = in_tmp("run", graph)
+        assert code == 0
+        runs.append([json.loads(line)["r"] for line in out.splitlines()])
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+    assert len(set(runs[0])) == 5 and all(0 <= r < 1 for r in runs[0])
+
+
+def test_generate_rate_paces_events_without_blocking():
+    from engine.node import ManualClock, NodeContext
+    from engine.plan import ErrorPolicy
+    from engine.transforms import Generate
+
+    clock = ManualClock(1000.0)
+    ctx = NodeContext("gen", "generate", {"count": 10, "rate": 4, "fields": {"n": "i"}}, ("out",),
+                      ErrorPolicy(), clock)
+    gen = Generate(ctx)
+    outs: list[list[dict[str, object]]] = [[]]
+    assert gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
+    assert outs[0] == [{"n": 0}]
+    assert gen.deadline() == 1000.25  # the next event is due a quarter second later
+    clock.advance(1.0)
+    gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
+    assert [e["n"] for e in outs[0]] == [0, 1, 2, 3, 4]
+    clock.advance(10.0)
+    assert not gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
+    assert [e["n"] for e in outs[0]] == list(range(10))
