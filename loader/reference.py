@@ -1,6 +1,7 @@
 """Generated documentation: the node reference and the problem-code catalogue."""
 
 import json
+from pathlib import Path
 
 from engine.spec import NodeSpec, SpecRegistry
 from loader.problems import CODES
@@ -21,7 +22,11 @@ def _type_of(schema: dict[str, object]) -> str:
     return str(kind)
 
 
-def _spec_section(spec: NodeSpec) -> str:
+# node type -> (graph file relative to docs/, node name) for every use in graphs/
+Usages = dict[str, list[tuple[str, str]]]
+
+
+def _spec_section(spec: NodeSpec, usages: Usages) -> str:
     lines = [f"## `{spec.name}`", "", f"*{spec.kind}*. {spec.summary}", ""]
     if spec.has_output:
         ports = [f"`{p}`" for p in spec.outputs]
@@ -46,13 +51,19 @@ def _spec_section(spec: NodeSpec) -> str:
         lines += ["No parameters.", ""]
     if spec.example:
         lines += ["```yaml", "nodes:", "  example:"] + ["    " + l for l in spec.example.splitlines()] + ["```", ""]
+    used = usages.get(spec.name, [])
+    if used:
+        links = ", ".join(f"[`{Path(f).name}`]({f}) (`{node}`)" for f, node in used)
+        lines += [f"In the shipped graphs: {links}.", ""]
     return "\n".join(lines)
 
 
-def nodes_markdown(registry: SpecRegistry) -> str:
+def nodes_markdown(registry: SpecRegistry, usages: Usages | None = None) -> str:
     intro = ("# Node reference\n\n" + _HEADER + "\nEvery node type, its parameters (`with:`) and its output "
-             "ports. Expressions are described in [expressions.md](expressions.md).\n\n")
-    return intro + "\n".join(_spec_section(s) for s in registry.specs())
+             "ports. Expressions are described in [expressions.md](expressions.md); how nodes run, fail "
+             "and report in [running.md](running.md); edges in [edges.md](edges.md); windows in "
+             "[windows.md](windows.md).\n\n")
+    return intro + "\n".join(_spec_section(s, usages or {}) for s in registry.specs())
 
 
 def problems_markdown() -> str:

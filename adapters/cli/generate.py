@@ -7,8 +7,24 @@ import json
 from pathlib import Path
 
 from adapters.cli.registry import default_registry
-from loader.reference import nodes_markdown, problems_markdown
+from engine.spec import SpecRegistry
+from loader.api import load_directory
+from loader.reference import Usages, nodes_markdown, problems_markdown
 from loader.schema_gen import SUPPORTED_VERSIONS, graph_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def example_usages(registry: SpecRegistry) -> Usages:
+    """Where each node type appears in graphs/, so the reference links real examples."""
+    usages: Usages = {}
+    for result in load_directory(ROOT / "graphs", registry, env={}):
+        if result.plan is None:
+            continue
+        relative = "../" + Path(result.file).resolve().relative_to(ROOT).as_posix()
+        for node in result.plan.nodes:
+            usages.setdefault(node.type, []).append((relative, node.name))
+    return usages
 
 
 def generated_files() -> dict[str, str]:
@@ -16,15 +32,14 @@ def generated_files() -> dict[str, str]:
     registry = default_registry()
     files = {f"schema/graph.v{v}.json": json.dumps(graph_schema(registry, v), indent=2) + "\n"
              for v in SUPPORTED_VERSIONS}
-    files["docs/nodes.md"] = nodes_markdown(registry)
+    files["docs/nodes.md"] = nodes_markdown(registry, example_usages(registry))
     files["docs/problems.md"] = problems_markdown()
     return files
 
 
 def main() -> None:
-    root = Path(__file__).resolve().parents[2]
     for relative, content in generated_files().items():
-        (root / relative).write_text(content, encoding="utf-8")
+        (ROOT / relative).write_text(content, encoding="utf-8")
         print(f"wrote {relative}")
 
 
