@@ -11,11 +11,16 @@ Three kinds meet the scheduler:
 - `Source`: synchronous poll ("the next batch if you have one, and when to ask again").
 - `AsyncSource` / `AsyncSink`: IO on asyncio; they meet the core through edges and never
   block the scheduler.
+
+The base classes allow interpreted subclasses: adapters and tests subclass them while
+`engine/` itself runs compiled.
 """
 
 import random
 import time
 from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from engine.plan import ErrorPolicy
 
@@ -25,6 +30,7 @@ Batch = list[Event]
 INFINITY: Final = float("inf")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Clock:
     """Wall-clock time in epoch seconds; tests pass a manual clock instead."""
 
@@ -32,6 +38,7 @@ class Clock:
         return time.time()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ManualClock(Clock):
     def __init__(self, start: float = 0.0) -> None:
         self.t = start
@@ -88,6 +95,7 @@ class NodeFailure(Exception):
     """
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Failures:
     """How a node reports a failed event: the runtime implements it per `on_error`."""
 
@@ -97,6 +105,7 @@ class Failures:
         raise NotImplementedError
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Transform:
     """A synchronous node: gets batches, appends results to `outs[port_index]`."""
 
@@ -119,6 +128,7 @@ class Transform:
         """Called at or after `deadline()`: processing-time windows close here."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Source:
     """A synchronous source: polled by the scheduler."""
 
@@ -134,6 +144,7 @@ class Source:
         return 0.0
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncSource:
     """An IO source on asyncio. `read` returns the next batch, or None at the end."""
 
@@ -156,6 +167,7 @@ class AsyncSource:
         return (0, 0)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncSink:
     """An IO sink on asyncio. Each `write` is flushed before it returns."""
 

@@ -298,3 +298,19 @@ def test_generate_rate_paces_events_without_blocking():
     clock.advance(10.0)
     assert not gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
     assert [e["n"] for e in outs[0]] == list(range(10))
+
+
+def test_map_rename_keeps_position_then_remove_then_keep(in_tmp, tmp_path):
+    graph = write_graph(tmp_path, """
+        version: 1
+        nodes:
+          gen: {type: generate, with: {count: 2, fields: {a: i, b: "'x'", c: i * 10}}}
+          shaped:
+            type: map
+            from: gen
+            with: {set: {d: a + c}, rename: {a: alpha}, remove: [b], keep: [d, alpha, missing]}
+          out: {type: stdout, from: shaped}
+        """)
+    code, out, _ = in_tmp("run", graph)
+    assert code == 0
+    assert out.splitlines() == ['{"d":0,"alpha":0}', '{"d":11,"alpha":1}']

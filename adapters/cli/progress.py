@@ -2,6 +2,7 @@
 
 import asyncio
 
+from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.runtime import Runtime
@@ -12,7 +13,7 @@ REFRESH_S = 0.25
 async def show_progress(runtime: Runtime) -> None:
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-        transient=True,
+        console=Console(stderr=True), transient=True,
     ) as progress:
         tasks: dict[str, int] = {}
         while True:

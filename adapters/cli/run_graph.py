@@ -93,7 +93,11 @@ def cmd_run(file: str, stats_file: str | None) -> int:
     except NodeFailure as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    ok = asyncio.run(_run(runtime))
+    try:
+        ok = asyncio.run(_run(runtime))
+    except Exception as exc:  # a bug in a node: still one line, and the counters so far
+        runtime.fail(f"internal error: {type(exc).__name__}: {exc} (please report this with the graph file)")
+        ok = False
     problem = _write_stats(stats_file, runtime) if stats_file else ""
     if not ok:
         print(f"engine: error: {runtime.failure}", file=sys.stderr)
