@@ -37,6 +37,17 @@ def explain(expr: CompiledExpr, exc: BaseException) -> str:
     return f"{describe_error(exc)} in {expr.label} '{expr.source}'"
 
 
+def explain_first_failing(exprs: list[CompiledExpr], event: Event, exc: BaseException) -> str:
+    """Error path only: when one compiled function evaluates several expressions, find
+    which one failed by evaluating them one at a time."""
+    for expr in exprs:
+        try:
+            expr.fn(event)
+        except Exception as single:
+            return explain(expr, single)
+    return describe_error(exc)
+
+
 class Map(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
@@ -66,13 +77,7 @@ class Map(Transform):
         return out
 
     def failure(self, event: Event, exc: Exception) -> str:
-        # Error path only: find which field failed by evaluating them one at a time.
-        for setter in self.setters:
-            try:
-                setter.fn(event)
-            except Exception as single:
-                return explain(setter, single)
-        return describe_error(exc)
+        return explain_first_failing(self.setters, event, exc)
 
     def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
         out = outs[0]
@@ -129,14 +134,16 @@ class Route(Transform):
         for index, event in enumerate(batch):
             # Decide every port first, so a failing condition sends the event nowhere.
             targets: list[int] = []
+            checked = 0
             try:
                 for port, condition in self.routes:
                     if condition.fn(event):
                         targets.append(port)
                         if self.first_only:
                             break
+                    checked += 1
             except Exception as exc:
-                failing = self.routes[len(targets)][1] if self.first_only else self._failing(event)
+                failing = self.routes[checked][1]
                 if not failures.event_failed(event, explain(failing, exc), outs):
                     return index
                 continue
@@ -145,14 +152,6 @@ class Route(Transform):
             for port in targets:
                 outs[port].append(event)
         return len(batch)
-
-    def _failing(self, event: Event) -> CompiledExpr:
-        for _, condition in self.routes:
-            try:
-                condition.fn(event)
-            except Exception:
-                return condition
-        return self.routes[0][1]
 
 
 class Null(Transform):
@@ -200,12 +199,7 @@ class Generate(Source):
         return self.count < 0 or self.i < self.count
 
     def failure(self, i: int, exc: Exception) -> str:
-        for field in self.fields:
-            try:
-                field.fn({"i": i})
-            except Exception as single:
-                return explain(field, single)
-        return describe_error(exc)
+        return explain_first_failing(self.fields, {"i": i}, exc)
 
     def deadline(self) -> float:
         if self.rate <= 0 or self.started_at < 0:

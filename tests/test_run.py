@@ -314,3 +314,22 @@ def test_map_rename_keeps_position_then_remove_then_keep(in_tmp, tmp_path):
     code, out, _ = in_tmp("run", graph)
     assert code == 0
     assert out.splitlines() == ['{"d":0,"alpha":0}', '{"d":11,"alpha":1}']
+
+
+@pytest.mark.parametrize("mode", ["all", "first"])
+def test_route_names_the_failing_condition(in_tmp, tmp_path, mode):
+    graph = write_graph(tmp_path, f"""
+        version: 1
+        nodes:
+          gen: {{type: generate, with: {{count: 2, fields: {{n: i}}}}}}
+          split:
+            type: route
+            from: gen
+            on_error: dead_letter
+            with: {{mode: {mode}, routes: {{big: n > 5, odd: "10 % n == 0"}}}}
+          bad: {{type: file.write, from: split.errors, with: {{path: bad.jsonl}}}}
+          rest: {{type: file.write, from: split.unmatched, with: {{path: rest.jsonl}}}}
+        """)
+    assert in_tmp("run", graph)[0] == 0
+    assert [b["error"] for b in jsonl(tmp_path / "bad.jsonl")] == ["division by zero in routes.odd '10 % n == 0'"]
+    assert jsonl(tmp_path / "rest.jsonl") == []  # n=1: 10 % 1 == 0 matches `odd`, which has no consumer
