@@ -168,18 +168,27 @@ class Runtime:
                 continue
             if all(r.finished for r in self.runners.values()):
                 break
-            await self.signal.wait(self._next_deadline() - self.clock.now())
+            now = self.clock.now()
+            await self.signal.wait(self._next_timer(now) - now)
 
-    def _next_deadline(self) -> float:
+    def _next_timer(self, now: float) -> float:
+        """The soonest moment a waiting node becomes ready by time alone (a retry backoff
+        ends, a `rate` allows the next event, a processing-time window closes). A deadline
+        that has passed counts only if the node can run now; one blocked on room waits for
+        whoever frees it to notify, or the loop would spin."""
         soonest = INFINITY
         for r in self.order:
             if r.finished:
                 continue
-            if r.errors.retry_at > 0:
-                soonest = min(soonest, r.errors.retry_at)
+            deadlines = [r.errors.retry_at] if r.errors.retry_at > 0 else []
             impl = r.impl
             if isinstance(impl, (Source, Transform)) and not r.flushed:
-                soonest = min(soonest, impl.deadline())
+                deadlines.append(impl.deadline())
+            for deadline in deadlines:
+                if deadline > now:
+                    soonest = min(soonest, deadline)
+                elif not r.backlog and r.outputs_have_room() and r.errors.ready(now):
+                    return now
         return soonest
 
     def _pass(self) -> bool:
