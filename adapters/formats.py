@@ -5,7 +5,7 @@ import io
 import json
 from typing import Final, Iterable, Iterator
 
-Event = dict[str, object]
+from engine.node import Event
 
 JSONL: Final = "jsonl"
 CSV: Final = "csv"

@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
 from engine.buildinfo import mode
@@ -16,9 +17,6 @@ from loader.problems import Problem, has_errors
 from loader.report import render_github, render_json, render_text, summary
 from loader.schema_gen import CURRENT_VERSION, SUPPORTED_VERSIONS, graph_schema
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
 
 
 def version_line() -> str:
@@ -93,15 +91,10 @@ def cmd_validate(paths: Sequence[str], fmt: str) -> int:
 
 
 def cmd_plan(file: str) -> int:
-    path = Path(file)
-    if not path.is_file():
-        return _fail_usage(f"no such file: {file}")
-    result = load_file(path, default_registry())
-    if result.plan is None or has_errors(result.problems):
-        sys.stderr.write(render_text(result.problems, {result.file: result.text}))
-        return EXIT_USAGE if any(p.code == "HR001" for p in result.problems) else EXIT_PROBLEMS
-    sys.stdout.write(result.plan.to_json())
-    return EXIT_OK
+    plan, code = load_plan(file, default_registry())
+    if plan is not None:
+        sys.stdout.write(plan.to_json())
+    return code
 
 
 def cmd_schema(version: int) -> int:

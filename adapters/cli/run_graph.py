@@ -7,17 +7,12 @@ import signal
 import sys
 from pathlib import Path
 
+from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry
 from engine.node import NodeFailure
 from engine.runtime import Runtime
-from loader.api import load_file
-from loader.problems import has_errors
-from loader.report import render_text
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class _StderrLines(logging.Handler):
@@ -77,22 +72,16 @@ def _write_stats(path: str, runtime: Runtime) -> str:
 
 
 def cmd_run(file: str, stats_file: str | None) -> int:
-    path = Path(file)
-    if not path.is_file():
-        print(f"engine: error: no such file: {file}", file=sys.stderr)
-        return EXIT_USAGE
     registry = default_registry()
-    result = load_file(path, registry)
-    if result.problems:
-        sys.stderr.write(render_text(result.problems, {result.file: result.text}))
-    if result.plan is None or has_errors(result.problems):
-        return EXIT_USAGE if any(p.code == "HR001" for p in result.problems) else EXIT_FAILED
+    plan, code = load_plan(file, registry)
+    if plan is None:
+        return code
     _log_to_stderr()
     try:
-        runtime = Runtime(result.plan, registry)
+        runtime = Runtime(plan, registry)
     except NodeFailure as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_PROBLEMS
     try:
         ok = asyncio.run(_run(runtime))
     except Exception as exc:  # a bug in a node: still one line, and the counters so far
@@ -101,8 +90,8 @@ def cmd_run(file: str, stats_file: str | None) -> int:
     problem = _write_stats(stats_file, runtime) if stats_file else ""
     if not ok:
         print(f"engine: error: {runtime.failure}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_PROBLEMS
     if problem:
         print(f"engine: error: {problem}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_PROBLEMS
     return EXIT_OK
