@@ -107,9 +107,10 @@ class _Rewriter(ast.NodeTransformer):
     here keeps the compiler safe on its own, at compile time only.
     """
 
-    def __init__(self, local_names: tuple[str, ...], event_fields: bool) -> None:
+    def __init__(self, local_names: tuple[str, ...], event_fields: bool, prefix: str = _FUNCTION_PREFIX) -> None:
         self.local_names = local_names  # names that are parameters, not event fields
         self.event_fields = event_fields  # False in generate: no event to read from
+        self.prefix = prefix  # what function names start with in the generated code
 
     def visit(self, node: ast.AST) -> Any:
         if not isinstance(node, _REWRITTEN) and not isinstance(node, _KEPT):
@@ -172,7 +173,7 @@ class _Rewriter(ast.NodeTransformer):
             guard = _POWER
         elif isinstance(op, ast.Mult) and not _plain_multiply(node.left, node.right):
             guard = _MULTIPLY
-        elif isinstance(op, ast.Mod) and _number_literal(node.left) is None:
+        elif isinstance(op, ast.Mod) and _number_literal(node.left) is None and not self.is_index(node.left):
             guard = _MODULO
         left, right = self.rewrite(node.left), self.rewrite(node.right)
         if guard:
@@ -193,7 +194,11 @@ class _Rewriter(ast.NodeTransformer):
             args = [self.path_or_value(arg) for arg in node.args]
         else:
             args = [self.rewrite(arg) for arg in node.args]
-        return _call(_FUNCTION_PREFIX + function, args, node)
+        return _call(self.prefix + function, args, node)
+
+    def is_index(self, node: ast.expr) -> bool:
+        """The event index `i` of generate: always an int, so `i % n` cannot format text."""
+        return isinstance(node, ast.Name) and node.id == _INDEX and _INDEX in self.local_names
 
     def path_or_value(self, node: ast.expr) -> ast.expr:
         path = self.path(node)
@@ -252,22 +257,67 @@ def _flat(source: str) -> str:
     return source.replace("\r\n", "\n").replace("\n", " ").strip()
 
 
+def guard_scope() -> dict[str, object]:
+    """The globals every piece of generated code shares: empty builtins and the guards."""
+    # Generated code names only `_event`, `i` and these entries, so builtins are never
+    # looked up by it; see `functions.expression_builtins` for the one entry.
+    return {
+        "__builtins__": functions.expression_builtins(),
+        _POWER: functions.power,
+        _MULTIPLY: functions.multiply,
+        _MODULO: functions.modulo,
+        _ITEM: functions.item,
+        _PATH_EXISTS: functions.path_exists,
+        _PATH_OR_NONE: functions.path_or_none,
+        _SLICE: slice,
+    }
+
+
+def function_scope(rng: random.Random, clock: Clock, prefix: str = _FUNCTION_PREFIX) -> dict[str, object]:
+    """The expression functions as globals named `prefix + name`, bound to one node's
+    clock and random source."""
+    return {prefix + name: fn for name, fn in functions.runtime_functions(rng, clock).items()}
+
+
+def _parse_body(source: str, label: str) -> ast.expr:
+    tree, error = parse(source)
+    if tree is None:
+        raise ValueError(f"{label}: {error.message if error is not None else 'invalid expression'}")
+    return tree.body
+
+
+def inline_python(source: str, label: str, prefix: str, index: bool = False) -> str:
+    """A checked expression as Python source for generated code: fields are items of
+    `_event` (in generate, the only name is the index `i`), calls go to `prefix + name`."""
+    rewriter = _Rewriter((_INDEX,), False, prefix) if index else _Rewriter((), True, prefix)
+    return ast.unparse(rewriter.rewrite(_parse_body(source, label)))
+
+
+def inline_aggregate(source: str, label: str, prefix: str) -> tuple[str, str | None]:
+    """`sum(amount * 2)` -> ("sum", Python source of `amount * 2`); `count()` -> ("count", None)."""
+    call = _parse_body(source, label)
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in AGGREGATES):
+        raise ValueError(f"{label}: an aggregate field must be one aggregate call")
+    if not call.args:
+        return call.func.id, None
+    return call.func.id, ast.unparse(_Rewriter((), True, prefix).rewrite(call.args[0]))
+
+
+def calls_any(source: str, names: frozenset[str]) -> bool:
+    """Whether the expression calls one of `names` (e.g. `rand`, whose draws must not repeat)."""
+    tree, _ = parse(source)
+    if tree is None:
+        return False
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names
+               for n in ast.walk(tree))
+
+
 class ExprCompiler:
     """Compiles one node's expressions; `now()` and `rand()` use this node's clock and rng."""
 
     def __init__(self, rng: random.Random, clock: Clock) -> None:
-        # Generated code names only `_event`, `i` and the entries below, so builtins are
-        # never looked up by it; see `functions.expression_builtins` for the one entry.
-        scope: dict[str, object] = {"__builtins__": functions.expression_builtins()}
-        for name, implementation in functions.runtime_functions(rng, clock).items():
-            scope[_FUNCTION_PREFIX + name] = implementation
-        scope[_POWER] = functions.power
-        scope[_MULTIPLY] = functions.multiply
-        scope[_MODULO] = functions.modulo
-        scope[_ITEM] = functions.item
-        scope[_PATH_EXISTS] = functions.path_exists
-        scope[_PATH_OR_NONE] = functions.path_or_none
-        scope[_SLICE] = slice
+        scope = guard_scope()
+        scope.update(function_scope(rng, clock))
         self.scope = scope
 
     def value(self, source: str, label: str) -> CompiledExpr:
@@ -314,10 +364,7 @@ class ExprCompiler:
         return call.func.id, CompiledExpr(written, label, fn)
 
     def _parse(self, source: str, label: str) -> ast.expr:
-        tree, error = parse(source)
-        if tree is None:
-            raise ValueError(f"{label}: {error.message if error is not None else 'invalid expression'}")
-        return tree.body
+        return _parse_body(source, label)
 
     def _function(self, parameter: str, body: ast.expr, label: str) -> object:
         tree = ast.fix_missing_locations(_lambda(parameter, body))

@@ -143,6 +143,9 @@ class Source:
         """When to poll again if the last poll produced nothing (rate limits)."""
         return 0.0
 
+    def finish(self, outs: list[Batch]) -> None:
+        """The source is done (exhausted, or asked to stop): emit whatever it still holds."""
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncSource:

@@ -23,6 +23,7 @@ class NodeRunner:
         outputs: list[list[Edge]],
     ) -> None:
         self.name = plan.name
+        self.tail = plan.name  # the most downstream node this runner runs (fused chains: the last)
         self.plan = plan
         self.ctx = ctx
         self.impl = impl

@@ -16,6 +16,7 @@ import asyncio
 from typing import Awaitable, Callable, Final
 
 from engine.edges import Edge
+from engine.fused import build_segments
 from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
 from engine.plan import GraphPlan
 from engine.runner import ASYNC_SINK, ASYNC_SOURCE, SOURCE, TRANSFORM, NodeRunner
@@ -29,7 +30,7 @@ Action = Callable[[], Awaitable[None]]
 
 class Runtime:
     def __init__(self, plan: GraphPlan, registry: SpecRegistry, clock: Clock | None = None,
-                 budget: int = BATCH_BUDGET) -> None:
+                 budget: int = BATCH_BUDGET, fuse: bool = True) -> None:
         self.plan = plan
         self.clock = clock if clock is not None else Clock()
         self.budget = budget
@@ -44,6 +45,9 @@ class Runtime:
                        for port in node.outputs]
             self.runners[node.name] = NodeRunner(
                 node, ctx, spec.factory(ctx), [self.edges[i] for i in node.inputs], outputs)
+        # Linear chains run as one generated loop each (see engine/fusion.py); `fuse=False`
+        # runs every node on its own, which tests use as the reference.
+        self.segments = build_segments(plan, self.runners, self.edges, self.clock) if fuse else []
         self.order = self._schedule_order()
         self.signal = Wakeup()
         self.stopping = False
@@ -58,7 +62,9 @@ class Runtime:
         for name in self._topological():
             upstream = [depth[self.edges[i].plan.from_node] for i in self.plan.node(name).inputs]
             depth[name] = 1 + max(upstream) if upstream else 0
-        core = [r for r in self.runners.values() if r.kind in (TRANSFORM, SOURCE)]
+        fused = {r.name for segment in self.segments for r in segment.segment.runners}
+        core = [r for r in self.runners.values() if r.kind in (TRANSFORM, SOURCE) and r.name not in fused]
+        core.extend(self.segments)
 
         def band(r: NodeRunner) -> tuple[int, int, str]:
             if r.kind == SOURCE:
@@ -67,7 +73,7 @@ class Runtime:
                 level = 0
             else:
                 level = 1
-            return (level, -depth[r.name], r.name)
+            return (level, -depth[r.tail], r.name)
         return sorted(core, key=band)
 
     def _topological(self) -> list[str]:
@@ -217,7 +223,7 @@ class Runtime:
 
     def _poll(self, r: NodeRunner, source: Source, now: float) -> bool:
         if self.stopping:
-            r.flushed = True
+            self._finish_source(r, source)
             return True
         if source.deadline() > now:
             return False
@@ -225,9 +231,15 @@ class Runtime:
         alive = source.poll(self.budget, now, outs, r.errors)
         emitted = r.distribute(outs)
         if not alive:
-            r.flushed = True
+            self._finish_source(r, source)
             return True
         return emitted
+
+    def _finish_source(self, r: NodeRunner, source: Source) -> None:
+        outs = r.new_outs()
+        source.finish(outs)
+        r.distribute(outs)
+        r.flushed = True
 
     def _step(self, r: NodeRunner, node: Transform, now: float, budget: int) -> bool:
         outs = r.new_outs()

@@ -103,6 +103,11 @@ class Filter(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
         self.where = _compiler(ctx).value(str(ctx.params.get("where")), "where")
+        self.diagnostic = _diagnostic_compiler(ctx).value(self.where.source, "where")
+
+    def failure(self, event: Event, exc: Exception) -> str:
+        """Why `where` failed on `event`, found again without touching the node's rng."""
+        return explain_first_failing([self.diagnostic], event, exc)
 
     def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
         out = outs[0]
@@ -129,6 +134,13 @@ class Route(Transform):
         ]
         self.first_only = ctx.params.get("mode") == FIRST
         self.unmatched = ctx.port_index(UNMATCHED)
+        diagnose = _diagnostic_compiler(ctx)
+        self.diagnostics = [diagnose.value(source, f"routes.{port}") for port, source in routes.items()]
+
+    def failure(self, event: Event, exc: Exception) -> str:
+        """Why a condition failed on `event`: the first one that fails when evaluated in
+        order (conditions before it were false, or the event would have been routed)."""
+        return explain_first_failing(self.diagnostics, event, exc)
 
     def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
         for index, event in enumerate(batch):
@@ -176,7 +188,9 @@ class Generate(Source):
         self.i = 0
         self.started_at = -1.0
 
-    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+    def next_limit(self, budget: int, now: float) -> int:
+        """The index this poll may generate up to (exclusive): the budget, the count and
+        the rate all bound it."""
         limit = self.i + budget
         if self.count >= 0:
             limit = min(limit, self.count)
@@ -185,6 +199,13 @@ class Generate(Source):
                 self.started_at = now
             due = int((now - self.started_at) * self.rate) + 1
             limit = min(limit, due)
+        return limit
+
+    def alive(self) -> bool:
+        return self.count < 0 or self.i < self.count
+
+    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+        limit = self.next_limit(budget, now)
         make = self.make
         out = outs[0]
         i = self.i
@@ -196,7 +217,7 @@ class Generate(Source):
                     break
             i += 1
         self.i = i
-        return self.count < 0 or self.i < self.count
+        return self.alive()
 
     def failure(self, i: int, exc: Exception) -> str:
         return explain_first_failing(self.fields, {"i": i}, exc)

@@ -1,0 +1,221 @@
+"""Fused chains at run time: one generated loop per batch runs every member.
+
+The scheduler sees a chain as one node (`SegmentRunner`); statistics still come per member
+and per edge, exactly as if each ran on its own: the members' runners and the links keep
+their counters, which the segment updates after every batch. A link reports the events
+that crossed it; its high-water mark is the largest batch that crossed it, bounded by its
+capacity, which is what the same block edge would have held between two passes.
+"""
+
+from typing import Callable, Final, cast
+
+from engine.aggregate import Aggregate
+from engine.compile_expr import function_scope, guard_scope
+from engine.edges import Edge
+from engine.functions import describe_error
+from engine.fused_code import Member, generate_source, prefix
+from engine.fusion import OUT_PORT, ChainFinder
+from engine.node import Batch, Clock, Event, EventError, Failures, Source, Transform
+from engine.plan import GraphPlan
+from engine.runner import NodeRunner
+from engine.transforms import Filter, Generate, Map, Route
+
+_PLAIN_KEYS: Final = (int, str, float, type(None))
+_NUMBERS: Final = (int, float)
+
+Counters = tuple[int, ...]
+
+
+class Segment:
+    """The members of one chain, the edges between them, and the generated loop."""
+
+    def __init__(self, runners: list[NodeRunner], links: list[Edge], owned_input: bool, clock: Clock) -> None:
+        self.runners = runners
+        self.links = links
+        self.outputs: list[list[Edge]] = []  # the segment's ports: every member port not linked
+        self.member_ports: list[list[int]] = []  # per member, per own port: segment port or -1
+        members: list[Member] = []
+        owned = owned_input
+        last = len(runners) - 1
+        for j, r in enumerate(runners):
+            ports: dict[str, int] = {}
+            mapping: list[int] = []
+            for p, port in enumerate(r.plan.outputs):
+                if j < last and port == OUT_PORT:
+                    mapping.append(-1)
+                    continue
+                ports[port] = len(self.outputs)
+                mapping.append(len(self.outputs))
+                self.outputs.append(r.outputs[p])
+            self.member_ports.append(mapping)
+            members.append(Member(j, r.plan.type, r.ctx.params, ports, owned))
+            if r.plan.type == "map" or r.plan.type == "generate":
+                owned = True  # a map's output is its own copy, or its input already was
+        self.ports_of = [[k for k in mapping if k >= 0] for mapping in self.member_ports]
+        self.views: list[list[Batch]] = []
+        tail = runners[-1].impl
+        self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
+        self.source = generate_source(members)
+        self.run = self._compile(clock)
+
+    def _compile(self, clock: Clock) -> Callable[..., Counters]:
+        scope = guard_scope()
+        for j, r in enumerate(self.runners):
+            scope.update(function_scope(r.ctx.rng, clock, prefix(j)))
+            # Builtin conversions succeed and fail on exactly the same values as the
+            # library's; a failure is explained by the member's own code.
+            scope[prefix(j) + "int"] = int
+            scope[prefix(j) + "float"] = float
+            impl = r.impl
+            if isinstance(impl, Map):
+                scope[f"_reshape{j}"] = impl.reshape
+        scope.update({
+            "_fail": self.fail, "_agg_slow": self.aggregate_slow, "_agg": self.aggregate,
+            "_range": range, "_Exception": Exception, "_PLAIN_KEYS": _PLAIN_KEYS, "_NUMBERS": _NUMBERS,
+        })
+        names = " -> ".join(r.name for r in self.runners)
+        exec(compile(self.source, f"<fused {names}>", "exec", dont_inherit=True), scope)
+        return cast(Callable[..., Counters], scope["_run"])
+
+    # -- called from the generated loop ---------------------------------------------
+
+    def fail(self, member: int, event: Event, exc: Exception) -> None:
+        r = self.runners[member]
+        impl = r.impl
+        if isinstance(impl, Generate):
+            index = event.get("i")
+            message = impl.failure(index if isinstance(index, int) else 0, exc)
+        elif isinstance(impl, (Map, Filter, Route)):
+            message = impl.failure(event, exc)
+        else:
+            message = describe_error(exc)
+        r.errors.event_failed(event, message, self.views[member])
+
+    def aggregate_slow(self, event: Event) -> None:
+        aggregate = self.aggregate
+        assert aggregate is not None
+        try:
+            aggregate.add_total(event)
+        except EventError as error:
+            self.runners[-1].errors.event_failed(event, error.message, self.views[-1])
+
+    # -- around each batch -------------------------------------------------------------
+
+    def begin(self, outs: list[Batch]) -> list[int]:
+        """Point the members' failure outputs at this batch's lists; the error counts now."""
+        self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
+        return [r.errors.count for r in self.runners]
+
+    def account(self, arrived: int, counters: Counters, errors_before: list[int], outs: list[Batch],
+                head_is_source: bool) -> None:
+        """Member and link counters after one batch, as the unfused nodes would count."""
+        passes = list(counters)
+        entries = arrived
+        last = len(self.runners) - 1
+        for j, r in enumerate(self.runners):
+            if j > 0 or not head_is_source:
+                r.events_in += entries
+            passed = 0  # events handed on along the link
+            if j < last:
+                if r.plan.type == "filter":
+                    passed = passes.pop(0)
+                else:
+                    passed = entries - (r.errors.count - errors_before[j])
+                link = self.links[j]
+                link.enqueued += passed
+                link.delivered += passed
+                crossed = min(passed, link.capacity)
+                if crossed > link.high_water:
+                    link.high_water = crossed
+            out = passed
+            for k in self.ports_of[j]:
+                out += len(outs[k])
+            r.events_out += out
+            entries = passed
+        if self.aggregate is not None and passes:
+            self.aggregate.seq += passes[-1]
+
+    def flush_tail(self, outs: list[Batch]) -> None:
+        """End of input: the last member emits what it holds (an aggregate's totals)."""
+        self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
+        tail = self.runners[-1]
+        impl = tail.impl
+        if isinstance(impl, Transform):
+            impl.flush(self.views[-1])
+        for k in self.ports_of[-1]:
+            tail.events_out += len(outs[k])
+
+
+class FusedTransform(Transform):
+    def __init__(self, segment: Segment) -> None:
+        super().__init__(segment.runners[0].ctx)
+        self.segment = segment
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        segment = self.segment
+        errors_before = segment.begin(outs)
+        counters = segment.run(batch, outs)
+        segment.account(len(batch), counters, errors_before, outs, False)
+        return len(batch)
+
+    def flush(self, outs: list[Batch]) -> None:
+        self.segment.flush_tail(outs)
+
+
+class FusedSource(Source):
+    def __init__(self, segment: Segment, generate: Generate) -> None:
+        super().__init__(segment.runners[0].ctx)
+        self.segment = segment
+        self.generate = generate
+
+    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+        generate = self.generate
+        start = generate.i
+        limit = generate.next_limit(budget, now)
+        if limit > start:
+            segment = self.segment
+            errors_before = segment.begin(outs)
+            counters = segment.run(start, limit, outs)
+            generate.i = limit
+            segment.account(limit - start, counters, errors_before, outs, True)
+        return generate.alive()
+
+    def deadline(self) -> float:
+        return self.generate.deadline()
+
+    def finish(self, outs: list[Batch]) -> None:
+        self.segment.flush_tail(outs)
+
+
+class SegmentRunner(NodeRunner):
+    """A fused chain as the scheduler sees it: the head's inputs, every unlinked port."""
+
+    def __init__(self, segment: Segment, impl: FusedSource | FusedTransform) -> None:
+        head = segment.runners[0]
+        super().__init__(head.plan, head.ctx, impl, head.inputs, segment.outputs)
+        self.segment = segment
+        self.tail = segment.runners[-1].name
+
+    def close_outputs(self) -> None:
+        super().close_outputs()
+        for edge in self.segment.links:
+            edge.closed = True
+        for r in self.segment.runners:
+            r.flushed = True
+            r.finished = True
+
+
+def build_segments(plan: GraphPlan, runners: dict[str, NodeRunner], edges: dict[str, Edge],
+                   clock: Clock) -> list[SegmentRunner]:
+    finder = ChainFinder(plan)
+    segments: list[SegmentRunner] = []
+    for chain in finder.chains():
+        members = [runners[name] for name in chain]
+        links = [edges[m.plan.inputs[0]] for m in members[1:]]
+        head = members[0].impl
+        owned = isinstance(head, Generate) or all(finder.owned(i) for i in members[0].plan.inputs)
+        segment = Segment(members, links, owned, clock)
+        impl: FusedSource | FusedTransform
+        impl = FusedSource(segment, head) if isinstance(head, Generate) else FusedTransform(segment)
+        segments.append(SegmentRunner(segment, impl))
+    return segments

@@ -1,0 +1,243 @@
+"""Python source for one fused chain: a single loop per batch, every member's expressions
+inlined, so an event crosses the chain with no call per node.
+
+The generated function takes the batch (or, headed by `generate`, an index range) and the
+segment's output lists, and returns the counters the loop cannot derive afterwards: how
+many events passed each `filter`, and how many the `aggregate` took the fast way.
+Every name it uses is a global of its own scope (see `fused.Segment`): builtins are empty,
+as for any compiled expression. Failures call `_fail(member, event, exc)`, which applies
+that member's `on_error` and explains the failure the unfused way.
+"""
+
+from typing import Final
+
+from engine.compile_expr import calls_any, inline_aggregate, inline_python
+
+AGG_FAST_KINDS: Final = frozenset({"sum", "count"})
+_IMPURE: Final = frozenset({"rand", "now"})
+
+
+def prefix(member: int) -> str:
+    """Function names per member, so `rand()` and `now()` use that member's own sources."""
+    return f"_f{member}_"
+
+
+def _str_dict(value: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+class Member:
+    """What the code generator needs to know about one node of the chain."""
+
+    def __init__(self, index: int, type_name: str, params: dict[str, object],
+                 ports: dict[str, int], owned: bool) -> None:
+        self.index = index
+        self.type_name = type_name
+        self.params = params
+        self.ports = ports  # port name -> index in the segment's outs, for external ports
+        self.owned = owned  # the event arriving here is held by nobody else
+
+
+class CodeWriter:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+        self.counters: list[str] = []  # returned, in this order
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    def fail_and_next(self, member: int, event: str = "_event") -> None:
+        self.line("except _Exception as _x:")
+        self.depth += 1
+        self.line(f"_fail({member}, {event}, _x)")
+        self.line("continue")
+        self.depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def generate_source(members: list[Member]) -> str:
+    """The function `_run`, for the given chain (the first member is its head)."""
+    w = CodeWriter()
+    head = members[0]
+    if head.type_name == "generate":
+        w.line("def _run(_i0, _i1, _outs):")
+    else:
+        w.line("def _run(_batch, _outs):")
+    w.depth = 1
+    for member in members:
+        for port, index in member.ports.items():
+            w.line(f"_o{index} = _outs[{index}].append  # {member.index}.{port}")
+        if member.type_name == "filter":
+            w.line(f"_p{member.index} = 0")
+            w.counters.append(f"_p{member.index}")
+    tail = members[-1]
+    fast_aggregate = tail.type_name == "aggregate" and aggregate_is_fast(tail.params)
+    if fast_aggregate:
+        w.line("_groups_get = _agg.groups.get")
+        w.line("_fast = 0")
+        w.counters.append("_fast")
+    if head.type_name == "generate":
+        w.line("for i in _range(_i0, _i1):")
+        w.depth += 1
+        _generate(w, head)
+        rest = members[1:]
+    else:
+        w.line("for _event in _batch:")
+        w.depth += 1
+        rest = members
+    for number, member in enumerate(rest):
+        last = number == len(rest) - 1
+        kind = member.type_name
+        if kind == "map":
+            _map(w, member)
+        elif kind == "filter":
+            _filter(w, member)
+        elif kind == "route":
+            _route(w, member)
+        elif kind == "aggregate":
+            if fast_aggregate:
+                _aggregate_fast(w, member)
+            else:
+                w.line("_agg_slow(_event)")
+        if last and kind in ("map", "filter"):
+            w.line(f"_o{member.ports['out']}(_event)")
+    if w.lines[-1].endswith(":"):
+        w.line("pass")
+    w.depth = 1
+    w.line("return (" + "".join(c + ", " for c in w.counters) + ")")
+    return w.text()
+
+
+def _generate(w: CodeWriter, head: Member) -> None:
+    fields = _str_dict(head.params.get("fields"))
+    items = ", ".join(
+        f"{name!r}: {inline_python(source, f'fields.{name}', prefix(head.index), index=True)}"
+        for name, source in fields.items())
+    w.line("try:")
+    w.line("    _event = {" + items + "}")
+    w.fail_and_next(head.index, "{'i': i}")
+
+
+def _map(w: CodeWriter, member: Member) -> None:
+    params = member.params
+    fields = _str_dict(params.get("set"))
+    if params.get("rename") or params.get("remove") or isinstance(params.get("keep"), list):
+        # Renaming and reshaping build a new event: the member's own code does it.
+        w.line("try:")
+        w.line(f"    _event = _reshape{member.index}(_event)")
+        w.fail_and_next(member.index)
+        return
+    if not fields:
+        return
+    names = list(fields)
+    # Every value first, then the event changes: a failure leaves it as it arrived.
+    w.line("try:")
+    for k, name in enumerate(names):
+        code = inline_python(fields[name], f"set.{name}", prefix(member.index))
+        w.line(f"    _v{k} = {code}")
+    w.fail_and_next(member.index)
+    if member.owned:
+        for k, name in enumerate(names):
+            w.line(f"_event[{name!r}] = _v{k}")
+    else:
+        items = ", ".join(f"{name!r}: _v{k}" for k, name in enumerate(names))
+        w.line("_event = {**_event, " + items + "}")
+
+
+def _filter(w: CodeWriter, member: Member) -> None:
+    where = inline_python(str(member.params.get("where")), "where", prefix(member.index))
+    w.line("try:")
+    w.line(f"    if not ({where}):")
+    w.line("        continue")
+    w.fail_and_next(member.index)
+    w.line(f"_p{member.index} += 1")
+
+
+def _route(w: CodeWriter, member: Member) -> None:
+    routes = _str_dict(member.params.get("routes"))
+    unmatched = member.ports["unmatched"]
+    conditions = [(member.ports[port], inline_python(source, f"routes.{port}", prefix(member.index)))
+                  for port, source in routes.items()]
+    w.line("try:")
+    w.depth += 1
+    if member.params.get("mode") == "first":
+        keyword = "if"
+        for port, condition in conditions:
+            w.line(f"{keyword} {condition}:")
+            w.line(f"    _o{port}(_event)")
+            keyword = "elif"
+        w.line("else:" if conditions else "if True:")
+        w.line(f"    _o{unmatched}(_event)")
+        w.depth -= 1
+        w.fail_and_next(member.index)
+        return
+    # Every condition is decided before any port gets the event: a failing one sends it nowhere.
+    for k, (_, condition) in enumerate(conditions):
+        w.line(f"_r{k} = {condition}")
+    w.depth -= 1
+    w.fail_and_next(member.index)
+    w.line("_matched = False")
+    for k, (port, _) in enumerate(conditions):
+        w.line(f"if _r{k}:")
+        w.line(f"    _o{port}(_event)")
+        w.line("    _matched = True")
+    w.line("if not _matched:")
+    w.line(f"    _o{unmatched}(_event)")
+
+
+def aggregate_is_fast(params: dict[str, object]) -> bool:
+    """Totals of `sum`/`count` by at most one field, with no `rand()`/`now()` in them:
+    those are updated in place by the fused loop, everything else by the node itself."""
+    by = params.get("by")
+    if isinstance(by, list) and len(by) > 1:
+        return False
+    for name, source in _str_dict(params.get("fields")).items():
+        function, _ = inline_aggregate(source, f"fields.{name}", "_")
+        if function not in AGG_FAST_KINDS or calls_any(source, _IMPURE):
+            return False
+    return True
+
+
+def _aggregate_fast(w: CodeWriter, member: Member) -> None:
+    """The usual event (a plain key already seen, numbers to add) is added in place; any
+    other goes to the node's own code, which handles new groups and explains failures."""
+    by = member.params.get("by")
+    field = by[0] if isinstance(by, list) and by else by
+    fields = _str_dict(member.params.get("fields"))
+    if isinstance(field, str):
+        w.line(f"_k = _event.get({field!r})")
+        w.line("_g = _groups_get(_k) if _k.__class__ in _PLAIN_KEYS else None")
+    else:
+        w.line("_g = _groups_get(None)")
+    sums: list[tuple[int, str]] = []
+    counts: list[int] = []
+    for k, (name, source) in enumerate(fields.items()):
+        function, argument = inline_aggregate(source, f"fields.{name}", prefix(member.index))
+        if function == "count":
+            counts.append(k)
+        elif argument is not None:
+            sums.append((k, argument))
+    if sums:
+        w.line("if _g is not None:")
+        w.line("    try:")
+        for k, argument in sums:
+            w.line(f"        _a{k} = {argument}")
+        w.line("    except _Exception:")
+        w.line("        _g = None")
+        checks = " and ".join(f"_a{k}.__class__ in _NUMBERS" for k, _ in sums)
+        w.line(f"if _g is not None and {checks}:")
+    else:
+        w.line("if _g is not None:")
+    w.depth += 1
+    w.line("_s = _g.states")
+    for k, _ in sums:
+        w.line(f"_s[{k}] = _s[{k}] + _a{k}")
+    for k in counts:
+        w.line(f"_s[{k}] = _s[{k}] + 1")
+    w.line("_fast += 1")
+    w.depth -= 1
+    w.line("else:")
+    w.line("    _agg_slow(_event)")
