@@ -107,10 +107,12 @@ class _Rewriter(ast.NodeTransformer):
     here keeps the compiler safe on its own, at compile time only.
     """
 
-    def __init__(self, local_names: tuple[str, ...], event_fields: bool, prefix: str = _FUNCTION_PREFIX) -> None:
+    def __init__(self, local_names: tuple[str, ...], event_fields: bool, prefix: str = _FUNCTION_PREFIX,
+                 numbers: frozenset[str] = frozenset()) -> None:
         self.local_names = local_names  # names that are parameters, not event fields
         self.event_fields = event_fields  # False in generate: no event to read from
         self.prefix = prefix  # what function names start with in the generated code
+        self.numbers = numbers  # names certain to hold an int or a float here
 
     def visit(self, node: ast.AST) -> Any:
         if not isinstance(node, _REWRITTEN) and not isinstance(node, _KEPT):
@@ -173,7 +175,7 @@ class _Rewriter(ast.NodeTransformer):
             guard = _POWER
         elif isinstance(op, ast.Mult) and not _plain_multiply(node.left, node.right):
             guard = _MULTIPLY
-        elif isinstance(op, ast.Mod) and _number_literal(node.left) is None and not self.is_index(node.left):
+        elif isinstance(op, ast.Mod) and _number_literal(node.left) is None and not self.is_number(node.left):
             guard = _MODULO
         left, right = self.rewrite(node.left), self.rewrite(node.right)
         if guard:
@@ -196,9 +198,12 @@ class _Rewriter(ast.NodeTransformer):
             args = [self.rewrite(arg) for arg in node.args]
         return _call(self.prefix + function, args, node)
 
-    def is_index(self, node: ast.expr) -> bool:
-        """The event index `i` of generate: always an int, so `i % n` cannot format text."""
-        return isinstance(node, ast.Name) and node.id == _INDEX and _INDEX in self.local_names
+    def is_number(self, node: ast.expr) -> bool:
+        """A name certain to hold a number (generate's index `i`, or a field fused code
+        knows), so `x % n` cannot format text."""
+        if not isinstance(node, ast.Name):
+            return False
+        return node.id in self.numbers or (node.id == _INDEX and _INDEX in self.local_names)
 
     def path_or_value(self, node: ast.expr) -> ast.expr:
         path = self.path(node)
@@ -286,21 +291,41 @@ def _parse_body(source: str, label: str) -> ast.expr:
     return tree.body
 
 
-def inline_python(source: str, label: str, prefix: str, index: bool = False) -> str:
+class _Forward(ast.NodeTransformer):
+    """`_event['x']` -> a local that already holds field `x` (set earlier in the same loop)."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        if (isinstance(node.value, ast.Name) and node.value.id == _EVENT and isinstance(node.slice, ast.Constant)
+                and isinstance(node.slice.value, str) and node.slice.value in self.fields):
+            return ast.copy_location(_name(self.fields[node.slice.value]), node)
+        return self.generic_visit(node)
+
+
+def inline_python(source: str, label: str, prefix: str, index: bool = False,
+                  fields: dict[str, str] | None = None, numbers: frozenset[str] = frozenset()) -> str:
     """A checked expression as Python source for generated code: fields are items of
-    `_event` (in generate, the only name is the index `i`), calls go to `prefix + name`."""
-    rewriter = _Rewriter((_INDEX,), False, prefix) if index else _Rewriter((), True, prefix)
-    return ast.unparse(rewriter.rewrite(_parse_body(source, label)))
+    `_event` (in generate, the only name is the index `i`), calls go to `prefix + name`.
+    `fields` maps fields whose value a local already holds to that local; `numbers` are
+    fields certain to hold numbers."""
+    rewriter = _Rewriter((_INDEX,), False, prefix) if index else _Rewriter((), True, prefix, numbers)
+    tree = rewriter.rewrite(_parse_body(source, label))
+    if fields:
+        tree = cast(ast.expr, _Forward(fields).visit(tree))
+    return ast.unparse(tree)
 
 
-def inline_aggregate(source: str, label: str, prefix: str) -> tuple[str, str | None]:
-    """`sum(amount * 2)` -> ("sum", Python source of `amount * 2`); `count()` -> ("count", None)."""
+def aggregate_parts(source: str, label: str) -> tuple[str, str | None]:
+    """`sum(amount * 2)` -> ("sum", "amount * 2"); `count()` -> ("count", None)."""
     call = _parse_body(source, label)
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in AGGREGATES):
         raise ValueError(f"{label}: an aggregate field must be one aggregate call")
     if not call.args:
         return call.func.id, None
-    return call.func.id, ast.unparse(_Rewriter((), True, prefix).rewrite(call.args[0]))
+    argument = call.args[0]
+    return call.func.id, ast.get_source_segment(_flat(source), argument) or ast.unparse(argument)
 
 
 def calls_any(source: str, names: frozenset[str]) -> bool:

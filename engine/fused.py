@@ -53,6 +53,7 @@ class Segment:
                 owned = True  # a map's output is its own copy, or its input already was
         self.ports_of = [[k for k in mapping if k >= 0] for mapping in self.member_ports]
         self.views: list[list[Batch]] = []
+        self.slow = 0
         tail = runners[-1].impl
         self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
         self.source = generate_source(members)
@@ -94,6 +95,7 @@ class Segment:
     def aggregate_slow(self, event: Event) -> None:
         aggregate = self.aggregate
         assert aggregate is not None
+        self.slow += 1
         try:
             aggregate.add_total(event)
         except EventError as error:
@@ -104,6 +106,7 @@ class Segment:
     def begin(self, outs: list[Batch]) -> list[int]:
         """Point the members' failure outputs at this batch's lists; the error counts now."""
         self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
+        self.slow = 0  # events the aggregate handled with its own code in this batch
         return [r.errors.count for r in self.runners]
 
     def account(self, arrived: int, counters: Counters, errors_before: list[int], outs: list[Batch],
@@ -131,9 +134,10 @@ class Segment:
             for k in self.ports_of[j]:
                 out += len(outs[k])
             r.events_out += out
+            if j == last and self.aggregate is not None:
+                # The node numbers the events it takes; the slow path numbered its own.
+                self.aggregate.seq += entries - self.slow
             entries = passed
-        if self.aggregate is not None and passes:
-            self.aggregate.seq += passes[-1]
 
     def flush_tail(self, outs: list[Batch]) -> None:
         """End of input: the last member emits what it holds (an aggregate's totals)."""

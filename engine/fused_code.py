@@ -3,7 +3,7 @@ inlined, so an event crosses the chain with no call per node.
 
 The generated function takes the batch (or, headed by `generate`, an index range) and the
 segment's output lists, and returns the counters the loop cannot derive afterwards: how
-many events passed each `filter`, and how many the `aggregate` took the fast way.
+many events passed each `filter`, and how 
 Every name it uses is a global of its own scope (see `fused.Segment`): builtins are empty,
 as for any compiled expression. Failures call `_fail(member, event, exc)`, which applies
 that member's `on_error` and explains the failure the unfused way.
@@ -11,10 +11,12 @@ that member's `on_error` and explains the failure the unfused way.
 
 from typing import Final
 
-from engine.compile_expr import calls_any, inline_aggregate, inline_python
+from engine.compile_expr import aggregate_parts, calls_any, inline_python
+from engine.expr_types import FLOAT, INT, NUMBERS, STR, type_of
 
 AGG_FAST_KINDS: Final = frozenset({"sum", "count"})
 _IMPURE: Final = frozenset({"rand", "now"})
+_PLAIN_KEY_TYPES: Final = frozenset({INT, FLOAT, STR})
 
 
 def prefix(member: int) -> str:
@@ -43,6 +45,19 @@ class CodeWriter:
         self.lines: list[str] = []
         self.depth = 0
         self.counters: list[str] = []  # returned, in this order
+        # Fields whose current value a local holds (set earlier in this loop), with the
+        # value's certain type: later members read the local instead of the event.
+        self.known: dict[str, tuple[str, str]] = {}
+
+    def locals_of(self) -> dict[str, str]:
+        return {field: local for field, (local, _) in self.known.items()}
+
+    def types(self) -> dict[str, str]:
+        return {field: kind for field, (_, kind) in self.known.items()}
+
+    def expr(self, source: str, label: str, member: "Member") -> str:
+        numbers = frozenset(field for field, (_, kind) in self.known.items() if kind in NUMBERS)
+        return inline_python(source, label, prefix(member.index), fields=self.locals_of(), numbers=numbers)
 
     def line(self, text: str) -> None:
         self.lines.append("    " * self.depth + text)
@@ -77,8 +92,6 @@ def generate_source(members: list[Member]) -> str:
     fast_aggregate = tail.type_name == "aggregate" and aggregate_is_fast(tail.params)
     if fast_aggregate:
         w.line("_groups_get = _agg.groups.get")
-        w.line("_fast = 0")
-        w.counters.append("_fast")
     if head.type_name == "generate":
         w.line("for i in _range(_i0, _i1):")
         w.depth += 1
@@ -113,10 +126,12 @@ def generate_source(members: list[Member]) -> str:
 
 def _generate(w: CodeWriter, head: Member) -> None:
     fields = _str_dict(head.params.get("fields"))
-    items = ", ".join(
-        f"{name!r}: {inline_python(source, f'fields.{name}', prefix(head.index), index=True)}"
-        for name, source in fields.items())
     w.line("try:")
+    for k, (name, source) in enumerate(fields.items()):
+        local = f"_v{head.index}_{k}"
+        w.line(f"    {local} = {inline_python(source, f'fields.{name}', prefix(head.index), index=True)}")
+        w.known[name] = (local, type_of(source, {}, index=True))
+    items = ", ".join(f"{name!r}: {w.known[name][0]}" for name in fields)
     w.line("    _event = {" + items + "}")
     w.fail_and_next(head.index, "{'i': i}")
 
@@ -129,26 +144,30 @@ def _map(w: CodeWriter, member: Member) -> None:
         w.line("try:")
         w.line(f"    _event = _reshape{member.index}(_event)")
         w.fail_and_next(member.index)
+        w.known.clear()  # fields may be renamed or gone
         return
     if not fields:
         return
-    names = list(fields)
     # Every value first, then the event changes: a failure leaves it as it arrived.
     w.line("try:")
-    for k, name in enumerate(names):
-        code = inline_python(fields[name], f"set.{name}", prefix(member.index))
-        w.line(f"    _v{k} = {code}")
+    computed: dict[str, tuple[str, str]] = {}
+    types = w.types()
+    for k, (name, source) in enumerate(fields.items()):
+        local = f"_v{member.index}_{k}"
+        w.line(f"    {local} = {w.expr(source, f'set.{name}', member)}")
+        computed[name] = (local, type_of(source, types))
     w.fail_and_next(member.index)
     if member.owned:
-        for k, name in enumerate(names):
-            w.line(f"_event[{name!r}] = _v{k}")
+        for name, (local, _) in computed.items():
+            w.line(f"_event[{name!r}] = {local}")
     else:
-        items = ", ".join(f"{name!r}: _v{k}" for k, name in enumerate(names))
+        items = ", ".join(f"{name!r}: {local}" for name, (local, _) in computed.items())
         w.line("_event = {**_event, " + items + "}")
+    w.known.update(computed)
 
 
 def _filter(w: CodeWriter, member: Member) -> None:
-    where = inline_python(str(member.params.get("where")), "where", prefix(member.index))
+    where = w.expr(str(member.params.get("where")), "where", member)
     w.line("try:")
     w.line(f"    if not ({where}):")
     w.line("        continue")
@@ -159,7 +178,7 @@ def _filter(w: CodeWriter, member: Member) -> None:
 def _route(w: CodeWriter, member: Member) -> None:
     routes = _str_dict(member.params.get("routes"))
     unmatched = member.ports["unmatched"]
-    conditions = [(member.ports[port], inline_python(source, f"routes.{port}", prefix(member.index)))
+    conditions = [(member.ports[port], w.expr(source, f"routes.{port}", member))
                   for port, source in routes.items()]
     w.line("try:")
     w.depth += 1
@@ -195,7 +214,7 @@ def aggregate_is_fast(params: dict[str, object]) -> bool:
     if isinstance(by, list) and len(by) > 1:
         return False
     for name, source in _str_dict(params.get("fields")).items():
-        function, _ = inline_aggregate(source, f"fields.{name}", "_")
+        function, _ = aggregate_parts(source, f"fields.{name}")
         if function not in AGG_FAST_KINDS or calls_any(source, _IMPURE):
             return False
     return True
@@ -207,37 +226,44 @@ def _aggregate_fast(w: CodeWriter, member: Member) -> None:
     by = member.params.get("by")
     field = by[0] if isinstance(by, list) and by else by
     fields = _str_dict(member.params.get("fields"))
-    if isinstance(field, str):
+    if isinstance(field, str) and field in w.known and w.known[field][1] in _PLAIN_KEY_TYPES:
+        w.line(f"_g = _groups_get({w.known[field][0]})")  # the field holds a plain key
+    elif isinstance(field, str):
         w.line(f"_k = _event.get({field!r})")
         w.line("_g = _groups_get(_k) if _k.__class__ in _PLAIN_KEYS else None")
     else:
         w.line("_g = _groups_get(None)")
+    checked: list[tuple[int, str]] = []  # arguments that may fail or not be numbers
     sums: list[tuple[int, str]] = []
     counts: list[int] = []
+    types = w.types()
     for k, (name, source) in enumerate(fields.items()):
-        function, argument = inline_aggregate(source, f"fields.{name}", prefix(member.index))
-        if function == "count":
+        function, argument = aggregate_parts(source, f"fields.{name}")
+        if function == "count" or argument is None:
             counts.append(k)
-        elif argument is not None:
-            sums.append((k, argument))
-    if sums:
+            continue
+        if argument in w.known and type_of(argument, types) in NUMBERS:
+            sums.append((k, w.known[argument][0]))  # a number already at hand
+        else:
+            checked.append((k, w.expr(argument, f"fields.{name}", member)))
+            sums.append((k, f"_a{k}"))
+    if checked:
         w.line("if _g is not None:")
         w.line("    try:")
-        for k, argument in sums:
+        for k, argument in checked:
             w.line(f"        _a{k} = {argument}")
         w.line("    except _Exception:")
         w.line("        _g = None")
-        checks = " and ".join(f"_a{k}.__class__ in _NUMBERS" for k, _ in sums)
-        w.line(f"if _g is not None and {checks}:")
+        tests = " and ".join(f"_a{k}.__class__ in _NUMBERS" for k, _ in checked)
+        w.line(f"if _g is not None and {tests}:")
     else:
         w.line("if _g is not None:")
     w.depth += 1
     w.line("_s = _g.states")
-    for k, _ in sums:
-        w.line(f"_s[{k}] = _s[{k}] + _a{k}")
+    for k, value in sums:
+        w.line(f"_s[{k}] = _s[{k}] + {value}")
     for k in counts:
         w.line(f"_s[{k}] = _s[{k}] + 1")
-    w.line("_fast += 1")
     w.depth -= 1
     w.line("else:")
     w.line("    _agg_slow(_event)")

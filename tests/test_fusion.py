@@ -26,6 +26,8 @@ STEPS = {
     "bump": "{type: map, with: {set: {n: n + 1, b: n * 3}}}",
     "rename": "{type: map, with: {set: {c: n % 5}, rename: {k: key}}}",
     "trim": "{type: map, with: {remove: [r]}}",
+    "retype": "{type: map, with: {set: {s: n, k: n > 3}}}",
+    "halve": "{type: map, with: {set: {n: n / 2}}}",
     "odd": "{type: filter, with: {where: n % 3 != 0}}",
     "parsed": "{type: filter, with: {where: int(s) > 5}}",
 }
@@ -178,10 +180,11 @@ def test_a_failure_in_a_fused_chain_stops_the_graph_with_the_unfused_message():
     assert run(text, fuse=False)[1] == failure
 
 
-def test_generated_loop_has_no_call_per_node():
+def test_generated_loop_sets_in_place_and_reads_fields_it_already_holds():
     text = chain_graph("generate", 10, ["bump", "odd"], "totals", ["drop"])
-    runtime = build(text)
-    source = runtime.segments[0].segment.source
-    assert "_event['n'] = _v0" in source  # owned: set in place, no copy
+    source = build(text).segments[0].segment.source
+    assert "_event['n'] = _v1_0" in source  # owned: set in place, no copy
+    assert "if not (_v1_0 % 3 != 0)" in source  # the filter reads the map's local
+    assert "_groups_get(_v0_2)" in source  # `k` is `i % 4`: an int, no key check
+    assert "_s[0] = _s[0] + _v1_0" in source  # `n + 1` of an int is an int: no number check
     assert "_reshape" not in source and "_agg_slow(_event)" in source
-    assert "_fail(" in source and "_o" in source
