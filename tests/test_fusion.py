@@ -188,3 +188,26 @@ def test_generated_loop_sets_in_place_and_reads_fields_it_already_holds():
     assert "_groups_get(_v0_2)" in source  # `k` is `i % 4`: an int, no key check
     assert "_s[0] = _s[0] + _v1_0" in source  # `n + 1` of an int is an int: no number check
     assert "_reshape" not in source and "_agg_slow(_event)" in source
+
+
+def test_a_stopped_fused_source_still_emits_the_totals_it_holds():
+    text = """
+version: 1
+nodes:
+  head: {type: generate, with: {rate: 20000, fields: {k: i % 3}}}
+  totals: {type: aggregate, from: head, with: {by: k, fields: {events: count()}}}
+  got: {type: test.record, from: totals}
+"""
+    RECORDED.clear()
+    runtime = build(text)
+    assert [r.name for r in runtime.order] == ["got", "head"]
+
+    async def stop_soon() -> bool:
+        asyncio.get_running_loop().call_later(0.2, runtime.request_stop)
+        return await runtime.run()
+
+    assert asyncio.run(stop_soon())
+    generated = runtime.stats()["nodes"]["head"]["out"]
+    assert generated > 100
+    assert sorted(e["k"] for e in RECORDED["got"]) == [0, 1, 2]
+    assert sum(e["events"] for e in RECORDED["got"]) == generated
