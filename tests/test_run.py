@@ -280,7 +280,7 @@ def test_generate_seed_makes_rand_reproducible(in_tmp, tmp_path):
 
 
 def test_generate_rate_paces_events_without_blocking():
-    from engine.node import ManualClock, NodeContext
+    from engine.node import Failures, ManualClock, NodeContext
     from engine.plan import ErrorPolicy
     from engine.transforms import Generate
 
@@ -289,14 +289,14 @@ def test_generate_rate_paces_events_without_blocking():
                       ErrorPolicy(), clock)
     gen = Generate(ctx)
     outs: list[list[dict[str, object]]] = [[]]
-    assert gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
+    assert gen.poll(1024, clock.now(), outs, Failures())
     assert outs[0] == [{"n": 0}]
     assert gen.deadline() == 1000.25  # the next event is due a quarter second later
     clock.advance(1.0)
-    gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
+    gen.poll(1024, clock.now(), outs, Failures())
     assert [e["n"] for e in outs[0]] == [0, 1, 2, 3, 4]
     clock.advance(10.0)
-    assert not gen.poll(1024, clock.now(), outs, None)  # type: ignore[arg-type]
+    assert not gen.poll(1024, clock.now(), outs, Failures())
     assert [e["n"] for e in outs[0]] == list(range(10))
 
 

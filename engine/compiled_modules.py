@@ -1,0 +1,36 @@
+"""The engine modules that mypyc compiles: one list for the build and for `engine --version`.
+
+`setup.py` reads this file (without importing the package) and compiles exactly these
+modules; `engine.buildinfo` checks that each of them was loaded from a native extension.
+Keep it plain data: no imports beyond typing.
+
+Left out, each for a reason:
+
+- `engine/__init__.py`: only a docstring; nothing to speed up, and an interpreted package
+  `__init__` keeps the package importable the same way in both modes.
+- `engine/buildinfo.py`: inspects the build (once per `engine --version`); it has no hot code
+  and must give the same answer whichever way the rest was built.
+- `engine/compiled_modules.py` (this file): build-time data, read by `setup.py` as source.
+"""
+
+from typing import Final
+
+COMPILED: Final[tuple[str, ...]] = (
+    "engine.aggregate",
+    "engine.builtin_specs",
+    "engine.compile_expr",
+    "engine.durations",
+    "engine.edges",
+    "engine.errors",
+    "engine.expr",
+    "engine.functions",
+    "engine.ids",
+    "engine.node",
+    "engine.plan",
+    "engine.runner",
+    "engine.runtime",
+    "engine.spec",
+    "engine.transforms",
+    "engine.wakeup",
+    "engine.windows",
+)
