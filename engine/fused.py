@@ -7,7 +7,7 @@ that crossed it; its high-water mark is the largest batch that crossed it, bound
 capacity, which is what the same block edge would have held between two passes.
 """
 
-from typing import Callable, Final, cast
+from typing import Any, Callable, Final, cast
 
 from engine.aggregate import Aggregate
 from engine.compile_expr import function_scope, guard_scope
@@ -54,6 +54,10 @@ class Segment:
         self.ports_of = [[k for k in mapping if k >= 0] for mapping in self.member_ports]
         self.views: list[list[Batch]] = []
         self.slow = 0
+        # Plain group key -> that group's state list, for the fused loop (see fused_code).
+        self.states: dict[object, list[Any]] = {}
+        by = runners[-1].ctx.params.get("by")
+        self.by: str | None = by if isinstance(by, str) else by[0] if isinstance(by, list) and len(by) == 1 else None
         tail = runners[-1].impl
         self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
         self.source = generate_source(members)
@@ -71,7 +75,7 @@ class Segment:
             if isinstance(impl, Map):
                 scope[f"_reshape{j}"] = impl.reshape
         scope.update({
-            "_fail": self.fail, "_agg_slow": self.aggregate_slow, "_agg": self.aggregate,
+            "_fail": self.fail, "_agg_slow": self.aggregate_slow, "_states": self.states,
             "_range": range, "_Exception": Exception, "_PLAIN_KEYS": _PLAIN_KEYS, "_NUMBERS": _NUMBERS,
         })
         names = " -> ".join(r.name for r in self.runners)
@@ -100,6 +104,13 @@ class Segment:
             aggregate.add_total(event)
         except EventError as error:
             self.runners[-1].errors.event_failed(event, error.message, self.views[-1])
+            return
+        # A new group, or new state lists: the fused loop must update these from now on.
+        key = event.get(self.by) if self.by is not None else None
+        if key.__class__ in _PLAIN_KEYS:
+            group = aggregate.groups.get(key)
+            if group is not None:
+                self.states[key] = group.states
 
     # -- around each batch -------------------------------------------------------------
 

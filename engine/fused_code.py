@@ -91,7 +91,7 @@ def generate_source(members: list[Member]) -> str:
     tail = members[-1]
     fast_aggregate = tail.type_name == "aggregate" and aggregate_is_fast(tail.params)
     if fast_aggregate:
-        w.line("_groups_get = _agg.groups.get")
+        w.line("_states_get = _states.get")
     if head.type_name == "generate":
         w.line("for i in _range(_i0, _i1):")
         w.depth += 1
@@ -222,17 +222,20 @@ def aggregate_is_fast(params: dict[str, object]) -> bool:
 
 def _aggregate_fast(w: CodeWriter, member: Member) -> None:
     """The usual event (a plain key already seen, numbers to add) is added in place; any
-    other goes to the node's own code, which handles new groups and explains failures."""
+    other goes to the node's own code, which handles new groups and explains failures.
+    `_states` maps each plain key to its group's state list (the same list object), kept
+    by `Segment.aggregate_slow`: a plain dict, because reading an attribute of the
+    aggregate's compiled classes from this interpreted loop costs more than the addition."""
     by = member.params.get("by")
     field = by[0] if isinstance(by, list) and by else by
     fields = _str_dict(member.params.get("fields"))
     if isinstance(field, str) and field in w.known and w.known[field][1] in _PLAIN_KEY_TYPES:
-        w.line(f"_g = _groups_get({w.known[field][0]})")  # the field holds a plain key
+        w.line(f"_s = _states_get({w.known[field][0]})")  # the field holds a plain key
     elif isinstance(field, str):
         w.line(f"_k = _event.get({field!r})")
-        w.line("_g = _groups_get(_k) if _k.__class__ in _PLAIN_KEYS else None")
+        w.line("_s = _states_get(_k) if _k.__class__ in _PLAIN_KEYS else None")
     else:
-        w.line("_g = _groups_get(None)")
+        w.line("_s = _states_get(None)")
     checked: list[tuple[int, str]] = []  # arguments that may fail or not be numbers
     sums: list[tuple[int, str]] = []
     counts: list[int] = []
@@ -248,18 +251,17 @@ def _aggregate_fast(w: CodeWriter, member: Member) -> None:
             checked.append((k, w.expr(argument, f"fields.{name}", member)))
             sums.append((k, f"_a{k}"))
     if checked:
-        w.line("if _g is not None:")
+        w.line("if _s is not None:")
         w.line("    try:")
         for k, argument in checked:
             w.line(f"        _a{k} = {argument}")
         w.line("    except _Exception:")
-        w.line("        _g = None")
+        w.line("        _s = None")
         tests = " and ".join(f"_a{k}.__class__ in _NUMBERS" for k, _ in checked)
-        w.line(f"if _g is not None and {tests}:")
+        w.line(f"if _s is not None and {tests}:")
     else:
-        w.line("if _g is not None:")
+        w.line("if _s is not None:")
     w.depth += 1
-    w.line("_s = _g.states")
     for k, value in sums:
         w.line(f"_s[{k}] = _s[{k}] + {value}")
     for k in counts:

@@ -185,7 +185,7 @@ def test_generated_loop_sets_in_place_and_reads_fields_it_already_holds():
     source = build(text).segments[0].segment.source
     assert "_event['n'] = _v1_0" in source  # owned: set in place, no copy
     assert "if not (_v1_0 % 3 != 0)" in source  # the filter reads the map's local
-    assert "_groups_get(_v0_2)" in source  # `k` is `i % 4`: an int, no key check
+    assert "_s = _states_get(_v0_2)" in source  # `k` is `i % 4`: an int, no key check
     assert "_s[0] = _s[0] + _v1_0" in source  # `n + 1` of an int is an int: no number check
     assert "_reshape" not in source and "_agg_slow(_event)" in source
 
