@@ -15,6 +15,7 @@ no tree is walked per event.
 
 import ast
 import random
+import sys
 from typing import Any, Callable, Final, cast
 
 from engine import functions
@@ -262,6 +263,13 @@ def _flat(source: str) -> str:
     return source.replace("\r\n", "\n").replace("\n", " ").strip()
 
 
+def interned(scope: dict[str, object]) -> dict[str, object]:
+    """The same globals with interned names. Generated code looks its globals up by
+    interned names; keys built at run time (or by compiled code) that are equal but not
+    the same objects make every lookup compare the text, which costs ~10% of a fused loop."""
+    return {sys.intern(name): value for name, value in scope.items()}
+
+
 def guard_scope() -> dict[str, object]:
     """The globals every piece of generated code shares: empty builtins and the guards."""
     # Generated code names only `_event`, `i` and these entries, so builtins are never
@@ -343,7 +351,7 @@ class ExprCompiler:
     def __init__(self, rng: random.Random, clock: Clock) -> None:
         scope = guard_scope()
         scope.update(function_scope(rng, clock))
-        self.scope = scope
+        self.scope = interned(scope)
 
     def value(self, source: str, label: str) -> CompiledExpr:
         body = _Rewriter((), True).rewrite(self._parse(source, label))

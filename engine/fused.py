@@ -10,7 +10,7 @@ capacity, which is what the same block edge would have held between two passes.
 from typing import Any, Callable, Final, cast
 
 from engine.aggregate import Aggregate
-from engine.compile_expr import function_scope, guard_scope
+from engine.compile_expr import function_scope, guard_scope, interned
 from engine.edges import Edge
 from engine.functions import describe_error
 from engine.fused_code import Member, generate_source, prefix
@@ -79,6 +79,7 @@ class Segment:
             "_range": range, "_Exception": Exception, "_PLAIN_KEYS": _PLAIN_KEYS, "_NUMBERS": _NUMBERS,
         })
         names = " -> ".join(r.name for r in self.runners)
+        scope = interned(scope)
         exec(compile(self.source, f"<fused {names}>", "exec", dont_inherit=True), scope)
         return cast(Callable[..., Counters], scope["_run"])
 
