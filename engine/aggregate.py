@@ -7,7 +7,6 @@ is checked completely (time, lateness, arguments, accumulator updates) before an
 changes, so a failed event leaves no trace. See docs/windows.md.
 """
 
-import json
 import math
 import time
 from typing import Any, Final
@@ -15,31 +14,13 @@ from typing import Any, Final
 from engine.compile_expr import CompiledExpr, ExprCompiler
 from engine.durations import duration_ms
 from engine.functions import describe_error, parse_time, type_name
+from engine.keys import key_part
 from engine.node import INFINITY, Batch, Event, EventError, Failures, NodeContext, NodeFailure, Transform
 from engine.windows import KINDS, Accumulators, Closed, FixedWindows, Group, SessionWindows, emission_order
 
 WINDOW_START: Final = "window_start"
 WINDOW_END: Final = "window_end"
 DEFAULT_LATENESS: Final = "0s"
-
-# Tags that keep group keys apart which Python would merge (True == 1) or cannot hash.
-_BOOL_KEY: Final = "\x00bool"
-_JSON_KEY: Final = "\x00json"
-
-
-def key_part(value: object) -> object:
-    """A hashable stand-in for one `by` value; equal JSON values give equal parts."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return (_BOOL_KEY, value)
-    if isinstance(value, (int, float)):
-        return value
-    try:
-        return (_JSON_KEY, json.dumps(value, sort_keys=True, default=str))
-    except (TypeError, ValueError):
-        return (_JSON_KEY, repr(value))
-
 
 def format_instant(t: float) -> str:
     """Epoch seconds as ISO 8601 UTC, with milliseconds when there are any."""

@@ -29,6 +29,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "engine.fused_code",
     "engine.fusion",
     "engine.ids",
+    "engine.keys",
     "engine.node",
     "engine.plan",
     "engine.runner",

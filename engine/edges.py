@@ -13,6 +13,7 @@ they are accepted.
 from collections import deque
 from typing import Final
 
+from engine.keys import key_part
 from engine.node import Batch, Event
 from engine.plan import EdgePlan
 
@@ -42,7 +43,7 @@ class Edge:
         self.key_fields: tuple[str, ...] = plan.key
         self.merges: dict[str, str] = {field: fn for field, fn in plan.merge}
         # Coalesce only: key -> the queued event; insertion order is delivery order.
-        self.by_key: dict[tuple[object, ...], Event] = {}
+        self.by_key: dict[object, Event] = {}
 
     @property
     def depth(self) -> int:
@@ -123,8 +124,11 @@ class Edge:
     def _coalesce(self, events: Batch) -> Batch:
         by_key = self.by_key
         fields = self.key_fields
+        one = len(fields) == 1
+        first = fields[0] if one else ""
         for index, event in enumerate(events):
-            key = tuple([event.get(f) for f in fields])
+            # Lists and objects are keys too, and `true` is not `1` (engine/keys.py).
+            key = key_part(event.get(first)) if one else tuple([key_part(event.get(f)) for f in fields])
             queued = by_key.get(key)
             if queued is not None:
                 by_key[key] = merge_events(queued, event, self.merges)

@@ -79,6 +79,20 @@ def test_coalesce_pushes_back_new_keys_when_full_but_still_merges_known_ones():
     assert e.take(10) == [{"k": 1, "n": 6}, {"k": 2, "n": 1}]
 
 
+@pytest.mark.parametrize("key", [("k",), ("k", "j")])
+def test_coalesce_keys_may_be_lists_or_objects_and_true_is_not_one(key):
+    e = edge("coalesce", capacity=10, key=key, merge=(("n", "sum"),))
+    e.offer([
+        {"k": [1, 2], "j": {"a": 1}, "n": 1},
+        {"k": True, "j": None, "n": 1},
+        {"k": 1, "j": None, "n": 1},
+        {"k": [1, 2], "j": {"a": 1}, "n": 2},
+        {"k": 1.0, "j": None, "n": 4},  # JSON has one number type: 1.0 is 1
+    ])
+    assert [(x["k"], x["n"]) for x in e.take(10)] == [([1, 2], 3), (True, 1), (1.0, 5)]
+    assert e.coalesced == 2
+
+
 def test_coalesce_never_changes_an_event_another_consumer_holds():
     first = {"k": 1, "n": 1}
     e = edge("coalesce", capacity=5, key=("k",), merge=(("n", "sum"),))
