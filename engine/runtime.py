@@ -320,6 +320,14 @@ class Runtime:
             "elapsed_s": round(self.elapsed_s, 6),
         }
 
+    def held(self) -> int:
+        """Events inside the graph right now: queued on edges, refused and waiting with
+        their producer, or taken but not yet consumed (what a timed-out drain loses)."""
+        total = sum(edge.depth for edge in self.edges.values())
+        for r in list(self.runners.values()) + list(self.segments):
+            total += len(r.pending) + sum(len(events) for _, events in r.backlog)
+        return total
+
     def progress(self) -> list[tuple[str, int, int]]:
         """(node, done, total) for every source that knows its size."""
         out: list[tuple[str, int, int]] = []

@@ -1,0 +1,72 @@
+"""Log lines of `engine serve` on standard error, as text or as JSON (one object per line).
+
+Reload results carry their fields in the record (`extra={"reload": {...}}`), so the JSON
+form has them as keys and the text form prints one readable line per graph.
+"""
+
+import json
+import logging
+import sys
+import time
+from typing import Final
+
+LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _reload_text(fields: dict[str, object]) -> str:
+    line = f"reload {fields['file']}: {fields['result']}"
+    if fields.get("graph"):
+        line += f" (graph '{fields['graph']}'"
+        line += f", plan {str(fields['plan_hash'])[:19]})" if fields.get("plan_hash") else ")"
+    if fields.get("dropped"):
+        line += f"; the drain timed out: {fields['dropped']} events dropped"
+    problems = fields.get("problems")
+    if isinstance(problems, list):
+        line += "".join(f"\n  {p}" for p in problems)
+    return line
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "reload", None)
+        message = _reload_text(fields) if isinstance(fields, dict) else record.getMessage()
+        return f"engine: {record.levelname.lower()}: {message}"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "reload", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        return json.dumps(out, default=str)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when the line is logged (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def configure(level: str, fmt: str) -> None:
+    logger = logging.getLogger("headrace")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = _Stderr()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(LEVELS.get(level, logging.INFO))
+    logger.propagate = False

@@ -1,0 +1,65 @@
+"""One graph running inside `engine serve`: its runtime task, and a bounded stop."""
+
+import asyncio
+import logging
+from typing import Final
+
+from engine.plan import GraphPlan
+from engine.runtime import Runtime
+
+LOG: Final = logging.getLogger("headrace")
+
+RUNNING: Final = "running"
+FINISHED: Final = "finished"  # every source ended; the graph stays listed until its file changes
+FAILED: Final = "failed"
+STOPPED: Final = "stopped"
+
+
+class RunningGraph:
+    def __init__(self, file: str, plan: GraphPlan, runtime: Runtime) -> None:
+        self.file = file
+        self.plan = plan
+        self.plan_hash = plan.content_hash()
+        self.runtime = runtime
+        self.task: asyncio.Task[bool] | None = None
+        self.state = RUNNING
+        self.reason = ""
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> bool:
+        try:
+            ok = await self.runtime.run()
+        except Exception as exc:  # a bug in a node: this graph fails, the others go on
+            self.runtime.fail(f"internal error: {type(exc).__name__}: {exc}")
+            ok = False
+        if self.state == RUNNING:
+            self.state = FINISHED if ok else FAILED
+            self.reason = "" if ok else self.runtime.failure
+            if not ok:
+                LOG.error(f"graph '{self.name}' ({self.file}) failed: {self.runtime.failure}")
+        return ok
+
+    async def stop(self, drain_timeout_s: float) -> int:
+        """Stop the sources, let the edges drain into the sinks for at most the timeout,
+        then stop for good. Returns how many events were still held (0: fully drained)."""
+        task = self.task
+        if task is None:
+            return 0
+        was = self.state
+        self.state = STOPPED
+        self.runtime.request_stop()
+        done, _ = await asyncio.wait({task}, timeout=drain_timeout_s)
+        held = 0
+        if not done:
+            held = self.runtime.held()
+            self.runtime.fail(f"drain timeout after {drain_timeout_s:g}s")
+            await asyncio.wait({task})
+        if was == FAILED:
+            self.state = FAILED
+        return held

@@ -1,0 +1,127 @@
+"""The serve loop: an initial load, then one reload per batch of directory changes.
+
+Three things ask for a reload, and none of them is trusted to say what changed (every
+reload re-scans): watchfiles on the directory (debounced), a periodic re-scan as a safety
+net, and SIGHUP. The watch is on the directory path the user gave, resolved afresh each
+time it starts; a cheap identity check (real path and inode, a few times a second) notices
+a flipped git-sync link or a directory removed and recreated, and restarts the watch. A
+missing directory keeps what runs (a deploy may recreate it) and is reported once.
+"""
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Final
+
+import watchfiles
+
+from adapters.serve.host import Host, ReloadResult
+from adapters.serve.scan import Snapshot, identity, scan
+
+LOG: Final = logging.getLogger("headrace")
+IDENTITY_CHECK_S: Final = 0.25
+
+
+class Server:
+    def __init__(self, directory: Path, host: Host, debounce_ms: int, rescan_interval_s: float) -> None:
+        self.directory = directory
+        self.host = host
+        self.debounce_ms = debounce_ms
+        self.rescan_interval_s = rescan_interval_s
+        self.dirty = asyncio.Event()  # a reload is wanted
+        self.stopping = asyncio.Event()
+        self.restart_watch = asyncio.Event()
+        self.reloaded = asyncio.Condition()  # notified after every reload (tests wait on it)
+        self.last_results: list[ReloadResult] = []
+        self.missing_reported = False
+        self.applied: Snapshot | None = None  # what the last reload saw
+        self.forced = True  # the next reload logs every graph even if nothing changed
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-scan now and report every graph, changed or not."""
+        self.forced = True
+        self.dirty.set()
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self.restart_watch.set()
+        self.dirty.set()
+
+    async def run(self) -> int:
+        """Serve until `request_stop`; returns the events left behind by the final drain."""
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.ensure_future(self._watch()), asyncio.ensure_future(self._check_identity()),
+                 asyncio.ensure_future(self._rescan_periodically())]
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            await self._reload()
+            while not self.stopping.is_set():
+                await self.dirty.wait()
+                if self.stopping.is_set():
+                    break
+                await self._reload()
+        finally:
+            loop.remove_signal_handler(signal.SIGHUP)
+            self.stopping.set()
+            self.restart_watch.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return await self.host.stop_all()
+
+    async def _reload(self) -> None:
+        self.dirty.clear()
+        snapshot = await asyncio.to_thread(scan, self.directory)
+        if snapshot is None:
+            if not self.missing_reported:
+                LOG.warning(f"the directory {self.directory} is missing; the {len(self.host.graphs)} running "
+                            "graphs keep running until it is back")
+                self.missing_reported = True
+            return
+        self.missing_reported = False
+        if snapshot == self.applied and not self.forced:
+            return  # a watch event or a periodic scan with nothing new: no reload
+        self.forced = False
+        self.applied = snapshot
+        results = await self.host.apply(snapshot)
+        async with self.reloaded:
+            self.last_results = results
+            self.reloaded.notify_all()
+
+    async def _watch(self) -> None:
+        while not self.stopping.is_set():
+            self.restart_watch.clear()
+            if identity(self.directory) is None:
+                await self._sleep(IDENTITY_CHECK_S)
+                continue
+            try:
+                async for _ in watchfiles.awatch(
+                        self.directory.resolve(), watch_filter=None, debounce=max(self.debounce_ms, 1), step=50,
+                        stop_event=self.restart_watch, recursive=True, ignore_permission_denied=True):
+                    self.dirty.set()
+            except (OSError, RuntimeError) as exc:  # the directory vanished under the watcher
+                LOG.debug(f"watch of {self.directory} ended: {exc}")
+            self.dirty.set()  # whatever happened while no watch ran is picked up by a scan
+            await self._sleep(IDENTITY_CHECK_S)
+
+    async def _check_identity(self) -> None:
+        seen = identity(self.directory)
+        while not self.stopping.is_set():
+            await self._sleep(IDENTITY_CHECK_S)
+            now = identity(self.directory)
+            if now != seen:
+                seen = now
+                self.restart_watch.set()
+                self.dirty.set()
+
+    async def _rescan_periodically(self) -> None:
+        while not self.stopping.is_set():
+            await self._sleep(self.rescan_interval_s)
+            self.dirty.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
