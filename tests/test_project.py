@@ -13,7 +13,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     fence = lines.index("```bash")
     install_and_run, install_and_test = lines[fence + 1], lines[fence + 2]
     assert "pip install ." in install_and_run and "engine validate graphs/" in install_and_run
-    assert "engine run graphs/quickstart.yaml" in install_and_run
+    assert "engine serve graphs/" in install_and_run
     assert "pytest" in install_and_test
     assert install_and_test in (ROOT / ".ci/run").read_text().splitlines()
 

@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from adapters.cli import config_cmd
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
@@ -45,9 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats-file", metavar="PATH",
                      help="write node and edge counters as JSON to PATH when the run ends")
 
+    serve = commands.add_parser("serve", help="run every graph in DIR and follow DIR as it changes (SIGTERM drains)")
+    serve.add_argument("directory", metavar="DIR")
+    serve.add_argument("--config", metavar="FILE", help="engine settings file (default: $HEADRACE_CONFIG, else engine.toml if present)")
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the graph-file format")
     schema.add_argument("--version", dest="schema_version", type=int, default=CURRENT_VERSION,
                         metavar="N", help=f"format version (default {CURRENT_VERSION})")
+    config_cmd.add_parser(commands)
     return parser
 
 
@@ -113,6 +119,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return cmd_plan(args.file)
     if args.command == "run":
         return cmd_run(args.file, args.stats_file)
+    if args.command == "serve":
+        from adapters.cli.serve_cmd import cmd_serve  # watchfiles and the settings load only here
+
+        return cmd_serve(args.directory, args.config)
+    if args.command == "config":
+        return config_cmd.cmd_config(args)
     return cmd_schema(args.schema_version)
 
 
