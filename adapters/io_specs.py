@@ -4,7 +4,8 @@ from typing import Final
 
 from adapters.file_read import make_file_read, make_stdin
 from adapters.file_write import make_file_write, make_stdout
-from engine.spec import SINK, SOURCE, NodeSpec, param, params_schema
+from engine.node import AsyncSink, AsyncSource, NodeContext
+from engine.spec import DURATION, SINK, SOURCE, NodeSpec, param, params_schema
 
 READ_FORMATS: Final = ["jsonl", "csv", "lines"]
 WRITE_FORMATS: Final = ["jsonl", "csv"]
@@ -62,4 +63,79 @@ FILE_WRITE: Final = NodeSpec(
     example="type: file.write\nfrom: totals\nwith: {path: out/totals.jsonl}",
 )
 
-IO_SPECS: Final = (FILE_READ, STDIN, STDOUT, FILE_WRITE)
+HTTP_FORMATS: Final = ["json", "ndjson"]
+_PORT: Final = "([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+ADDRESS: Final[dict[str, object]] = {
+    "type": "string", "pattern": r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):" + _PORT + "$"}
+POSITIVE_DURATION: Final[dict[str, object]] = {"type": "string", "pattern": "^0*[1-9][0-9]*(ms|s|m|h|d)$"}
+
+
+def make_http_listen(ctx: NodeContext) -> AsyncSource:
+    from adapters.http_listen import HttpListen  # aiohttp loads only for graphs that use it
+    return HttpListen(ctx)
+
+
+def make_http_post(ctx: NodeContext) -> AsyncSink:
+    from adapters.http_post import HttpPost
+    return HttpPost(ctx)
+
+
+HTTP_LISTEN: Final = NodeSpec(
+    name="http.listen",
+    kind=SOURCE,
+    summary="Receives events over HTTP: each POST of a JSON object, a JSON array of objects or "
+            "NDJSON becomes one batch, answered 202 once the graph has taken it, or 503 with "
+            "`Retry-After` while the graph is not keeping up. See [HTTP in and out](http.md).",
+    params=params_schema({
+        "address": param(ADDRESS, "`host:port` to listen on (`[::1]:8080` for IPv6); port 0 picks a free port. "
+                         "Anything but loopback should have a `token`.", "0.0.0.0:8080",
+                         default="127.0.0.1:8080"),
+        "path": param({"type": "string", "pattern": "^/"}, "The one path that accepts events.", "/events",
+                      default="/"),
+        "format": param({"enum": HTTP_FORMATS},
+                        "Body encoding when the request's Content-Type does not say "
+                        "(`application/json`, `application/x-ndjson`).", "ndjson", default="json"),
+        "token": param({"type": "string", "minLength": 1},
+                       "Require `Authorization: Bearer <token>`; anything else is answered 401.",
+                       "${INGEST_TOKEN}"),
+        "max_body_bytes": param({"type": "integer", "minimum": 1}, "Larger bodies are answered 413.",
+                                10485760, default=1048576),
+        "queue_batches": param({"type": "integer", "minimum": 1, "maximum": 1024},
+                               "Requests waiting for the graph before new ones are answered 503.", 16,
+                               default=4),
+        "accept_timeout": param(POSITIVE_DURATION,
+                                "How long a request waits for the graph to take its events before it is "
+                                "answered 503 (and nothing from it is kept).", "30s", default="5s"),
+    }),
+    factory=make_http_listen,
+    example="type: http.listen\nwith: {address: \"127.0.0.1:8080\", path: /events, format: ndjson}",
+)
+
+HTTP_POST: Final = NodeSpec(
+    name="http.post",
+    kind=SINK,
+    summary="Sends events to an HTTP endpoint, `batch_size` per POST as a JSON array or NDJSON; "
+            "retries connection errors, timeouts, 429 and 5xx with exponential backoff, then applies "
+            "`on_error`. See [HTTP in and out](http.md).",
+    params=params_schema({
+        "url": param({"type": "string", "pattern": "^https?://[^/\\s?#]+([/?#]\\S*)?$"},
+                     "Where to POST.", "https://collector.example.com/ingest"),
+        "format": param({"enum": HTTP_FORMATS}, "`json`: one array per request; `ndjson`: one object per line.",
+                        "ndjson", default="json"),
+        "batch_size": param({"type": "integer", "minimum": 1, "maximum": 100000}, "Most events per request.",
+                            100, default=500),
+        "timeout": param(POSITIVE_DURATION, "Limit for one request, connecting included.", "30s",
+                         default="10s"),
+        "retries": param({"type": "integer", "minimum": 0, "maximum": 100},
+                         "Attempts after the first for errors that may pass.", 5, default=3),
+        "backoff": param(DURATION, "Wait before the first retry; doubled each time (with jitter, at most "
+                         "30 s). A `Retry-After` answer replaces it.", "1s", default="200ms"),
+        "headers": param({"type": "object", "additionalProperties": {"type": "string"}},
+                         "Extra request headers. Content-Type follows `format` unless set here.",
+                         {"Authorization": "Bearer ${COLLECTOR_TOKEN}"}),
+    }, required=("url",)),
+    factory=make_http_post,
+    example="type: http.post\nfrom: shaped\nwith: {url: \"https://collector.example.com/ingest\", format: ndjson}",
+)
+
+IO_SPECS: Final = (FILE_READ, STDIN, STDOUT, FILE_WRITE, HTTP_LISTEN, HTTP_POST)

@@ -1,11 +1,16 @@
 """Every graph in graphs/ runs, and its output is what the graph says it computes."""
 
+import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 
 from tests.conftest import ROOT
 
@@ -104,3 +109,61 @@ def test_tail_errors_follows_the_log(tmp_path):
         {"time": "2026-11-21T10:00:09Z", "message": "payments API timed out after 3 attempts"},
         {"time": "2026-11-21T10:01:00Z", "message": "disk almost full"},
     ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_http_bridge_forwards_errors_until_stopped(tmp_path):
+    received: list[dict[str, object]] = []
+
+    class Ingest(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.extend(json.loads(line) for line in body.decode().splitlines())
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ingest)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    listen = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LISTEN_ADDRESS=f"127.0.0.1:{listen}",
+               FORWARD_URL=f"http://127.0.0.1:{receiver.server_address[1]}/ingest")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adapters.cli.main", "run", "graphs/http_bridge.yaml",
+         "--stats-file", str(tmp_path / "stats.json")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        body = (b'{"level": "error", "service": "API", "message": "boom"}\n'
+                b'{"level": "info", "message": "fine"}\n{"level": "error", "message": "bust"}\n')
+        request = urllib.request.Request(f"http://127.0.0.1:{listen}/events", data=body)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert (response.status, json.loads(response.read())) == (202, {"accepted": 3})
+                break
+            except urllib.error.URLError:  # not listening yet
+                assert time.monotonic() < deadline and proc.poll() is None, "the graph never listened"
+                time.sleep(0.05)
+        while len(received) < 2:
+            assert time.monotonic() < deadline, "nothing forwarded"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        receiver.shutdown()
+    assert (proc.returncode, out, err) == (0, "", "")
+    assert [(e["service"], e["message"]) for e in received] == [("api", "boom"), ("unknown", "bust")]
+    assert all("level" not in e and str(e["forwarded_at"]).endswith("Z") for e in received)
+    nodes = json.loads((tmp_path / "stats.json").read_text())["nodes"]
+    assert nodes["ingest"]["out"] == 3 and nodes["forward"]["in"] == 2

@@ -14,7 +14,9 @@ from tests.conftest import ROOT
 
 
 def serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    environment = dict(os.environ, PYTHONPATH=str(ROOT), READINGS_PER_SECOND="200", **(env or {}))
+    # http_bridge listens on a free port, so runs side by side never compete for 8080.
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), READINGS_PER_SECOND="200", LISTEN_ADDRESS="127.0.0.1:0",
+                       **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "adapters.cli.main", "serve", *args], cwd=cwd,
                             env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -45,7 +47,7 @@ def test_serve_runs_the_shipped_graphs_and_drains_on_sigterm(tmp_path):
     cwd = shipped_graphs(tmp_path)
     proc = serve(cwd, "graphs/")
     out = Lines(proc)
-    out.wait(lambda lines: sum(": applied (graph" in line for line in lines) == 4)
+    out.wait(lambda lines: sum(": applied (graph" in line for line in lines) == 5)
     assert not any("rejected" in line for line in out.lines)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
@@ -62,9 +64,9 @@ def test_serve_logs_json_and_reloads_a_changed_file(tmp_path):
     def reloads(lines: list[str]) -> list[dict[str, object]]:
         return [r for r in (json.loads(line) for line in lines if line.startswith("{")) if "result" in r]
 
-    out.wait(lambda lines: len(reloads(lines)) == 4)
+    out.wait(lambda lines: len(reloads(lines)) == 5)
     assert {r["file"] for r in reloads(out.lines)} == {"quickstart.yaml", "orders_etl.yaml", "alerts.yaml",
-                                                        "tail_errors.yaml"}
+                                                        "tail_errors.yaml", "http_bridge.yaml"}
     alerts = cwd / "graphs" / "alerts.yaml"
     alerts.write_text(alerts.read_text().replace("nodes:", "nodes:\n  bogus: {type: nope}", 1))
     out.wait(lambda lines: any(r["result"] == "rejected" for r in reloads(lines)))
