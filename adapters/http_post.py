@@ -17,7 +17,7 @@ from yarl import URL
 
 from adapters.formats import encode_jsonl
 from engine.durations import duration_ms
-from engine.errors import DEAD_LETTER, DROP, LOG, RETRY, STOP, RateLimitedLog
+from engine.errors import DROP, RETRY, STOP, RateLimitedLog
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
 
 JSON: Final = "json"
@@ -107,9 +107,6 @@ class HttpPost(AsyncSink):
         return f"node '{self.ctx.name}' ({self.ctx.type_name})"
 
     async def open(self) -> None:
-        if DEAD_LETTER in (self.ctx.on_error.action, self.ctx.on_error.then):
-            LOG.warning("%s: a sink has no errors port yet, so events it cannot send are dropped "
-                        "(logged), not dead-lettered", self.where())
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                                              headers=self.headers)
 
@@ -149,9 +146,10 @@ class HttpPost(AsyncSink):
             action = policy.then or DROP
         if action == STOP:
             raise NodeFailure(line)
-        # `drop`, and `dead_letter` until sinks have an errors port (see docs/http.md).
+        # `drop` (logged, counted) or `dead_letter` (each event to `errors`): the runtime's
+        # error handling, so `--stats-file` counts them as this node's errors.
         self.failed_events += count
-        self.log.error(f"{line}; {count} events dropped")
+        self.give_up(batch[at:at + count], f"POST {self.shown_url} failed{problem}")
 
     async def _send(self, body: bytes) -> str:
         """POST one body, retrying; '' when sent, else ` after N retries: why`."""

@@ -79,5 +79,17 @@ class NodeErrors(Failures):
         self.log.error(f"{self.where()}: {message}; event dropped")
         return True
 
+    def events_failed(self, events: Batch, message: str, outs: list[Batch]) -> None:
+        action = self.policy.action
+        if action == RETRY:
+            action = self.policy.then or DROP
+        self.count += len(events)
+        if action == STOP:
+            raise NodeFailure(f"{self.where()}: {message}")
+        if action == DEAD_LETTER and self.errors_port >= 0:
+            outs[self.errors_port].extend({"node": self.ctx.name, "error": message, "event": e} for e in events)
+            return
+        self.log.error(f"{self.where()}: {message}; {len(events)} events dropped")
+
     def ready(self, now: float) -> bool:
         return now >= self.retry_at

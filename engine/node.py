@@ -104,6 +104,11 @@ class Failures:
         consuming now; the same event is offered again after the retry backoff."""
         raise NotImplementedError
 
+    def events_failed(self, events: Batch, message: str, outs: list[Batch]) -> None:
+        """Events a sink gave up on after its own retries: drop (logged once), dead-letter
+        each, or stop the graph. A retry here is the policy's `then`."""
+        raise NotImplementedError
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Transform:
@@ -176,9 +181,19 @@ class AsyncSink:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
+        # Set by the runtime around each `write`: where `give_up` sends failed events.
+        self.failures: Failures | None = None
+        self.failed_outs: list[Batch] = []
 
     async def open(self) -> None:
         """Acquire the resource; raise NodeFailure with a clear line if impossible."""
+
+    def give_up(self, events: Batch, message: str) -> None:
+        """The sink cannot deliver `events` (its own retries are spent): the node's
+        `on_error` decides (dropped and logged, dead-lettered, or the graph stops)."""
+        if self.failures is None:
+            raise NodeFailure(message)
+        self.failures.events_failed(events, message, self.failed_outs)
 
     async def write(self, batch: Batch) -> None:
         """Write and flush one batch; raise NodeFailure when the output is gone."""

@@ -293,13 +293,21 @@ class Runtime:
     async def _drive_sink(self, r: NodeRunner) -> None:
         sink = r.impl
         assert isinstance(sink, AsyncSink)
+        sink.failures = r.errors
         try:
             while not self.failure:
                 batch = r.take_input(self.budget)
                 if batch:
                     self.signal.notify()  # room was freed upstream
+                    outs = r.new_outs()
+                    sink.failed_outs = outs
                     await self._with_retries(r, _WriteCall(sink, batch).run)
                     r.events_in += len(batch)
+                    if r.distribute(outs):  # dead letters of events the sink gave up on
+                        self.signal.notify()
+                        while r.backlog and not self.failure:
+                            await self.signal.wait(INFINITY)
+                            r.flush_backlog()
                     continue
                 if r.inputs_drained():
                     break
@@ -308,7 +316,7 @@ class Runtime:
             self.fail(str(exc))
         finally:
             r.flushed = True
-            r.finished = True
+            r.close_outputs()
             self.signal.notify()
 
     # -- reporting -----------------------------------------------------------------

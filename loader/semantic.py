@@ -165,7 +165,7 @@ class _Checker:
             hint = suggest(upstream, names) or "nodes in this graph: " + ", ".join(names)
             self.add("HR032", path, f"unknown node '{upstream}' in from", hint)
             return None
-        if not target.spec.has_output:
+        if not target.spec.has_output and port not in target.ports:
             self.add("HR038", path, f"'{upstream}' is a sink ({target.spec.name}) and has no output",
                      "read from the node that feeds it instead")
             return None

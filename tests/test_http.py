@@ -469,14 +469,15 @@ def test_on_error_retry_tries_the_batch_again_then_applies_then(then):
     run(test)
 
 
-def test_dead_letter_on_post_warns_that_failed_events_are_dropped(warnings):
-    async def test() -> None:
+def test_dead_letter_on_post_sends_each_failed_event_to_its_errors_port():
+    async def test() -> str:
         async with Receiver((400, {}, 0.0)) as receiver:
-            runtime = build(sender(receiver.url, 2, on_error="dead_letter"), registry())
+            text = (sender(receiver.url, 2, on_error="dead_letter").rstrip()
+                    + "\n          rejects: {type: test.record, from: send.errors}\n")
+            runtime = build(text, registry())
             assert await runtime.run()
+            assert runtime.stats()["nodes"]["send"] == {"in": 2, "out": 2, "errors": 2}
             return receiver.url
     url = asyncio.run(asyncio.wait_for(test(), LIMIT_S))
-    assert warnings == [
-        "node 'send' (http.post): a sink has no errors port yet, so events it cannot send are dropped (logged), "
-        "not dead-lettered",
-        f"node 'send' (http.post): POST {url} failed: 400 Bad Request; 2 events dropped"]
+    assert [(r["node"], r["error"], r["event"]["i"]) for r in RECORDED["rejects"]] == [
+        ("send", f"POST {url} failed: 400 Bad Request", 0), ("send", f"POST {url} failed: 400 Bad Request", 1)]
