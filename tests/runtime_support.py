@@ -79,6 +79,8 @@ def test_registry() -> SpecRegistry:
     registry.register(_spec("test.slow", TRANSFORM, Slow, {"per_pass": param(INT, "events per pass", 1)}))
     registry.register(_spec("test.record", SINK, Record, {}))
     registry.register(_spec("test.slow_record", SINK, SlowRecord, {}))
+    # Validates, but this engine cannot build it: what a reload must survive.
+    registry.register(_spec("test.unbuildable", SINK, None, {}))
     return registry
 
 

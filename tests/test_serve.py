@@ -252,3 +252,23 @@ def test_a_drain_that_times_out_reports_what_it_dropped(tmp_path):
             assert swap.result == APPLIED and swap.dropped > 0
 
     asyncio.run(scenario())
+
+
+def test_a_graph_that_cannot_be_built_is_rejected_and_the_old_version_keeps_running(tmp_path):
+    graphs, out = tmp_path / "graphs", tmp_path / "out.jsonl"
+    graphs.mkdir()
+    (graphs / "g.yaml").write_text(ticking_graph(out, "A"))
+
+    async def scenario():
+        async with Serving(graphs) as s:
+            old = s.running("g.yaml")
+            write_atomically(graphs / "g.yaml", ticking_graph(out, "B") + "  extra: {type: test.unbuildable, from: ticks}\n")
+            await s.until(lambda: s.results("g.yaml")[-1:] == [REJECTED])
+            assert s.host.status["g.yaml"].problems == [
+                "node 'extra': type 'test.unbuildable' cannot run in this engine"]
+            before = len(events(out))
+            await asyncio.sleep(0.2)
+            assert s.running("g.yaml") is old and len(events(out)) > before
+
+    asyncio.run(scenario())
+    assert {e["v"] for e in events(out)} == {"A"} and contiguous(events(out))
