@@ -1,0 +1,233 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GraphSummary(_message.Message):
+    __slots__ = ("name", "file", "state", "plan_hash", "last_result", "last_reload_at", "loaded_at", "problems")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    LAST_RESULT_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_AT_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    file: str
+    state: str
+    plan_hash: str
+    last_result: str
+    last_reload_at: float
+    loaded_at: float
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., file: _Optional[str] = ..., state: _Optional[str] = ..., plan_hash: _Optional[str] = ..., last_result: _Optional[str] = ..., last_reload_at: _Optional[float] = ..., loaded_at: _Optional[float] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListGraphsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGraphsResponse(_message.Message):
+    __slots__ = ("graphs",)
+    GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    graphs: _containers.RepeatedCompositeFieldContainer[GraphSummary]
+    def __init__(self, graphs: _Optional[_Iterable[_Union[GraphSummary, _Mapping]]] = ...) -> None: ...
+
+class GetGraphRequest(_message.Message):
+    __slots__ = ("graph",)
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    def __init__(self, graph: _Optional[str] = ...) -> None: ...
+
+class NodeState(_message.Message):
+    __slots__ = ("name", "type", "state", "inputs", "events_in", "events_out", "errors")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_IN_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_OUT_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    state: str
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    events_in: int
+    events_out: int
+    errors: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
+
+class EdgeState(_message.Message):
+    __slots__ = ("id", "from_node", "from_port", "to_node", "policy", "capacity", "depth", "enqueued", "dropped", "coalesced", "high_water")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_PORT_FIELD_NUMBER: _ClassVar[int]
+    TO_NODE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    COALESCED_FIELD_NUMBER: _ClassVar[int]
+    HIGH_WATER_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    from_node: str
+    from_port: str
+    to_node: str
+    policy: str
+    capacity: int
+    depth: int
+    enqueued: int
+    dropped: int
+    coalesced: int
+    high_water: int
+    def __init__(self, id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_port: _Optional[str] = ..., to_node: _Optional[str] = ..., policy: _Optional[str] = ..., capacity: _Optional[int] = ..., depth: _Optional[int] = ..., enqueued: _Optional[int] = ..., dropped: _Optional[int] = ..., coalesced: _Optional[int] = ..., high_water: _Optional[int] = ...) -> None: ...
+
+class Graph(_message.Message):
+    __slots__ = ("summary", "nodes", "edges", "failure")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    summary: GraphSummary
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeState]
+    edges: _containers.RepeatedCompositeFieldContainer[EdgeState]
+    failure: str
+    def __init__(self, summary: _Optional[_Union[GraphSummary, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeState, _Mapping]]] = ..., edges: _Optional[_Iterable[_Union[EdgeState, _Mapping]]] = ..., failure: _Optional[str] = ...) -> None: ...
+
+class PauseRequest(_message.Message):
+    __slots__ = ("graph", "node")
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    node: str
+    def __init__(self, graph: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
+
+class PauseResponse(_message.Message):
+    __slots__ = ("graph", "node", "paused", "changed")
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    node: str
+    paused: bool
+    changed: bool
+    def __init__(self, graph: _Optional[str] = ..., node: _Optional[str] = ..., paused: _Optional[bool] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class DrainRequest(_message.Message):
+    __slots__ = ("graph", "timeout_s")
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    timeout_s: float
+    def __init__(self, graph: _Optional[str] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class DrainResponse(_message.Message):
+    __slots__ = ("graph", "drained", "remaining")
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    DRAINED_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    drained: bool
+    remaining: int
+    def __init__(self, graph: _Optional[str] = ..., drained: _Optional[bool] = ..., remaining: _Optional[int] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadResult(_message.Message):
+    __slots__ = ("file", "graph", "result", "plan_hash", "problems", "dropped")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    graph: str
+    result: str
+    plan_hash: str
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    dropped: int
+    def __init__(self, file: _Optional[str] = ..., graph: _Optional[str] = ..., result: _Optional[str] = ..., plan_hash: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class ReloadResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ReloadResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ReloadResult, _Mapping]]] = ...) -> None: ...
+
+class ApplyRequest(_message.Message):
+    __slots__ = ("file", "document", "expected_plan_hash")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    document: str
+    expected_plan_hash: str
+    def __init__(self, file: _Optional[str] = ..., document: _Optional[str] = ..., expected_plan_hash: _Optional[str] = ...) -> None: ...
+
+class ApplyResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ReloadResult
+    def __init__(self, result: _Optional[_Union[ReloadResult, _Mapping]] = ...) -> None: ...
+
+class RemoveRequest(_message.Message):
+    __slots__ = ("graph",)
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    def __init__(self, graph: _Optional[str] = ...) -> None: ...
+
+class RemoveResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: ReloadResult
+    def __init__(self, result: _Optional[_Union[ReloadResult, _Mapping]] = ...) -> None: ...
+
+class TapRequest(_message.Message):
+    __slots__ = ("graph", "edge", "limit", "per_second")
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    edge: str
+    limit: int
+    per_second: float
+    def __init__(self, graph: _Optional[str] = ..., edge: _Optional[str] = ..., limit: _Optional[int] = ..., per_second: _Optional[float] = ...) -> None: ...
+
+class TapEvent(_message.Message):
+    __slots__ = ("edge", "time", "json")
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    edge: str
+    time: float
+    json: str
+    def __init__(self, edge: _Optional[str] = ..., time: _Optional[float] = ..., json: _Optional[str] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EngineEvent(_message.Message):
+    __slots__ = ("time", "kind", "graph", "file", "detail", "json")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    kind: str
+    graph: str
+    file: str
+    detail: str
+    json: str
+    def __init__(self, time: _Optional[float] = ..., kind: _Optional[str] = ..., graph: _Optional[str] = ..., file: _Optional[str] = ..., detail: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
