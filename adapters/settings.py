@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     rescan_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     control_address: str = "127.0.0.1:50051"
     control_token: SecretStr | None = None
+    # TLS for the control plane: certificate and key (PEM files); a client CA makes it mutual.
+    control_tls_cert: Path | None = None
+    control_tls_key: Path | None = None
+    control_client_ca: Path | None = None
+    audit_log: Path | None = None  # JSON lines of every mutating control call, hash-chained
     metrics_address: str | None = None
 
     @classmethod
@@ -91,7 +96,8 @@ class Settings(BaseSettings):
             raise ValueError("empty path")
         return value
 
-    @field_validator("control_token", "metrics_address", mode="before")
+    @field_validator("control_token", "metrics_address", "control_tls_cert", "control_tls_key",
+                     "control_client_ca", "audit_log", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -116,6 +122,10 @@ RULES: Final[Mapping[str, str]] = {
     "rescan_interval_s": "must be a number above 0",
     "control_address": "must be HOST:PORT, e.g. 127.0.0.1:50051",
     "control_token": "must be a string",
+    "control_tls_cert": "must be the path of a PEM certificate file",
+    "control_tls_key": "must be the path of a PEM private key file",
+    "control_client_ca": "must be the path of a PEM CA certificate file (clients must present a certificate it signed)",
+    "audit_log": "must be a file path",
     "metrics_address": "must be HOST:PORT, e.g. 0.0.0.0:9090, or empty for no metrics endpoint",
 }
 SECRET_FIELDS: Final = frozenset({"control_token"})

@@ -11,7 +11,7 @@ they are accepted.
 """
 
 from collections import deque
-from typing import Final
+from typing import Callable, Final
 
 from engine.keys import key_part
 from engine.node import Batch, Event
@@ -42,6 +42,8 @@ class Edge:
         self.high_water = 0
         self.key_fields: tuple[str, ...] = plan.key
         self.merges: dict[str, str] = {field: fn for field, fn in plan.merge}
+        # Observers of what is delivered (a control-plane tap); they copy what they keep.
+        self.taps: list[Callable[[Batch], None]] = []
         # Coalesce only: key -> the queued event; insertion order is delivery order.
         self.by_key: dict[object, Event] = {}
 
@@ -106,8 +108,13 @@ class Edge:
 
     def take(self, budget: int) -> Batch:
         """Up to `budget` events, oldest first."""
-        if self.policy == COALESCE:
-            return self._take_coalesced(budget)
+        out = self._take_coalesced(budget) if self.policy == COALESCE else self._take_queued(budget)
+        if self.taps:
+            for tap in self.taps:
+                tap(out)
+        return out
+
+    def _take_queued(self, budget: int) -> Batch:
         queue = self.queue
         n = len(queue)
         if n <= budget:

@@ -60,8 +60,22 @@ class Segment:
         self.by: str | None = by if isinstance(by, str) else by[0] if isinstance(by, list) and len(by) == 1 else None
         tail = runners[-1].impl
         self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
+        self.members = members
+        self.clock = clock
+        # Link index -> observers of the events crossing it (control-plane taps).
+        self.taps: dict[int, list[Callable[[Batch], None]]] = {}
         self.source = generate_source(members)
         self.run = self._compile(clock)
+
+    def set_taps(self, link: int, taps: list[Callable[[Batch], None]]) -> None:
+        """Observe one link, or stop (empty list): the loop is generated again, with a call
+        per event on tapped links only, so an untapped chain pays nothing."""
+        if taps:
+            self.taps[link] = taps
+        else:
+            self.taps.pop(link, None)
+        self.source = generate_source(self.members, frozenset(self.taps))
+        self.run = self._compile(self.clock)
 
     def _compile(self, clock: Clock) -> Callable[..., Counters]:
         scope = guard_scope()
@@ -74,6 +88,8 @@ class Segment:
             impl = r.impl
             if isinstance(impl, Map):
                 scope[f"_reshape{j}"] = impl.reshape
+        for link, observers in self.taps.items():
+            scope[f"_tap{link}"] = _TapCall(observers).one
         scope.update({
             "_fail": self.fail, "_agg_slow": self.aggregate_slow, "_states": self.states,
             "_range": range, "_Exception": Exception, "_PLAIN_KEYS": _PLAIN_KEYS, "_NUMBERS": _NUMBERS,
@@ -162,6 +178,17 @@ class Segment:
             tail.events_out += len(outs[k])
 
 
+class _TapCall:
+    """One event at a time to the observers of a link, as the one-event batch they expect."""
+
+    def __init__(self, observers: list[Callable[[Batch], None]]) -> None:
+        self.observers = observers
+
+    def one(self, event: Event) -> None:
+        for observe in self.observers:
+            observe([event])
+
+
 class FusedTransform(Transform):
     def __init__(self, segment: Segment) -> None:
         super().__init__(segment.runners[0].ctx)
@@ -211,6 +238,7 @@ class SegmentRunner(NodeRunner):
         super().__init__(head.plan, head.ctx, impl, head.inputs, segment.outputs)
         self.segment = segment
         self.tail = segment.runners[-1].name
+        self.members = [r.name for r in segment.runners]
 
     def close_outputs(self) -> None:
         super().close_outputs()

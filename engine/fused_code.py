@@ -73,8 +73,9 @@ class CodeWriter:
         return "\n".join(self.lines) + "\n"
 
 
-def generate_source(members: list[Member]) -> str:
-    """The function `_run`, for the given chain (the first member is its head)."""
+def generate_source(members: list[Member], tapped: frozenset[int] = frozenset()) -> str:
+    """The function `_run`, for the given chain (the first member is its head). Each link
+    in `tapped` (link j joins members j and j+1) shows its events to `_tap{j}`."""
     w = CodeWriter()
     head = members[0]
     if head.type_name == "generate":
@@ -104,6 +105,8 @@ def generate_source(members: list[Member]) -> str:
     for number, member in enumerate(rest):
         last = number == len(rest) - 1
         kind = member.type_name
+        if member.index - 1 in tapped:
+            w.line(f"_tap{member.index - 1}(_event)")
         if kind == "map":
             _map(w, member)
         elif kind == "filter":

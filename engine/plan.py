@@ -107,6 +107,8 @@ class GraphPlan:
     format_version: int
     nodes: tuple[NodePlan, ...]
     edges: tuple[EdgePlan, ...]
+    # Event fields masked wherever events are shown (a control-plane tap); sorted.
+    secret_fields: tuple[str, ...] = ()
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:
@@ -115,12 +117,15 @@ class GraphPlan:
         raise KeyError(name)
 
     def body(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "name": self.name,
             "format_version": self.format_version,
             "nodes": {n.name: n.to_dict() for n in self.nodes},
             "edges": {e.id: e.to_dict() for e in self.edges},
         }
+        if self.secret_fields:  # only when set, so plans without it keep their hashes
+            body["secret_fields"] = list(self.secret_fields)
+        return body
 
     def content_hash(self) -> str:
         return "sha256:" + hashlib.sha256(canonical_json(self.body()).encode()).hexdigest()
@@ -191,4 +196,9 @@ def plan_from_dict(raw: dict[str, object]) -> GraphPlan:
         format_version=int(str(raw["format_version"])),
         nodes=tuple(nodes),
         edges=tuple(edges),
+        secret_fields=_strings(raw.get("secret_fields")),
     )
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()

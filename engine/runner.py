@@ -24,6 +24,7 @@ class NodeRunner:
     ) -> None:
         self.name = plan.name
         self.tail = plan.name  # the most downstream node this runner runs (fused chains: the last)
+        self.members = [plan.name]  # the nodes this runner runs (fused chains: all of them)
         self.plan = plan
         self.ctx = ctx
         self.impl = impl

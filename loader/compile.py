@@ -77,4 +77,5 @@ def compile_graph(graph: CheckedGraph) -> GraphPlan:
             on_error=_error_policy(node.on_error),
         ))
     edges.sort(key=lambda e: e.id)
-    return GraphPlan(name=graph.name, format_version=graph.version, nodes=tuple(nodes), edges=tuple(edges))
+    return GraphPlan(name=graph.name, format_version=graph.version, nodes=tuple(nodes), edges=tuple(edges),
+                     secret_fields=graph.secret_fields)

@@ -104,6 +104,11 @@ def graph_schema(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict
             "name": {"type": "string", "pattern": NAME_PATTERN,
                      "description": "Graph name, unique in a directory. Defaults to the file name."},
             "description": {"type": "string"},
+            "secret_fields": {
+                "type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+                "description": "Event fields that hold secrets: masked wherever events are shown "
+                               "(`engine ctl tap`), never in the data itself.",
+            },
             "defaults": {
                 "type": "object",
                 "properties": {"edge": {"$ref": "#/$defs/edge_options"}},

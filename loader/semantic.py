@@ -47,6 +47,7 @@ class CheckedGraph:
     name: str
     version: int
     nodes: dict[str, CheckedNode]
+    secret_fields: tuple[str, ...] = ()
 
 
 def _dead_letters(on_error: object) -> bool:
@@ -241,4 +242,6 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     checker.inputs(raw_nodes, nodes, defaults)
     checker.cycles(nodes)
     checker.unconsumed(nodes)
-    return CheckedGraph(name, version, nodes), checker.problems
+    secrets = data.get("secret_fields")
+    secret_fields = tuple(sorted({str(f) for f in secrets})) if isinstance(secrets, list) else ()
+    return CheckedGraph(name, version, nodes, secret_fields), checker.problems

@@ -20,7 +20,8 @@ from tests.conftest import ROOT
 DEFAULTS = {
     "log_level": "info", "log_format": "text", "state_dir": "state", "drain_timeout_s": 10.0,
     "watch_debounce_ms": 200, "rescan_interval_s": 5.0, "control_address": "127.0.0.1:50051",
-    "control_token": None, "metrics_address": None,
+    "control_token": None, "control_tls_cert": None, "control_tls_key": None, "control_client_ca": None,
+    "audit_log": None, "metrics_address": None,
 }
 
 
@@ -209,6 +210,10 @@ watch_debounce_ms = 200
 rescan_interval_s = 5.0
 control_address = "127.0.0.1:50051"
 # control_token is not set
+# control_tls_cert is not set
+# control_tls_key is not set
+# control_client_ca is not set
+# audit_log is not set
 # metrics_address is not set
 """
 

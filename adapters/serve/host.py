@@ -14,9 +14,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Final, Mapping
+from typing import Callable, Final, Mapping
 
-from adapters.serve.running import RunningGraph
+from adapters.serve.running import DRAINED, STOPPED, RunningGraph
 from adapters.serve.scan import Snapshot
 from engine.node import NodeFailure
 from engine.runtime import Runtime
@@ -73,6 +73,17 @@ class Host:
         self.graphs: dict[str, RunningGraph] = {}  # by file name
         self.status: dict[str, GraphStatus] = {}
         self.reloads = 0
+        # Called with (kind, file, graph, detail, record) for reloads, state changes and
+        # failures: the control plane's WatchEvents.
+        self.listeners: list[Callable[[str, str, str, str, dict[str, object]], None]] = []
+
+    def publish(self, kind: str, file: str, graph: str, detail: str, record: dict[str, object]) -> None:
+        for listener in list(self.listeners):
+            listener(kind, file, graph, detail, record)
+
+    def _failed(self, running: RunningGraph) -> None:
+        self.publish("error", running.file, running.name, f"graph '{running.name}' failed: {running.reason}",
+                     {"file": running.file, "graph": running.name, "failure": running.reason})
 
     def statuses(self) -> list[GraphStatus]:
         for name, status in self.status.items():
@@ -80,12 +91,12 @@ class Host:
             status.state = running.state if running is not None else ""
         return [self.status[n] for n in sorted(self.status)]
 
-    async def apply(self, snapshot: Snapshot) -> list[ReloadResult]:
+    async def apply(self, snapshot: Snapshot, restart_stopped: bool = False) -> list[ReloadResult]:
         self.reloads += 1
         results: list[ReloadResult] = []
         claimed: dict[str, str] = {}  # graph name -> file, so two files cannot run one name
         for name in sorted(snapshot):
-            results.append(await self._apply_file(snapshot, name, claimed))
+            results.append(await self._apply_file(snapshot, name, claimed, restart_stopped))
         for name in sorted(set(self.graphs) - set(snapshot)):
             running = self.graphs.pop(name)
             dropped = await running.stop(self.drain_timeout_s)
@@ -95,7 +106,8 @@ class Host:
             self._record(result)
         return results
 
-    async def _apply_file(self, snapshot: Snapshot, name: str, claimed: dict[str, str]) -> ReloadResult:
+    async def _apply_file(self, snapshot: Snapshot, name: str, claimed: dict[str, str],
+                          restart_stopped: bool) -> ReloadResult:
         file = snapshot[name]
         running = self.graphs.get(name)
         current = running.name if running is not None else ""
@@ -113,14 +125,15 @@ class Host:
                 "give one of them another `name:`"])
         claimed[plan.name] = name
         plan_hash = plan.content_hash()
-        if running is not None and running.plan_hash == plan_hash:
+        stopped = running is not None and running.state in (STOPPED, DRAINED)
+        if running is not None and running.plan_hash == plan_hash and not (restart_stopped and stopped):
             return ReloadResult(name, plan.name, UNCHANGED, plan_hash)
         try:
             runtime = Runtime(plan, self.registry)  # built before the old one is touched
         except NodeFailure as exc:
             return ReloadResult(name, plan.name, REJECTED, plan_hash, problems=[str(exc)])
         dropped = await running.stop(self.drain_timeout_s) if running is not None else 0
-        replacement = RunningGraph(name, plan, runtime)
+        replacement = RunningGraph(name, plan, runtime, self._failed)
         self.graphs[name] = replacement
         replacement.start()
         return ReloadResult(name, plan.name, APPLIED, plan_hash, dropped=dropped)
@@ -128,6 +141,7 @@ class Host:
     def _record(self, result: ReloadResult) -> None:
         if result.result == REMOVED:
             LOG.info("reload", extra={"reload": result.to_dict()})
+            self.publish("reload", result.file, result.graph, f"{result.file}: {result.result}", result.to_dict())
             return
         status = self.status.setdefault(result.file, GraphStatus(result.file))
         status.graph = result.graph or status.graph
@@ -138,6 +152,7 @@ class Host:
         status.plan_hash = running.plan_hash if running is not None else ""
         level = logging.WARNING if result.result == REJECTED else logging.INFO
         LOG.log(level, "reload", extra={"reload": result.to_dict()})
+        self.publish("reload", result.file, result.graph, f"{result.file}: {result.result}", result.to_dict())
 
     async def stop_all(self) -> int:
         """Drain every graph at once (SIGTERM); returns the events left behind."""

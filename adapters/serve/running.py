@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from typing import Final
+import time
+from typing import Callable, Final
 
 from engine.plan import GraphPlan
 from engine.runtime import Runtime
@@ -13,11 +14,15 @@ RUNNING: Final = "running"
 FINISHED: Final = "finished"  # every source ended; the graph stays listed until its file changes
 FAILED: Final = "failed"
 STOPPED: Final = "stopped"
+DRAINED: Final = "drained"  # drained on request (engine ctl drain); restarts on a reload
 
 
 class RunningGraph:
-    def __init__(self, file: str, plan: GraphPlan, runtime: Runtime) -> None:
+    def __init__(self, file: str, plan: GraphPlan, runtime: Runtime,
+                 on_failure: Callable[["RunningGraph"], None] | None = None) -> None:
         self.file = file
+        self.on_failure = on_failure
+        self.loaded_at = 0.0
         self.plan = plan
         self.plan_hash = plan.content_hash()
         self.runtime = runtime
@@ -30,6 +35,7 @@ class RunningGraph:
         return self.plan.name
 
     def start(self) -> None:
+        self.loaded_at = time.time()
         self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> bool:
@@ -43,6 +49,8 @@ class RunningGraph:
             self.reason = "" if ok else self.runtime.failure
             if not ok:
                 LOG.error(f"graph '{self.name}' ({self.file}) failed: {self.runtime.failure}")
+                if self.on_failure is not None:
+                    self.on_failure(self)
         return ok
 
     async def stop(self, drain_timeout_s: float) -> int:

@@ -37,6 +37,7 @@ class Server:
         self.missing_reported = False
         self.applied: Snapshot | None = None  # what the last reload saw
         self.forced = True  # the next reload logs every graph even if nothing changed
+        self.lock = asyncio.Lock()  # one reload at a time (the loop, SIGHUP, the control plane)
 
     def request_reload(self) -> None:
         """SIGHUP: re-scan now and report every graph, changed or not."""
@@ -70,7 +71,19 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
         return await self.host.stop_all()
 
-    async def _reload(self) -> None:
+    async def reload_now(self) -> list[ReloadResult] | None:
+        """A reload on request (the control plane): every graph reported, drained graphs
+        restarted; None when the directory is missing."""
+        self.forced = True
+        if not await self._reload(restart_stopped=True):
+            return None
+        return self.last_results
+
+    async def _reload(self, restart_stopped: bool = False) -> bool:
+        async with self.lock:
+            return await self._reload_locked(restart_stopped)
+
+    async def _reload_locked(self, restart_stopped: bool) -> bool:
         self.dirty.clear()
         snapshot = await asyncio.to_thread(scan, self.directory)
         if snapshot is None:
@@ -78,16 +91,17 @@ class Server:
                 LOG.warning(f"the directory {self.directory} is missing; the {len(self.host.graphs)} running "
                             "graphs keep running until it is back")
                 self.missing_reported = True
-            return
+            return False
         self.missing_reported = False
         if snapshot == self.applied and not self.forced:
-            return  # a watch event or a periodic scan with nothing new: no reload
+            return True  # a watch event or a periodic scan with nothing new: no reload
         self.forced = False
         self.applied = snapshot
-        results = await self.host.apply(snapshot)
+        results = await self.host.apply(snapshot, restart_stopped)
         async with self.reloaded:
             self.last_results = results
             self.reloaded.notify_all()
+        return True
 
     async def _watch(self) -> None:
         while not self.stopping.is_set():
