@@ -155,7 +155,7 @@ class Runtime:
                 taps.remove(observe)
             return
         segment, link = located
-        segment.set_taps(link, [o for o in segment.taps.get(link, []) if o is not observe])
+        segment.set_taps(link, [o for o in segment.taps.get(link, []) if o != observe])
 
     def _fused_link(self, edge_id: str) -> tuple[Segment, int] | None:
         edge = self.edges[edge_id]

@@ -1,0 +1,65 @@
+"""The control plane's gRPC server inside `engine serve`: the Control service, the standard
+health service (SERVING while serving, NOT_SERVING from the first stop signal on) and
+server reflection, behind the token and TLS settings."""
+
+from pathlib import Path
+from typing import Final
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from adapters.control.audit import AuditLog
+from adapters.control.auth import ControlSecurityError, TokenInterceptor, check_bind, server_credentials
+from adapters.control.service import ControlService
+from adapters.control.v1 import control_pb2, control_pb2_grpc
+from adapters.serve.host import Host
+from adapters.serve.server import Server
+
+SERVICE: Final = "headrace.control.v1.Control"
+
+
+class ControlPlane:
+    def __init__(self, address: str, token: str | None, cert: Path | None, key: Path | None,
+                 client_ca: Path | None, audit_log: Path | None, server: Server, host: Host,
+                 drain_timeout_s: float) -> None:
+        self.address = address
+        self.token = token
+        self.credentials = server_credentials(cert, key, client_ca)
+        check_bind(address, token, self.credentials is not None)
+        self.mutual = client_ca is not None
+        self.audit = AuditLog(audit_log) if audit_log is not None else None
+        self.service = ControlService(server, host, self.audit, token is not None, drain_timeout_s)
+        self.health = health.aio.HealthServicer()
+        self.grpc: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        server = grpc.aio.server(interceptors=[TokenInterceptor(self.token, self.mutual)])
+        control_pb2_grpc.add_ControlServicer_to_server(self.service, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
+                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        try:
+            if self.credentials is not None:
+                self.port = server.add_secure_port(self.address, self.credentials)
+            else:
+                self.port = server.add_insecure_port(self.address)
+        except RuntimeError as exc:
+            raise ControlSecurityError(f"cannot listen on {self.address} for the control plane: {exc}") from None
+        if self.port == 0:
+            raise ControlSecurityError(f"cannot listen on {self.address} for the control plane (address in use?); "
+                                       "set HEADRACE_CONTROL_ADDRESS")
+        await server.start()
+        self.grpc = server
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
+
+    async def not_serving(self) -> None:
+        """From the first stop signal: health checks fail while the graphs drain."""
+        await self.health.enter_graceful_shutdown()
+
+    async def stop(self, grace_s: float = 1.0) -> None:
+        if self.grpc is not None:
+            await self.grpc.stop(grace_s)

@@ -1,0 +1,247 @@
+"""`headrace.control.v1.Control`: what `engine ctl` asks of a running `engine serve`.
+
+Reads come straight from the host's running graphs. Changes go through the same paths a
+file change takes: `Apply` writes the file into the served directory (atomically) and
+reloads, `Remove` deletes it and reloads, so the directory stays the one source of truth
+and a restart comes back to the same graphs. Every mutating call is written to the audit
+log when one is configured.
+"""
+
+import os
+import time
+from pathlib import Path
+from typing import AsyncIterator, Final
+
+import grpc
+
+from adapters.control.audit import AuditLog
+from adapters.control.auth import principal
+from adapters.control.taps import TapStream
+from adapters.control.v1 import control_pb2 as pb
+from adapters.control.v1 import control_pb2_grpc
+from adapters.control.watch import EventStream
+from adapters.serve.host import Host, ReloadResult
+from adapters.serve.running import DRAINED, RunningGraph
+from adapters.serve.scan import is_graph_name
+from adapters.serve.server import Server
+from loader.api import load_text
+from loader.problems import ERROR
+
+PAUSED: Final = "paused"
+REJECTED_STATE: Final = "rejected"
+
+
+def _result(r: ReloadResult) -> pb.ReloadResult:
+    return pb.ReloadResult(file=r.file, graph=r.graph, result=r.result, plan_hash=r.plan_hash,
+                           problems=r.problems, dropped=r.dropped)
+
+
+class ControlService(control_pb2_grpc.ControlServicer):
+    def __init__(self, server: Server, host: Host, audit: AuditLog | None, token_set: bool,
+                 drain_timeout_s: float) -> None:
+        self.server = server
+        self.host = host
+        self.audit = audit
+        self.token_set = token_set
+        self.drain_timeout_s = drain_timeout_s
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _find(self, name: str) -> RunningGraph | None:
+        for running in self.host.graphs.values():
+            if name in (running.name, running.file):
+                return running
+        return None
+
+    async def _running(self, name: str, context: grpc.aio.ServicerContext) -> RunningGraph:
+        running = self._find(name)
+        if running is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no graph '{name}' is running")
+        assert running is not None
+        return running
+
+    def _audit(self, context: grpc.aio.ServicerContext, method: str, target: str, result: str,
+               detail: str = "") -> None:
+        if self.audit is not None:
+            self.audit.record(principal(context, self.token_set), method, target, result, detail)
+
+    def _summary(self, file: str) -> pb.GraphSummary:
+        status = self.host.status.get(file)
+        running = self.host.graphs.get(file)
+        state = running.state if running is not None else REJECTED_STATE
+        if running is not None and state == "running" and running.runtime.paused_graph:
+            state = PAUSED
+        return pb.GraphSummary(
+            name=running.name if running is not None else (status.graph if status else ""),
+            file=file, state=state,
+            plan_hash=running.plan_hash if running is not None else "",
+            last_result=status.last_result if status else "",
+            last_reload_at=status.last_reload_at if status else 0.0,
+            loaded_at=running.loaded_at if running is not None else 0.0,
+            problems=status.problems if status else [])
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def ListGraphs(self, request: pb.ListGraphsRequest, context: grpc.aio.ServicerContext) -> pb.ListGraphsResponse:
+        files = sorted(set(self.host.graphs) | set(self.host.status))
+        return pb.ListGraphsResponse(graphs=[self._summary(f) for f in files])
+
+    async def GetGraph(self, request: pb.GetGraphRequest, context: grpc.aio.ServicerContext) -> pb.Graph:
+        running = await self._running(request.graph, context)
+        runtime = running.runtime
+        stats = runtime.stats()
+        nodes_stats = stats["nodes"]
+        edges_stats = stats["edges"]
+        assert isinstance(nodes_stats, dict) and isinstance(edges_stats, dict)
+        nodes = []
+        for node in running.plan.nodes:
+            counters = nodes_stats[node.name]
+            runner = runtime.runners[node.name]
+            state = PAUSED if runtime.node_paused(node.name) else "finished" if runner.finished else "running"
+            nodes.append(pb.NodeState(name=node.name, type=node.type, state=state, inputs=list(node.inputs),
+                                      events_in=counters["in"], events_out=counters["out"],
+                                      errors=counters["errors"]))
+        edges = []
+        for edge in running.plan.edges:
+            c = edges_stats[edge.id]
+            edges.append(pb.EdgeState(id=edge.id, from_node=edge.from_node, from_port=edge.from_port,
+                                      to_node=edge.to_node, policy=edge.policy, capacity=edge.capacity,
+                                      depth=c["depth"], enqueued=c["enqueued"], dropped=c["dropped"],
+                                      coalesced=c["coalesced"], high_water=c["high_water"]))
+        return pb.Graph(summary=self._summary(running.file), nodes=nodes, edges=edges,
+                        failure=runtime.failure)
+
+    # -- changes -----------------------------------------------------------------------
+
+    async def _pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext, pause: bool) -> pb.PauseResponse:
+        method = "Pause" if pause else "Resume"
+        running = await self._running(request.graph, context)
+        target = running.name + (f"/{request.node}" if request.node else "")
+        if request.node and request.node not in running.runtime.runners:
+            self._audit(context, method, target, "not found")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"graph '{running.name}' has no node '{request.node}'")
+        runtime = running.runtime
+        changed = runtime.pause(request.node) if pause else runtime.resume(request.node)
+        self._audit(context, method, target, "ok" if changed else "unchanged")
+        self.host.publish("state", running.file, running.name, f"{target}: {'paused' if pause else 'resumed'}",
+                          {"graph": running.name, "node": request.node, "paused": pause})
+        return pb.PauseResponse(graph=running.name, node=request.node, paused=pause, changed=changed)
+
+    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
+        return await self._pause(request, context, True)
+
+    async def Resume(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
+        return await self._pause(request, context, False)
+
+    async def Drain(self, request: pb.DrainRequest, context: grpc.aio.ServicerContext) -> pb.DrainResponse:
+        running = await self._running(request.graph, context)
+        timeout = request.timeout_s if request.timeout_s > 0 else self.drain_timeout_s
+        remaining = await running.stop(timeout)
+        running.state = DRAINED
+        self._audit(context, "Drain", running.name, "drained" if remaining == 0 else f"{remaining} remain")
+        self.host.publish("state", running.file, running.name, f"{running.name}: drained",
+                          {"graph": running.name, "state": DRAINED, "remaining": remaining})
+        return pb.DrainResponse(graph=running.name, drained=remaining == 0, remaining=remaining)
+
+    async def _reload(self, context: grpc.aio.ServicerContext) -> list[ReloadResult]:
+        results = await self.server.reload_now()
+        if results is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"the served directory {self.server.directory} is missing")
+        assert results is not None
+        return results
+
+    async def Reload(self, request: pb.ReloadRequest, context: grpc.aio.ServicerContext) -> pb.ReloadResponse:
+        results = await self._reload(context)
+        self._audit(context, "Reload", str(self.server.directory),
+                    ", ".join(f"{r.file}: {r.result}" for r in results) or "no graphs")
+        return pb.ReloadResponse(results=[_result(r) for r in results])
+
+    async def Apply(self, request: pb.ApplyRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
+        name = request.file
+        if not is_graph_name(name) or "/" in name or "\\" in name:
+            self._audit(context, "Apply", name, "refused: bad file name")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"'{name}' is not a graph file name: use NAME.yaml, NAME.yml or NAME.toml, "
+                                "without a folder and not starting with '.'")
+        path = self.server.directory / name
+        # Problems name the file as the client sent it, not a path on this server.
+        loaded = load_text(name, request.document, self.host.registry, self.host.env)
+        errors = [p for p in loaded.problems if p.severity == ERROR]
+        if loaded.plan is None or errors:
+            lines = [f"{p.file}:{p.line}:{p.column}: {p.code} {p.message}" for p in errors]
+            self._audit(context, "Apply", name, "refused: invalid", f"{len(errors)} problems")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{name} has {len(errors)} problem(s), nothing was changed:\n" + "\n".join(lines))
+        running = self.host.graphs.get(name)
+        current = running.plan_hash if running is not None else "none"
+        if request.expected_plan_hash and request.expected_plan_hash != current:
+            self._audit(context, "Apply", name, "refused: stale plan hash")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"{name} runs plan {current}, not the expected {request.expected_plan_hash}; "
+                                "get the current hash with `engine ctl status` and apply again")
+        try:
+            _write_atomically(path, request.document)
+        except OSError as exc:
+            self._audit(context, "Apply", name, "refused: cannot write")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"cannot write {path}: {exc.strerror or exc} (a git-synced or ConfigMap "
+                                "directory is read-only: change the graph in git instead)")
+        results = await self._reload(context)
+        mine = next((r for r in results if r.file == name), ReloadResult(name, "", "unchanged"))
+        self._audit(context, "Apply", name, mine.result, mine.plan_hash)
+        return pb.ApplyResponse(result=_result(mine))
+
+    async def Remove(self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext) -> pb.RemoveResponse:
+        running = await self._running(request.graph, context)
+        path = self.server.directory / running.file
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._audit(context, "Remove", running.name, "refused: cannot delete")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"cannot delete {path}: {exc.strerror or exc}")
+        results = await self._reload(context)
+        mine = next((r for r in results if r.file == running.file), ReloadResult(running.file, running.name, "removed"))
+        self._audit(context, "Remove", running.name, mine.result)
+        return pb.RemoveResponse(result=_result(mine))
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def Tap(self, request: pb.TapRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.TapEvent]:
+        running = await self._running(request.graph, context)
+        if request.edge not in running.runtime.edges:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"graph '{running.name}' has no edge '{request.edge}'; "
+                                "its edges: " + ", ".join(sorted(running.runtime.edges)))
+        stream = TapStream(running, request.edge, request.per_second or 10.0)
+        sent = 0
+        try:
+            async for text in stream.events(lambda: self.host.graphs.get(running.file) is running):
+                yield pb.TapEvent(edge=request.edge, time=time.time(), json=text)
+                sent += 1
+                if request.limit and sent >= request.limit:
+                    return
+        finally:
+            stream.close()
+
+    async def WatchEvents(self, request: pb.WatchEventsRequest,
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EngineEvent]:
+        stream = EventStream(self.host)
+        try:
+            async for event in stream.events():
+                yield event
+        finally:
+            stream.close()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A temp file renamed over the target: the watcher never sees it half-written."""
+    temp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
