@@ -124,6 +124,11 @@ def test_apply_valid_invalid_and_stale_and_remove(tmp_path):
         second = await stub.Apply(pb.ApplyRequest(file="new.yaml", document=ticking_graph(out, "B"),
                                                   expected_plan_hash=first.result.plan_hash))
         assert second.result.result == "applied"
+        with pytest.raises(grpc.aio.AioRpcError) as error:  # a second file may not take a running name
+            await stub.Apply(pb.ApplyRequest(file="copy.yaml", document=ticking_graph(out, "C", name="new")))
+        assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "the graph name 'new' is already used by new.yaml" in error.value.details()
+        assert not (tmp_path / "graphs" / "copy.yaml").exists()
         removed = await stub.Remove(pb.RemoveRequest(graph="new"))
         assert removed.result.result == "removed" and not (tmp_path / "graphs" / "new.yaml").exists()
         seen = []

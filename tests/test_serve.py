@@ -272,3 +272,19 @@ def test_a_graph_that_cannot_be_built_is_rejected_and_the_old_version_keeps_runn
 
     asyncio.run(scenario())
     assert {e["v"] for e in events(out)} == {"A"} and contiguous(events(out))
+
+
+def test_a_newcomer_cannot_take_the_name_of_a_running_graph(tmp_path):
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    (graphs / "quickstart.yaml").write_text(ticking_graph(tmp_path / "a.jsonl", "A", name="orders"))
+
+    async def scenario():
+        async with Serving(graphs) as s:
+            # Sorted first, but the name is taken: the running graph keeps it.
+            (graphs / "a_copy.yaml").write_text(ticking_graph(tmp_path / "b.jsonl", "B", name="orders"))
+            await s.until(lambda: s.results("a_copy.yaml") == [REJECTED])
+            assert "already used by quickstart.yaml" in s.host.status["a_copy.yaml"].problems[0]
+            assert s.results("quickstart.yaml")[-1] == UNCHANGED
+
+    asyncio.run(scenario())

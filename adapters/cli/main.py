@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from adapters.cli import config_cmd
+from adapters.cli import audit_cmd, config_cmd, ctl
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--version", dest="schema_version", type=int, default=CURRENT_VERSION,
                         metavar="N", help=f"format version (default {CURRENT_VERSION})")
     config_cmd.add_parser(commands)
+    audit_cmd.add_parser(commands)
+    ctl.add_parser(commands)
     return parser
 
 
@@ -125,6 +127,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         return cmd_serve(args.directory, args.config)
     if args.command == "config":
         return config_cmd.cmd_config(args)
+    if args.command == "audit":
+        return audit_cmd.cmd_audit(args)
+    if args.command == "ctl":
+        return ctl.cmd_ctl(args)
     return cmd_schema(args.schema_version)
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,7 +60,7 @@ class AuditLog:
         """Append one record. Raises OSError when it cannot be written (disk full, ...)."""
         with self._lock:
             entry: dict[str, Any] = {
-                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "principal": principal,
                 "method": method,
                 "target": target,
@@ -115,7 +115,7 @@ def _parse(raw: bytes) -> dict[str, Any] | str:
     except UnicodeDecodeError:
         return "unparsable: not UTF-8 (truncated or edited?)"
     except json.JSONDecodeError as exc:
-        return f"unparsable: {exc.msg} at column {exc.colno} (truncated or edited?)"
+        return f"unparsable: invalid JSON at column {exc.colno} (truncated or edited?)"
     if not isinstance(value, dict):
         return "unparsable: not a JSON object (edited?)"
     missing = [key for key in ("prev", "hash") if not isinstance(value.get(key), str)]

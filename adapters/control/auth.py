@@ -237,12 +237,12 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if _exempt(method):
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
         if self._token is not None:
-            metadata = handler_call_details.invocation_metadata  # type: ignore[attr-defined]
+            metadata = handler_call_details.invocation_metadata
             if not _token_matches(metadata, self._token):
                 return _refusal(handler, UNAUTHENTICATED_MESSAGE)
         if self._mutual_tls and handler is not None:

@@ -143,8 +143,8 @@ class ControlService(control_pb2_grpc.ControlServicer):
                           {"graph": running.name, "state": DRAINED, "remaining": remaining})
         return pb.DrainResponse(graph=running.name, drained=remaining == 0, remaining=remaining)
 
-    async def _reload(self, context: grpc.aio.ServicerContext) -> list[ReloadResult]:
-        results = await self.server.reload_now()
+    async def _reload(self, context: grpc.aio.ServicerContext, restart_drained: bool = False) -> list[ReloadResult]:
+        results = await self.server.reload_now(restart_drained)
         if results is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"the served directory {self.server.directory} is missing")
@@ -152,7 +152,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
         return results
 
     async def Reload(self, request: pb.ReloadRequest, context: grpc.aio.ServicerContext) -> pb.ReloadResponse:
-        results = await self._reload(context)
+        results = await self._reload(context, restart_drained=True)
         self._audit(context, "Reload", str(self.server.directory),
                     ", ".join(f"{r.file}: {r.result}" for r in results) or "no graphs")
         return pb.ReloadResponse(results=[_result(r) for r in results])
@@ -173,6 +173,13 @@ class ControlService(control_pb2_grpc.ControlServicer):
             self._audit(context, "Apply", name, "refused: invalid", f"{len(errors)} problems")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"{name} has {len(errors)} problem(s), nothing was changed:\n" + "\n".join(lines))
+        assert loaded.plan is not None
+        owner = next((g for g in self.host.graphs.values() if g.name == loaded.plan.name), None)
+        if owner is not None and owner.file != name:
+            self._audit(context, "Apply", name, "refused: name in use")
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS,
+                                f"the graph name '{loaded.plan.name}' is already used by {owner.file}; "
+                                "give the document another `name:`, or apply it as that file")
         running = self.host.graphs.get(name)
         current = running.plan_hash if running is not None else "none"
         if request.expected_plan_hash and request.expected_plan_hash != current:

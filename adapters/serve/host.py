@@ -94,7 +94,9 @@ class Host:
     async def apply(self, snapshot: Snapshot, restart_stopped: bool = False) -> list[ReloadResult]:
         self.reloads += 1
         results: list[ReloadResult] = []
-        claimed: dict[str, str] = {}  # graph name -> file, so two files cannot run one name
+        # Graph name -> file, so two files cannot run one name; a name already running
+        # stays with its file, and a newcomer taking it is the one rejected.
+        claimed = {g.name: f for f, g in self.graphs.items() if f in snapshot}
         for name in sorted(snapshot):
             results.append(await self._apply_file(snapshot, name, claimed, restart_stopped))
         for name in sorted(set(self.graphs) - set(snapshot)):
@@ -119,7 +121,7 @@ class Host:
             problems = [f"{p.file}:{p.line}:{p.column}: {p.code} {p.message}" for p in errors]
             return ReloadResult(name, current or loaded.name, REJECTED, problems=problems)
         plan = loaded.plan
-        if plan.name in claimed:
+        if claimed.get(plan.name, name) != name:
             return ReloadResult(name, plan.name, REJECTED, problems=[
                 f"{file.path}: the graph name '{plan.name}' is already used by {claimed[plan.name]}; "
                 "give one of them another `name:`"])

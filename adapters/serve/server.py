@@ -71,11 +71,11 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
         return await self.host.stop_all()
 
-    async def reload_now(self) -> list[ReloadResult] | None:
-        """A reload on request (the control plane): every graph reported, drained graphs
-        restarted; None when the directory is missing."""
+    async def reload_now(self, restart_stopped: bool = True) -> list[ReloadResult] | None:
+        """A reload on request (the control plane): every graph reported, and drained graphs
+        restarted unless `restart_stopped` is False; None when the directory is missing."""
         self.forced = True
-        if not await self._reload(restart_stopped=True):
+        if not await self._reload(restart_stopped=restart_stopped):
             return None
         return self.last_results
 
