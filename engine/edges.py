@@ -13,6 +13,8 @@ they are accepted.
 from collections import deque
 from typing import Callable, Final
 
+from mypy_extensions import mypyc_attr
+
 from engine.keys import key_part
 from engine.node import Batch, Event
 from engine.plan import EdgePlan
@@ -24,9 +26,13 @@ LATEST: Final = "latest"
 COALESCE: Final = "coalesce"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Edge:
     """Memory edge. `offer` returns what the edge refused (only `block` and `coalesce`
-    refuse, and only when full); the producer keeps that and offers it again later."""
+    refuse, and only when full); the producer keeps that and offers it again later.
+
+    Other storages (a durable LMDB edge, in adapters) subclass it and override `offer`,
+    `take`, `ack`, `waiting` and `has_room`: the runtime only ever calls those."""
 
     def __init__(self, plan: EdgePlan) -> None:
         self.id = plan.id
@@ -49,7 +55,16 @@ class Edge:
 
     @property
     def depth(self) -> int:
+        return self.waiting()
+
+    def waiting(self) -> int:
+        """Events accepted and not yet delivered."""
         return len(self.by_key) if self.policy == COALESCE else len(self.queue)
+
+    def ack(self, count: int) -> None:
+        """The consumer handed on the oldest `count` delivered events (its outputs are
+        accepted downstream, or its sink wrote them): a durable edge may forget them now.
+        A memory edge forgot them when it delivered them."""
 
     def has_room(self) -> bool:
         """Whether the producer may run: only `block` and a full `coalesce` push back."""

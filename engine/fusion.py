@@ -17,7 +17,7 @@ copying it: only when no other node can hold the same event object.
 from typing import Final
 
 from engine.edges import BLOCK
-from engine.plan import EdgePlan, GraphPlan, NodePlan
+from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan, NodePlan
 
 OUT_PORT: Final = "out"
 GENERATE: Final = "generate"
@@ -52,7 +52,7 @@ class ChainFinder:
         if node.type != GENERATE and node.type not in STEPS:
             return None
         out = self.leaving.get((node.name, OUT_PORT), [])
-        if len(out) != 1 or out[0].policy != BLOCK:
+        if len(out) != 1 or out[0].policy != BLOCK or out[0].storage != DEFAULT_STORAGE:
             return None
         target = self.nodes[out[0].to_node]
         if target.inputs != (out[0].id,) or not _fusable(target) or target.type == GENERATE:

@@ -15,6 +15,8 @@ MERGE_FUNCTIONS: Final = ("sum", "min", "max", "first", "last")
 ERROR_ACTIONS: Final = ("stop", "drop", "dead_letter", "retry")
 DEFAULT_CAPACITY: Final = 1024
 DEFAULT_POLICY: Final = "block"
+DEFAULT_STORAGE: Final = "memory"
+EDGE_STORAGES: Final = ("memory", "lmdb")
 DEFAULT_ERROR_ACTION: Final = "drop"
 ERRORS_PORT: Final = "errors"
 
@@ -45,6 +47,7 @@ class EdgePlan:
     # Coalesce only: the key fields, and (field, merge function) pairs sorted by field.
     key: tuple[str, ...] = ()
     merge: tuple[tuple[str, str], ...] = ()
+    storage: str = DEFAULT_STORAGE  # "memory", or "lmdb" for a durable edge
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -57,6 +60,8 @@ class EdgePlan:
         if self.policy == "coalesce":
             out["key"] = list(self.key)
             out["merge"] = {field: fn for field, fn in self.merge}
+        if self.storage != DEFAULT_STORAGE:  # only when set, so memory plans keep their hashes
+            out["storage"] = self.storage
         return out
 
 
@@ -159,6 +164,7 @@ def _edge_from(edge_id: str, raw: dict[str, object]) -> EdgePlan:
         to_node=str(raw["to_node"]),
         capacity=int(str(raw["capacity"])),
         policy=str(raw["policy"]),
+        storage=str(raw.get("storage", DEFAULT_STORAGE)),
         key=tuple(str(k) for k in key),
         merge=tuple(sorted((str(f), str(fn)) for f, fn in merge.items())),
     )

@@ -46,6 +46,8 @@ class NodeRunner:
         self.flushed = False  # end of input was handled (`flush` called, sources exhausted)
         self.finished = False  # flushed, backlog handed over, output edges closed
         self.next_input = 0  # rotates which input edge is read first, deterministically
+        self.unacked: list[tuple[Edge, int]] = []  # taken from each edge, oldest first, not yet acked
+        self.deferred_ack = 0  # consumed, but some results still wait in the backlog
 
     def new_outs(self) -> list[Batch]:
         return [[] for _ in self.outputs]
@@ -90,17 +92,40 @@ class NodeRunner:
         inputs = self.inputs
         n = len(inputs)
         if n == 1:
-            return inputs[0].take(budget)
+            taken = inputs[0].take(budget)
+            if taken:
+                self.unacked.append((inputs[0], len(taken)))
+            return taken
         batch: Batch = []
         start = self.next_input
         self.next_input = (start + 1) % n if n else 0
         for offset in range(n):
             edge = inputs[(start + offset) % n]
             if edge.depth:
-                batch.extend(edge.take(budget - len(batch)))
+                taken = edge.take(budget - len(batch))
+                if taken:
+                    self.unacked.append((edge, len(taken)))
+                batch.extend(taken)
                 if len(batch) >= budget:
                     break
         return batch
+
+    def ack_deferred(self) -> None:
+        if self.deferred_ack:
+            count, self.deferred_ack = self.deferred_ack, 0
+            self.ack(count)
+
+    def ack(self, count: int) -> None:
+        """The oldest `count` taken events are handed on: tell their edges, in take order."""
+        while count > 0 and self.unacked:
+            edge, taken = self.unacked[0]
+            done = min(count, taken)
+            edge.ack(done)
+            count -= done
+            if done == taken:
+                self.unacked.pop(0)
+            else:
+                self.unacked[0] = (edge, taken - done)
 
     def inputs_drained(self) -> bool:
         for edge in self.inputs:

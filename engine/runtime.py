@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, Final
 from engine.edges import Edge
 from engine.fused import Segment, build_segments
 from engine.node import INFINITY, AsyncSink, AsyncSource, Batch, Clock, NodeContext, NodeFailure, Source, Transform
-from engine.plan import GraphPlan
+from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan
 from engine.runner import ASYNC_SINK, ASYNC_SOURCE, SOURCE, TRANSFORM, NodeRunner
 from engine.wakeup import Wakeup
 from engine.spec import SpecRegistry
@@ -30,11 +30,20 @@ Action = Callable[[], Awaitable[None]]
 
 class Runtime:
     def __init__(self, plan: GraphPlan, registry: SpecRegistry, clock: Clock | None = None,
-                 budget: int = BATCH_BUDGET, fuse: bool = True) -> None:
+                 budget: int = BATCH_BUDGET, fuse: bool = True,
+                 durable: Callable[[GraphPlan, EdgePlan], Edge] | None = None) -> None:
         self.plan = plan
         self.clock = clock if clock is not None else Clock()
         self.budget = budget
-        self.edges: dict[str, Edge] = {e.id: Edge(e) for e in plan.edges}
+        self.edges: dict[str, Edge] = {}
+        for e in plan.edges:
+            if e.storage == DEFAULT_STORAGE:
+                self.edges[e.id] = Edge(e)
+            elif durable is None:
+                raise NodeFailure(f"edge '{e.id}' is durable (storage: {e.storage}) but no durable storage is "
+                                  "open here; run it with `engine run` or `engine serve`")
+            else:
+                self.edges[e.id] = durable(plan, e)  # built by adapters (LMDB): the engine never opens files
         self.runners: dict[str, NodeRunner] = {}
         for node in plan.nodes:
             spec = registry.get(node.type)
@@ -276,6 +285,7 @@ class Runtime:
                 progressed = r.flush_backlog() or progressed
                 if r.backlog:
                     continue
+                r.ack_deferred()
             if r.flushed:
                 r.close_outputs()
                 progressed = True
@@ -316,6 +326,7 @@ class Runtime:
             node.on_timer(now, outs)
             moved = True
         batch = r.pending if r.pending else r.take_input(budget)
+        consumed = 0
         if batch:
             consumed = node.process(batch, outs, r.errors)
             r.pending = batch[consumed:] if consumed < len(batch) else []
@@ -325,7 +336,11 @@ class Runtime:
             node.flush(outs)
             r.flushed = True
             moved = True
-        return r.distribute(outs) or moved
+        emitted = r.distribute(outs)
+        r.deferred_ack += consumed
+        if not r.backlog:
+            r.ack_deferred()  # every result is on an output edge: the inputs can go
+        return emitted or moved
 
     async def _drive_source(self, r: NodeRunner) -> None:
         source = r.impl
@@ -377,6 +392,7 @@ class Runtime:
                     sink.failed_outs = outs
                     await self._with_retries(r, _WriteCall(sink, batch).run)
                     r.events_in += len(batch)
+                    r.ack(len(batch))  # written and flushed
                     if r.distribute(outs):  # dead letters of events the sink gave up on
                         self.signal.notify()
                         while r.backlog and not self.failure:

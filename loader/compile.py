@@ -2,7 +2,7 @@
 
 from engine.ids import edge_id
 from engine.plan import (
-    DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, EdgePlan, ErrorPolicy, GraphPlan,
+    DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, DEFAULT_STORAGE, EdgePlan, ErrorPolicy, GraphPlan,
     NodePlan, params_json,
 )
 from engine.durations import duration_ms
@@ -58,6 +58,7 @@ def _edge(consumer: str, entry: CheckedInput) -> EdgePlan:
         policy=policy,
         key=key,
         merge=merge,
+        storage=str(options.get("storage", DEFAULT_STORAGE)),
     )
 
 

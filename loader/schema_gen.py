@@ -8,7 +8,8 @@ from typing import Final
 
 from engine.ids import NAME_PATTERN
 from engine.plan import (
-    DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, EDGE_POLICIES, ERROR_ACTIONS, MERGE_FUNCTIONS,
+    DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, DEFAULT_STORAGE, EDGE_POLICIES, EDGE_STORAGES,
+    ERROR_ACTIONS, MERGE_FUNCTIONS,
 )
 from engine.spec import DURATION, SpecRegistry
 
@@ -30,6 +31,9 @@ def _edge_options() -> dict[str, dict[str, object]]:
                 "description": "coalesce only: the field or fields that identify events to merge."},
         "merge": {"type": "object", "additionalProperties": {"enum": list(MERGE_FUNCTIONS)},
                   "description": "coalesce only: field -> sum | min | max | first | last. Other fields keep the newest value."},
+        "storage": {"enum": list(EDGE_STORAGES), "default": DEFAULT_STORAGE,
+                    "description": "memory (default), or lmdb: a durable edge whose events survive a crash "
+                                   "or restart until their consumer has handed them on."},
     }
 
 

@@ -18,7 +18,7 @@ from engine.durations import duration_ms
 from loader.problems import ERROR, WARNING, Problem, format_path
 from loader.schema_gen import PORT_REF_PATTERN
 
-_EDGE_KEYS = ("capacity", "policy", "key", "merge")
+_EDGE_KEYS = ("capacity", "policy", "key", "merge", "storage")
 UNREAD_OUTPUT = "HR070"
 _PORT_REF = re.compile(PORT_REF_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
