@@ -40,18 +40,20 @@ def decoder_for(fmt: str) -> Decoder:
 
 
 class Chunk:
-    def __init__(self, records: list[Record], done_bytes: int, end: bool, failure: str = "") -> None:
+    def __init__(self, records: list[Record], done_bytes: int, end: bool, failure: str = "", lines: int = 0) -> None:
         self.records = records
-        self.done_bytes = done_bytes
+        self.done_bytes = done_bytes  # the byte offset just after these records
         self.end = end
         self.failure = failure
+        self.lines = lines  # lines read up to that offset
 
 
 class ReaderThread:
     """Reads lines (tailing the file when `follow`), decodes them, posts chunks."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, stream: BinaryIO, decode: Decoder,
-                 path: str = "", follow: bool = False) -> None:
+                 path: str = "", follow: bool = False, start: tuple[int, int] = (0, 0),
+                 header_first: bool = False) -> None:
         self.loop = loop
         self.stream = stream
         self.decode = decode
@@ -59,7 +61,12 @@ class ReaderThread:
         self.follow = follow
         self.queue: asyncio.Queue[Chunk] = asyncio.Queue(QUEUE_BATCHES)
         self.pending: list[Record] = []
+        # Resuming: the byte offset and line count to continue from (a CSV header is read
+        # first, then the file is read on from the offset).
+        self.resume_at = start
+        self.header_first = header_first
         self.done_bytes = 0
+        self.lines_read = 0
         self.stopped = False
         self.thread = threading.Thread(target=self._run, name=f"read {path or 'stdin'}", daemon=True)
 
@@ -77,7 +84,7 @@ class ReaderThread:
     def _post_pending(self) -> None:
         if self.pending:
             records, self.pending = self.pending, []
-            self._post(Chunk(records, self.done_bytes, False))
+            self._post(Chunk(records, self.done_bytes, False, lines=self.lines_read))
 
     def _run(self) -> None:
         try:
@@ -86,7 +93,7 @@ class ReaderThread:
                 if len(self.pending) >= BATCH_SIZE:
                     self._post_pending()
             records, self.pending = self.pending, []
-            self._post(Chunk(records, self.done_bytes, True))
+            self._post(Chunk(records, self.done_bytes, True, lines=self.lines_read))
         except _Stopped:
             return
         except OSError as exc:
@@ -99,12 +106,19 @@ class ReaderThread:
         number = 0
         partial = b""
         stream = self.stream
+        offset, resumed_lines = self.resume_at
+        if offset > 0:
+            if self.header_first:
+                yield 1, stream.readline().decode("utf-8", errors="replace").lstrip("\ufeff")
+            stream.seek(offset)
+            number, self.done_bytes, self.lines_read = resumed_lines, offset, resumed_lines
         while not self.stopped:
             raw = stream.readline()
             if raw.endswith(b"\n") or (raw and not self.follow):
                 raw, partial = partial + raw, b""
                 self.done_bytes += len(raw)
                 number += 1
+                self.lines_read = number
                 text = raw.decode("utf-8", errors="replace")
                 if number == 1 and text.startswith("\ufeff"):
                     text = text[1:]
@@ -150,6 +164,8 @@ class ReadSource(AsyncSource):
         self.reader: ReaderThread | None = None
         self.total_bytes = 0
         self.done_bytes = 0
+        self.lines = 0
+        self.start = (0, 0)  # where a resumed read begins
 
     def where(self) -> str:
         return f"node '{self.ctx.name}' ({self.ctx.type_name})"
@@ -159,7 +175,8 @@ class ReadSource(AsyncSource):
 
     async def open(self) -> None:
         stream, path, follow = self.stream()
-        self.reader = ReaderThread(asyncio.get_running_loop(), stream, decoder_for(self.format), path, follow)
+        self.reader = ReaderThread(asyncio.get_running_loop(), stream, decoder_for(self.format), path, follow,
+                                   self.start, self.format == CSV)
         self.reader.start()
 
     async def read(self, failures: Failures, outs: list[Batch]) -> bool:
@@ -177,6 +194,7 @@ class ReadSource(AsyncSource):
             else:
                 out.append(record)
         self.done_bytes = chunk.done_bytes
+        self.lines = chunk.lines
         return not chunk.end
 
     async def close(self) -> None:
@@ -188,6 +206,17 @@ class ReadSource(AsyncSource):
 
 
 class FileRead(ReadSource):
+    """Resumable: its position is the byte offset (and line count) after what it emitted."""
+
+    def position(self) -> str:
+        return f"{self.done_bytes}:{self.lines}"
+
+    def resume(self, position: str) -> None:
+        offset, _, lines = position.partition(":")
+        if offset.isdigit() and lines.isdigit():
+            self.start = (int(offset), int(lines))
+            self.done_bytes = int(offset)
+
     def stream(self) -> tuple[BinaryIO, str, bool]:
         path = str(self.ctx.params.get("path"))
         try:

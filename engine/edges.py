@@ -61,6 +61,14 @@ class Edge:
         """Events accepted and not yet delivered."""
         return len(self.by_key) if self.policy == COALESCE else len(self.queue)
 
+    def stage_checkpoint(self, owner: str, position: str) -> None:
+        """A durable edge saves `owner`'s position in the same transaction as the events
+        that follow (once all of them are accepted); a memory edge keeps nothing."""
+
+    def checkpoint(self, owner: str) -> str:
+        """The position saved for `owner`; "" when none."""
+        return ""
+
     def ack(self, count: int) -> None:
         """The consumer handed on the oldest `count` delivered events (its outputs are
         accepted downstream, or its sink wrote them): a durable edge may forget them now.

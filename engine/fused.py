@@ -229,6 +229,12 @@ class FusedSource(Source):
     def finish(self, outs: list[Batch]) -> None:
         self.segment.flush_tail(outs)
 
+    def position(self) -> str:
+        return self.generate.position()
+
+    def resume(self, position: str) -> None:
+        self.generate.resume(position)
+
 
 class SegmentRunner(NodeRunner):
     """A fused chain as the scheduler sees it: the head's inputs, every unlinked port."""

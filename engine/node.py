@@ -151,6 +151,14 @@ class Source:
     def finish(self, outs: list[Batch]) -> None:
         """The source is done (exhausted, or asked to stop): emit whatever it still holds."""
 
+    def position(self) -> str:
+        """Where the source is, after what it has emitted, for resuming after a restart;
+        "" when it cannot resume. Saved with its events on a durable edge."""
+        return ""
+
+    def resume(self, position: str) -> None:
+        """Continue from a saved `position` (called before the first poll)."""
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncSource:
@@ -173,6 +181,13 @@ class AsyncSource:
     def progress(self) -> tuple[int, int]:
         """(done, total) in bytes for finite inputs; (0, 0) when unknown."""
         return (0, 0)
+
+    def position(self) -> str:
+        """As `Source.position`: after the last batch `read` returned; "" when not resumable."""
+        return ""
+
+    def resume(self, position: str) -> None:
+        """Continue from a saved `position` (called before `open`)."""
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

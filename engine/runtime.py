@@ -186,6 +186,7 @@ class Runtime:
         """Run to the end of every finite source (or a stop); False when the graph failed
         (the reason is in `failure`)."""
         self.started_at = self.clock.now()
+        self._resume_sources()
         try:
             await self._open_all()
             if not self.failure:
@@ -204,6 +205,24 @@ class Runtime:
             await self._close_all()
             self.elapsed_s = self.clock.now() - self.started_at
         return not self.failure
+
+    def _durable_outputs(self, r: NodeRunner) -> list[Edge]:
+        return [edge for port in r.outputs for edge in port if edge.plan.storage != DEFAULT_STORAGE]
+
+    def _resume_sources(self) -> None:
+        """Sources feeding a durable edge continue where its last commit left them."""
+        for r in list(self.runners.values()) + list(self.segments):
+            impl = r.impl
+            if isinstance(impl, (Source, AsyncSource)) and (r.kind != SOURCE or r in self.order):
+                durable = self._durable_outputs(r)
+                position = durable[0].checkpoint(r.name) if durable else ""
+                if position:
+                    impl.resume(position)
+
+    def _checkpoint(self, r: NodeRunner, position: str) -> None:
+        if position:
+            for edge in self._durable_outputs(r):
+                edge.stage_checkpoint(r.name, position)
 
     async def _open_all(self) -> None:
         for r in self.runners.values():
@@ -307,6 +326,7 @@ class Runtime:
             return False
         outs = r.new_outs()
         alive = source.poll(self.budget, now, outs, r.errors)
+        self._checkpoint(r, source.position())
         emitted = r.distribute(outs)
         if not alive:
             self._finish_source(r, source)
@@ -359,6 +379,7 @@ class Runtime:
                     reading.cancel()
                     break
                 alive = reading.result()
+                self._checkpoint(r, source.position())
                 r.distribute(outs)
                 self.signal.notify()
                 while r.backlog and not self.failure:

@@ -222,6 +222,13 @@ class Generate(Source):
     def failure(self, i: int, exc: Exception) -> str:
         return explain_first_failing(self.fields, {"i": i}, exc)
 
+    def position(self) -> str:
+        return str(self.i)
+
+    def resume(self, position: str) -> None:
+        if position.isdigit():
+            self.i = int(position)
+
     def deadline(self) -> float:
         if self.rate <= 0 or self.started_at < 0:
             return 0.0
