@@ -10,6 +10,8 @@ from pathlib import Path
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry
+from adapters.durable import durable_factory, has_durable_edges
+from adapters.settings import SettingsError, load_settings
 from engine.node import NodeFailure
 from engine.runtime import Runtime
 
@@ -78,7 +80,14 @@ def cmd_run(file: str, stats_file: str | None) -> int:
         return code
     _log_to_stderr()
     try:
-        runtime = Runtime(plan, registry)
+        durable = None
+        if has_durable_edges(plan):
+            durable = durable_factory(load_settings().state_dir)
+        runtime = Runtime(plan, registry, durable=durable)
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"engine: error: {line}", file=sys.stderr)
+        return EXIT_PROBLEMS
     except NodeFailure as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS

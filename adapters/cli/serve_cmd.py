@@ -10,6 +10,7 @@ from adapters.cli.one_graph import EXIT_OK, EXIT_USAGE
 from adapters.cli.registry import default_registry
 from adapters.control.auth import ControlSecurityError
 from adapters.control.server import ControlPlane
+from adapters.durable import durable_factory
 from adapters.serve.host import Host
 from adapters.serve.logs import configure
 from adapters.serve.server import Server
@@ -19,7 +20,7 @@ LOG = logging.getLogger("headrace")
 
 
 async def _serve(directory: Path, settings: Settings) -> int:
-    host = Host(default_registry(), settings.drain_timeout_s)
+    host = Host(default_registry(), settings.drain_timeout_s, durable=durable_factory(settings.state_dir))
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
     token = settings.control_token.get_secret_value() if settings.control_token is not None else None
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,

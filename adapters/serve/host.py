@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Final, Mapping
 
+from adapters.durable import DurableFactory
 from adapters.serve.running import DRAINED, STOPPED, RunningGraph
 from adapters.serve.scan import Snapshot
 from engine.node import NodeFailure
@@ -66,8 +67,9 @@ class GraphStatus:
 
 class Host:
     def __init__(self, registry: SpecRegistry, drain_timeout_s: float,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, durable: DurableFactory | None = None) -> None:
         self.registry = registry
+        self.durable = durable  # builds durable edges (None: graphs with one are rejected)
         self.drain_timeout_s = drain_timeout_s
         self.env = env
         self.graphs: dict[str, RunningGraph] = {}  # by file name
@@ -131,7 +133,7 @@ class Host:
         if running is not None and running.plan_hash == plan_hash and not (restart_stopped and stopped):
             return ReloadResult(name, plan.name, UNCHANGED, plan_hash)
         try:
-            runtime = Runtime(plan, self.registry)  # built before the old one is touched
+            runtime = Runtime(plan, self.registry, durable=self.durable)  # built before the old one is touched
         except NodeFailure as exc:
             return ReloadResult(name, plan.name, REJECTED, plan_hash, problems=[str(exc)])
         dropped = await running.stop(self.drain_timeout_s) if running is not None else 0

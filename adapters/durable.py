@@ -1,0 +1,26 @@
+"""Durable edges for `engine run` and `engine serve`: the LMDB store under the state directory.
+
+The store (one LMDB environment per process) opens on the first durable edge a graph
+builds, so graphs without one never create state.
+"""
+
+from pathlib import Path
+from typing import Callable
+
+from engine.edges import Edge
+from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan
+
+DurableFactory = Callable[[GraphPlan, EdgePlan], Edge]
+
+
+def has_durable_edges(plan: GraphPlan) -> bool:
+    return any(edge.storage != DEFAULT_STORAGE for edge in plan.edges)
+
+
+def durable_factory(state_dir: Path) -> DurableFactory:
+    def build(plan: GraphPlan, edge: EdgePlan) -> Edge:
+        from adapters.lmdb_edge import LmdbEdge  # py-lmdb loads only for graphs that use it
+        from adapters.lmdb_store import LmdbStore
+
+        return LmdbEdge(edge, LmdbStore(state_dir / "edges"), plan.name)
+    return build
