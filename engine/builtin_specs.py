@@ -8,6 +8,7 @@ from engine.spec import (
     DURATION, EACH_VALUE, EXPRESSION, FIELD_LIST, ONE, SINK, SOURCE, TRANSFORM,
     ExprParam, NodeSpec, param, params_schema,
 )
+from engine.dedupe import make_dedupe
 from engine.transforms import make_filter, make_generate, make_map, make_null, make_route
 
 UNMATCHED_PORT: Final = "unmatched"
@@ -125,6 +126,23 @@ AGGREGATE: Final = NodeSpec(
     example="type: aggregate\nfrom: buys\nwith:\n  by: user\n  fields: {total: \"sum(amount)\", n: \"count()\"}",
 )
 
+DEDUPE: Final = NodeSpec(
+    name="dedupe",
+    kind=TRANSFORM,
+    summary="Drops events whose `key` it passed on among the last `window` events: the "
+            "duplicates a crash can cause on durable edges (its memory is saved with them).",
+    params=params_schema({
+        "key": param({"anyOf": [{"type": "string", "minLength": 1},
+                                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]},
+                     "The field or fields that identify an event.", "order_id"),
+        "window": param({"type": "integer", "minimum": 1, "default": 4096},
+                        "How many recent keys are remembered (duplicates after a crash are at most one "
+                        "batch of 1024 per edge).", 4096),
+    }, required=("key",)),
+    factory=make_dedupe,
+    example="type: dedupe\nfrom: payments\nwith: {key: payment_id}",
+)
+
 NULL: Final = NodeSpec(
     name="null",
     kind=SINK,
@@ -134,4 +152,4 @@ NULL: Final = NodeSpec(
     example="type: \"null\"\nfrom: orders",
 )
 
-BUILTIN_SPECS: Final = (GENERATE, MAP, FILTER, ROUTE, AGGREGATE, NULL)
+BUILTIN_SPECS: Final = (GENERATE, MAP, FILTER, ROUTE, AGGREGATE, DEDUPE, NULL)

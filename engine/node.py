@@ -132,6 +132,14 @@ class Transform:
     def on_timer(self, now: float, outs: list[Batch]) -> None:
         """Called at or after `deadline()`: processing-time windows close here."""
 
+    def state(self) -> str:
+        """What the node must remember across a restart (saved with each acknowledgement
+        of a durable input); "" when nothing."""
+        return ""
+
+    def restore(self, state: str) -> None:
+        """Take back a saved `state` (called before the first batch)."""
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Source:

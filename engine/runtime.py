@@ -24,6 +24,7 @@ from engine.wakeup import Wakeup
 from engine.spec import SpecRegistry
 
 BATCH_BUDGET: Final = 1024
+STATE_SUFFIX: Final = "#state"  # checkpoint name of a node's saved state
 
 Action = Callable[[], Awaitable[None]]
 
@@ -187,6 +188,7 @@ class Runtime:
         (the reason is in `failure`)."""
         self.started_at = self.clock.now()
         self._resume_sources()
+        self._restore_states()
         try:
             await self._open_all()
             if not self.failure:
@@ -218,6 +220,28 @@ class Runtime:
                 position = durable[0].checkpoint(r.name) if durable else ""
                 if position:
                     impl.resume(position)
+
+    def _restore_states(self) -> None:
+        """Transforms reading a durable edge take back the state saved with its last ack."""
+        for r in self.order:
+            impl = r.impl
+            if isinstance(impl, Transform):
+                durable = [e for e in r.inputs if e.plan.storage != DEFAULT_STORAGE]
+                state = durable[0].checkpoint(r.name + STATE_SUFFIX) if durable else ""
+                if state:
+                    impl.restore(state)
+
+    def _ack(self, r: NodeRunner) -> None:
+        """Acknowledge what `r` consumed and handed on; its state goes in the same commit."""
+        if not r.deferred_ack:
+            return
+        impl = r.impl
+        if isinstance(impl, Transform):
+            state = impl.state()
+            if state:
+                for edge in r.inputs:
+                    edge.stage_checkpoint(r.name + STATE_SUFFIX, state)
+        r.ack_deferred()
 
     def _checkpoint(self, r: NodeRunner, position: str) -> None:
         if position:
@@ -304,7 +328,7 @@ class Runtime:
                 progressed = r.flush_backlog() or progressed
                 if r.backlog:
                     continue
-                r.ack_deferred()
+                self._ack(r)
             if r.flushed:
                 r.close_outputs()
                 progressed = True
@@ -359,7 +383,7 @@ class Runtime:
         emitted = r.distribute(outs)
         r.deferred_ack += consumed
         if not r.backlog:
-            r.ack_deferred()  # every result is on an output edge: the inputs can go
+            self._ack(r)  # every result is on an output edge: the inputs can go
         return emitted or moved
 
     async def _drive_source(self, r: NodeRunner) -> None:
