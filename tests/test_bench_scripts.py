@@ -30,3 +30,13 @@ def test_edge_bench_covers_every_policy() -> None:
     out = run("bench/edge_bench.py", "--count", "20480", "--repeat", "1")
     for label in ("deque extend + list drain (reference)", "block", "drop_newest", "drop_oldest", "latest", "coalesce"):
         assert len(row(out, label)) == 4, label
+
+
+def test_lmdb_bench_compares_the_edge_with_raw_lmdb_and_the_pipeline_with_memory(tmp_path) -> None:
+    out = run("bench/lmdb_bench.py", "--count", "4096", "--pipeline-count", "3000", "--repeat", "1",
+              "--dir", str(tmp_path))
+    for label in ("raw py-lmdb append + pop", "raw py-lmdb + encoding", "LmdbEdge offer + take + ack"):
+        assert len(row(out, label)) == 3, label
+    assert "totals OK" in out
+    assert len(row(out, "lmdb edges (storage: lmdb)")) == 3
+    assert list(tmp_path.iterdir()) == []  # every database was removed

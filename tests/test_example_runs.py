@@ -167,3 +167,19 @@ def test_http_bridge_forwards_errors_until_stopped(tmp_path):
     assert all("level" not in e and str(e["forwarded_at"]).endswith("Z") for e in received)
     nodes = json.loads((tmp_path / "stats.json").read_text())["nodes"]
     assert nodes["ingest"]["out"] == 3 and nodes["forward"]["in"] == 2
+
+
+def test_durable_orders_reads_once_and_resumes_instead_of_reading_again(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ORDERS_CSV=str(ROOT / "graphs/data/orders.csv"),
+               DURABLE_OUT=str(tmp_path / "out.jsonl"), HEADRACE_STATE_DIR=str(tmp_path / "state"))
+    command = [sys.executable, "-m", "adapters.cli.main", "run", str(ROOT / "graphs/durable_orders.yaml")]
+    first = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["order_id"] for r in rows] == ["1", "2", "3", "4", "5", "8"]  # row 6: bad amount; row 7: malformed
+    assert rows[0]["amount"] == 12.5
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""  # nothing read again, so no bad rows reported again
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == len(rows)  # resumed at the end
+    assert (tmp_path / "state" / "edges").is_dir()

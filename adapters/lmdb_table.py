@@ -1,0 +1,163 @@
+"""What durable edges keep in LMDB, byte for byte, and the transactions on it (a state
+directory outlives the process, and may outlive a version of Headrace: change the layout
+only with a way to read the old one).
+
+- Each edge is a named database `graph/edge_id`; graph and node names are `[a-z][a-z0-9_]*`,
+  so the store's own databases start with `#`.
+- Keys are 8-byte big-endian sequence numbers: key order is arrival order.
+- Values are the events in MessagePack (a map); an event MessagePack cannot hold (an
+  integer beyond 64 bits) is stored as a 0x00 byte then compact JSON. MessagePack is used for
+  speed: it encodes a small event 8x and decodes it 4x faster than JSON, which made the
+  encoding, not LMDB, the cost of a durable edge.
+- `#checkpoints` holds the positions of sources and the states of nodes saved with an
+  edge's commits, keyed by the JSON list `[graph, edge_id, owner]`.
+"""
+
+import json
+import struct
+from collections.abc import Iterable
+from itertools import islice
+from typing import Final
+
+import lmdb
+import msgpack
+
+from adapters.lmdb_store import FIX, DurableStorageError, LmdbStore
+from engine.node import Batch, Event
+
+Buffer = bytes | memoryview  # values and keys read with `buffers=True`
+
+CHECKPOINTS: Final = b"#checkpoints"
+_SEQ: Final = struct.Struct(">Q")
+pack_seq: Final = _SEQ.pack
+
+
+def unpack_seq(key: Buffer) -> int:
+    seq: int = _SEQ.unpack(key)[0]
+    return seq
+
+
+def database_name(graph: str, edge_id: str) -> bytes:
+    return f"{graph}/{edge_id}".encode()
+
+
+def checkpoint_key(graph: str, edge_id: str, owner: str) -> bytes:
+    return json.dumps([graph, edge_id, owner], separators=(",", ":")).encode()
+
+
+_PACKER: Final = msgpack.Packer(use_bin_type=True)
+_JSON: Final = b"\x00"  # a MessagePack map never starts with this byte
+
+
+def encode(event: Event) -> bytes:
+    """Raises TypeError or ValueError for what neither format can hold (RecursionError if deep)."""
+    try:
+        packed: bytes = _PACKER.pack(event)
+        return packed
+    except OverflowError:  # an integer beyond 64 bits: JSON holds any integer
+        _PACKER.reset()
+        return _JSON + json.dumps(event, separators=(",", ":")).encode()
+
+
+def decode(values: Iterable[Buffer]) -> Batch:
+    """Stored values back to events."""
+    unpack = msgpack.unpackb
+    return [json.loads(bytes(v[1:])) if v[:1] == _JSON else unpack(v, raw=False) for v in values]
+
+
+class EdgeTable:
+    """One edge's database, and the transactions the edge runs on it. Every method is one
+    transaction; writes return None when the store had no room (nothing was written)."""
+
+    def __init__(self, store: LmdbStore, graph: str, edge_id: str) -> None:
+        self.store = store
+        self.graph = graph
+        self.edge_id = edge_id
+        self.name = database_name(graph, edge_id)
+        self.db = store.database(self.name)
+        self.positions = store.database(CHECKPOINTS)
+
+    def scan(self, events: bool) -> tuple[int, int, int, list[tuple[int, Event]]]:
+        """(first key, next key, count, and every (key, event) when `events`)."""
+        db = self.db
+
+        def work(txn: lmdb.Transaction) -> tuple[int, int, int, list[tuple[int, Event]]]:
+            cursor = txn.cursor(db)
+            if not cursor.first():
+                return 0, 0, 0, []
+            first = unpack_seq(cursor.key())
+            stored = [(unpack_seq(k), self._decode([v])[0]) for k, v in cursor.iternext()] if events else []
+            cursor.last()
+            return first, unpack_seq(cursor.key()) + 1, int(txn.stat(db)["entries"]), stored
+
+        return self.store.read(work)
+
+    def read(self, start: int, count: int) -> tuple[Batch, list[int]]:
+        """`count` events from key `start` on, and their keys."""
+        db = self.db
+
+        def work(txn: lmdb.Transaction) -> tuple[Batch, list[int]]:
+            cursor = txn.cursor(db)
+            cursor.set_range(pack_seq(start))
+            items = list(islice(cursor.iternext(), count))
+            return self._decode([value for _, value in items]), [unpack_seq(key) for key, _ in items]
+
+        return self.store.read(work)
+
+    def get(self, seq: int) -> Event:
+        db = self.db
+        return self._decode([self.store.read(lambda txn: bytes(txn.get(pack_seq(seq), b"", db=db)))])[0]
+
+    def _decode(self, values: list[Buffer]) -> Batch:
+        try:
+            return decode(values)
+        except (ValueError, msgpack.UnpackException) as exc:  # LMDB checks its pages, not what is in them
+            raise DurableStorageError(f"durable edge storage {self.store.path}: '{self.name.decode()}' holds "
+                                      f"an event that cannot be read ({exc}): {FIX}") from None
+
+    def write(self, evict_from: int, evict: int, rewrites: dict[int, bytes], first: int, values: list[bytes],
+              saves: dict[str, str]) -> int | None:
+        """Delete `evict` events from key `evict_from` on, rewrite `rewrites`, append `values`
+        at keys `first`, ..., save checkpoints. Returns the first key after the deleted ones."""
+        db, positions = self.db, self.positions
+        saved = [(checkpoint_key(self.graph, self.edge_id, o), p.encode()) for o, p in saves.items()]
+
+        def work(txn: lmdb.Transaction) -> int:
+            cursor = txn.cursor(db)
+            after = evict_from
+            if evict:
+                cursor.set_range(pack_seq(evict_from))
+                for _ in range(evict):
+                    cursor.delete()  # and on to the next
+                key = cursor.key()
+                after = unpack_seq(key) if key else first
+            for seq, value in rewrites.items():
+                txn.put(pack_seq(seq), value, db=db)
+            if values:
+                cursor.putmulti(zip(map(pack_seq, range(first, first + len(values))), values), append=True)
+            for key, value in saved:
+                txn.put(key, value, db=positions)
+            return after
+
+        return self.store.write(work)
+
+    def erase(self, count: int, saves: dict[str, str]) -> bool:
+        """Delete the oldest `count` events and save checkpoints; False when out of room."""
+        db, positions = self.db, self.positions
+        saved = [(checkpoint_key(self.graph, self.edge_id, o), p.encode()) for o, p in saves.items()]
+
+        def work(txn: lmdb.Transaction) -> bool:
+            cursor = txn.cursor(db)
+            if count > 0 and cursor.first():
+                for _ in range(count):
+                    if not cursor.delete():
+                        break
+            for key, value in saved:
+                txn.put(key, value, db=positions)
+            return True
+
+        return self.store.write(work, freeing=True) is not None
+
+    def checkpoint(self, owner: str) -> str:
+        key, positions = checkpoint_key(self.graph, self.edge_id, owner), self.positions
+        return self.store.read(lambda txn: bytes(txn.get(key, b"", db=positions))).decode()
