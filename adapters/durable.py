@@ -24,3 +24,15 @@ def durable_factory(state_dir: Path) -> DurableFactory:
 
         return LmdbEdge(edge, LmdbStore(state_dir / "edges"), plan.name)
     return build
+
+
+def maintain() -> int:
+    """Clear LMDB reader slots left by crashed processes (a long-running `engine serve`
+    calls this with its periodic re-scan); nothing when no durable edge was ever opened."""
+    import sys
+
+    store = sys.modules.get("adapters.lmdb_store")
+    if store is None:
+        return 0
+    cleared: int = store.maintain_all()
+    return cleared

@@ -100,6 +100,13 @@ def _reason(exc: lmdb.Error) -> str:
     return text.split(": ", 1)[1] if ": " in text else text  # drop the path or call LMDB prefixes
 
 
+def maintain_all() -> int:
+    """`maintain` every environment this process has open; returns the reader slots cleared."""
+    with _OPEN_LOCK:
+        shared = list(_OPEN.values())
+    return sum(s.env.reader_check() for s in shared)
+
+
 class LmdbStore:
     def __init__(self, directory: Path, map_size: int = 64 * MiB, max_map_size: int = 8 * GiB,
                  sync: bool = True) -> None:

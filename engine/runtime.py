@@ -466,9 +466,12 @@ class Runtime:
     def held(self) -> int:
         """Events inside the graph right now: queued on edges, refused and waiting with
         their producer, or taken but not yet consumed (what a timed-out drain loses)."""
-        total = sum(edge.depth for edge in self.edges.values())
+        # A durable edge keeps what it holds for the next run: that is not lost.
+        total = sum(edge.depth for edge in self.edges.values() if edge.plan.storage == DEFAULT_STORAGE)
         for r in list(self.runners.values()) + list(self.segments):
-            total += len(r.pending) + sum(len(events) for _, events in r.backlog)
+            taken_from_memory = all(e.plan.storage == DEFAULT_STORAGE for e in r.inputs)
+            if taken_from_memory:  # taken from a durable edge and not acknowledged: it comes again
+                total += len(r.pending) + sum(len(events) for _, events in r.backlog)
         return total
 
     def progress(self) -> list[tuple[str, int, int]]:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from adapters.durable import durable_factory
 from adapters.serve.host import Host, ReloadResult
 from adapters.serve.server import Server
 from tests.runtime_support import test_registry
@@ -30,8 +31,9 @@ class Serving:
     """`async with Serving(dir) as s:` runs the server; `s.until(...)` waits for a state."""
 
     def __init__(self, directory: Path, drain_timeout_s: float = 5.0, debounce_ms: int = 50,
-                 rescan_interval_s: float = 30.0) -> None:
-        self.host = Host(test_registry(), drain_timeout_s)
+                 rescan_interval_s: float = 30.0, state_dir: Path | None = None) -> None:
+        durable = durable_factory(state_dir) if state_dir is not None else None
+        self.host = Host(test_registry(), drain_timeout_s, durable=durable)
         self.server = Server(directory, self.host, debounce_ms, rescan_interval_s)
         self.history: list[list[ReloadResult]] = []
         self.task: asyncio.Task[int] | None = None

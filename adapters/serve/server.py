@@ -16,6 +16,7 @@ from typing import Final
 
 import watchfiles
 
+from adapters.durable import maintain
 from adapters.serve.host import Host, ReloadResult
 from adapters.serve.scan import Snapshot, identity, scan
 
@@ -133,6 +134,9 @@ class Server:
         while not self.stopping.is_set():
             await self._sleep(self.rescan_interval_s)
             self.dirty.set()
+            cleared = maintain()
+            if cleared:
+                LOG.info(f"cleared {cleared} LMDB reader slots left by crashed processes")
 
     async def _sleep(self, seconds: float) -> None:
         try:
