@@ -17,12 +17,13 @@ def has_durable_edges(plan: GraphPlan) -> bool:
     return any(edge.storage != DEFAULT_STORAGE for edge in plan.edges)
 
 
-def durable_factory(state_dir: Path) -> DurableFactory:
+def durable_factory(state_dir: Path, max_mb: int = 8192) -> DurableFactory:
     def build(plan: GraphPlan, edge: EdgePlan) -> Edge:
         from adapters.lmdb_edge import LmdbEdge  # py-lmdb loads only for graphs that use it
-        from adapters.lmdb_store import LmdbStore
+        from adapters.lmdb_store import MiB, LmdbStore
 
-        return LmdbEdge(edge, LmdbStore(state_dir / "edges"), plan.name)
+        store = LmdbStore(state_dir / "edges", max_map_size=max_mb * MiB)
+        return LmdbEdge(edge, store, plan.name)
     return build
 
 

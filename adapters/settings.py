@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = "text"
     state_dir: Path = Path("state")
+    # The most disk the durable edges may use together; at the limit they apply their policy.
+    durable_max_mb: Annotated[int, Field(ge=1)] = 8192
     drain_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
     watch_debounce_ms: Annotated[int, Field(ge=0)] = 200
     rescan_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)  # load_settings() reads the file and the environment
 
-    @field_validator("drain_timeout_s", "watch_debounce_ms", "rescan_interval_s", mode="before")
+    @field_validator("drain_timeout_s", "watch_debounce_ms", "rescan_interval_s", "durable_max_mb", mode="before")
     @classmethod
     def _not_a_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):  # pydantic would take `true` as 1
@@ -117,6 +119,7 @@ RULES: Final[Mapping[str, str]] = {
     "log_level": "must be " + ", ".join(LOG_LEVELS[:-1]) + " or " + LOG_LEVELS[-1],
     "log_format": "must be " + " or ".join(LOG_FORMATS),
     "state_dir": "must be a directory path",
+    "durable_max_mb": "must be a whole number of megabytes, 1 or more",
     "drain_timeout_s": "must be a number above 0",
     "watch_debounce_ms": "must be a whole number, 0 or more",
     "rescan_interval_s": "must be a number above 0",

@@ -313,3 +313,25 @@ def test_a_swapped_graph_keeps_what_its_unchanged_durable_edge_holds(tmp_path):
     got = [e["n"] for e in events(out)]
     assert set(got) == set(range(20000))
     assert len(got) - 20000 <= 1024  # at most the batch in flight at the swap comes twice
+
+
+def test_a_corrupt_state_file_rejects_only_the_durable_graph(tmp_path):
+    graphs, out = tmp_path / "graphs", tmp_path / "plain.jsonl"
+    graphs.mkdir()
+    (tmp_path / "state" / "edges").mkdir(parents=True)
+    (tmp_path / "state" / "edges" / "data.mdb").write_bytes(b"this is not an LMDB file" * 1000)
+    (graphs / "plain.yaml").write_text(ticking_graph(out, "P"))
+    (graphs / "durable.yaml").write_text(
+        "version: 1\nnodes:\n  g: {type: generate, with: {count: 10, fields: {n: i}}}\n"
+        "  o: {type: \"null\", from: {node: g, storage: lmdb}}\n")
+
+    async def scenario():
+        async with Serving(graphs, state_dir=tmp_path / "state") as s:
+            assert s.results("durable.yaml") == [REJECTED] and s.running("durable.yaml") is None
+            problem = s.host.status["durable.yaml"].problems[0]
+            assert "state/edges" in problem and "move it aside" in problem
+            before = len(events(out))
+            await asyncio.sleep(0.2)
+            assert s.running("plain.yaml").state == "running" and len(events(out)) > before
+
+    asyncio.run(scenario())

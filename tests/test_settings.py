@@ -18,7 +18,7 @@ from adapters.settings import (
 from tests.conftest import ROOT
 
 DEFAULTS = {
-    "log_level": "info", "log_format": "text", "state_dir": "state", "drain_timeout_s": 10.0,
+    "log_level": "info", "log_format": "text", "state_dir": "state", "durable_max_mb": 8192, "drain_timeout_s": 10.0,
     "watch_debounce_ms": 200, "rescan_interval_s": 5.0, "control_address": "127.0.0.1:50051",
     "control_token": None, "control_tls_cert": None, "control_tls_key": None, "control_client_ca": None,
     "audit_log": None, "metrics_address": None,
@@ -205,6 +205,7 @@ TEXT_DEFAULTS = """\
 log_level = "info"
 log_format = "text"
 state_dir = "state"
+durable_max_mb = 8192
 drain_timeout_s = 10.0
 watch_debounce_ms = 200
 rescan_interval_s = 5.0

@@ -82,7 +82,8 @@ def cmd_run(file: str, stats_file: str | None) -> int:
     try:
         durable = None
         if has_durable_edges(plan):
-            durable = durable_factory(load_settings().state_dir)
+            settings = load_settings()
+            durable = durable_factory(settings.state_dir, settings.durable_max_mb)
         runtime = Runtime(plan, registry, durable=durable)
     except SettingsError as exc:
         for line in str(exc).splitlines():

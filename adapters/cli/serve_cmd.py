@@ -20,7 +20,7 @@ LOG = logging.getLogger("headrace")
 
 
 async def _serve(directory: Path, settings: Settings) -> int:
-    host = Host(default_registry(), settings.drain_timeout_s, durable=durable_factory(settings.state_dir))
+    host = Host(default_registry(), settings.drain_timeout_s, durable=durable_factory(settings.state_dir, settings.durable_max_mb))
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
     token = settings.control_token.get_secret_value() if settings.control_token is not None else None
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,
