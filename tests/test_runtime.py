@@ -111,7 +111,7 @@ def test_fan_in_reads_every_input_and_ends_when_all_are_done():
 
 def test_dedupe_drops_repeated_keys_and_its_state_round_trips():
     from engine.dedupe import Dedupe
-    from engine.node import Clock, NodeContext
+    from engine.node import Clock, Failures, NodeContext
     from engine.plan import ErrorPolicy
 
     def node(window: int = 3) -> Dedupe:
@@ -122,11 +122,11 @@ def test_dedupe_drops_repeated_keys_and_its_state_round_trips():
     outs: list = [[]]
     events = [{"id": 1, "k": True}, {"id": 1, "k": 1}, {"id": 1, "k": True}, {"id": [2], "k": None},
               {"id": 3}, {"id": 4}, {"id": 1, "k": True}]
-    assert first.process(events, outs, None) == 7  # type: ignore[arg-type]
+    assert first.process(events, outs, Failures()) == 7
     # true is not 1; lists are keys; only the last 3 keys are remembered, so id 1 passes again
     assert outs[0] == [events[0], events[1], events[3], events[4], events[5], events[6]]
     second = node()
     second.restore(first.state())
     again: list = [[]]
-    second.process([{"id": 4}, {"id": 1, "k": True}, {"id": 5}], again, None)  # type: ignore[arg-type]
+    second.process([{"id": 4}, {"id": 1, "k": True}, {"id": 5}], again, Failures())
     assert again[0] == [{"id": 5}]
