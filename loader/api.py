@@ -2,7 +2,7 @@
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final, Mapping
 
@@ -11,12 +11,13 @@ from engine.plan import GraphPlan
 from engine.spec import SpecRegistry
 from loader.check_schema import schema_problems
 from loader.compile import compile_graph
-from loader.document import Document
+from loader.document import Document, KeyPath
 from loader.interpolate import interpolate
 from loader.problems import ERROR, Problem, has_errors
 from loader.read_toml import read_toml
 from loader.read_yaml import read_yaml
-from loader.schema_gen import SUPPORTED_VERSIONS
+from loader.migrate import as_written, upgrade_document
+from loader.schema_gen import CURRENT_VERSION, SUPPORTED_VERSIONS
 from loader.semantic import UNREAD_OUTPUT, check_graph
 
 GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".toml")
@@ -32,6 +33,9 @@ class LoadResult:
     name_line: int = 1
     name_column: int = 1
     problems: list[Problem] = field(default_factory=list)
+    migrated_from: int = 0  # the version the file declares, when it was upgraded in memory
+    version_line: int = 1
+    version_column: int = 1
 
     @property
     def ok(self) -> bool:
@@ -85,12 +89,12 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
     if version is None:
         result.problems.append(_problem(doc, "HR010", "missing `version`",
-                                        f"add `version: 1` at the top (this engine understands: {supported})"))
+                                        f"add `version: {CURRENT_VERSION}` at the top (this engine understands: {supported})"))
         return _finish(result)
     if version < 0:
         declared = data["version"]
         hint = f"this engine understands version {supported}; a newer file needs a newer engine"
-        spelled = "version = 1" if doc.format == "toml" else "version: 1"
+        spelled = f"version = {CURRENT_VERSION}" if doc.format == "toml" else f"version: {CURRENT_VERSION}"
         if isinstance(declared, str) and declared.strip().isdigit():
             hint = f"write the version as a number, without quotes: {spelled}"
         elif isinstance(declared, float) and declared.is_integer():
@@ -101,11 +105,20 @@ def load_text(file: str, text: str, registry: SpecRegistry,
         result.problems.append(_problem(doc, "HR011", f"unsupported version {shown}", hint, key="version"))
         return _finish(result)
     result.problems.extend(schema_problems(doc, registry, version))
+    pos = doc.locate(("version",), at_key=True)
+    result.version_line, result.version_column = pos.line, pos.column
+    moves: list[tuple[KeyPath, KeyPath]] = []
+    if version < CURRENT_VERSION and not has_errors(result.problems):
+        warnings, moves = upgrade_document(doc)
+        result.problems.extend(warnings)
+        result.migrated_from, version = version, CURRENT_VERSION
     if not isinstance(name, str) and not _NAME.match(result.name):
         result.problems.append(_problem(
             doc, "HR030", f"the graph name '{result.name}' (taken from the file name) is not a valid name",
             "add `name:` with lower case letters, digits and '_', or rename the file"))
     checked, problems = check_graph(doc, registry, result.name, version)
+    if moves:  # name the paths as the user wrote them
+        problems = [replace(p, path=as_written(p.path, moves)) for p in problems]
     result.problems.extend(problems)
     if has_errors(result.problems):
         # An unread-output warning is noise while a broken `from:` may be the cause.

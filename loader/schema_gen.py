@@ -13,13 +13,15 @@ from engine.plan import (
 )
 from engine.spec import DURATION, SpecRegistry
 
-CURRENT_VERSION: Final = 1
-SUPPORTED_VERSIONS: Final = (1,)
+CURRENT_VERSION: Final = 2
+SUPPORTED_VERSIONS: Final = (1, 2)
 MAX_CAPACITY: Final = 16_777_216
 PORT_REF_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 
 
-def _edge_options() -> dict[str, dict[str, object]]:
+def _edge_options(version: int = CURRENT_VERSION) -> dict[str, dict[str, object]]:
+    if version >= 2:
+        return _edge_options_v2()
     return {
         "capacity": {"type": "integer", "minimum": 1, "maximum": MAX_CAPACITY, "default": DEFAULT_CAPACITY,
                      "description": "How many events the edge holds before its policy applies."},
@@ -37,9 +39,26 @@ def _edge_options() -> dict[str, dict[str, object]]:
     }
 
 
-def _defs(registry: SpecRegistry) -> dict[str, object]:
+def _edge_options_v2() -> dict[str, dict[str, object]]:
+    v1 = _edge_options(1)
+    policies = ["keep_latest" if p == "latest" else p for p in EDGE_POLICIES]
+    return {
+        "capacity": v1["capacity"],
+        "policy": {"enum": policies, "default": DEFAULT_POLICY,
+                   "description": "What happens when the edge is full: block the producer, drop the "
+                                  "newest or oldest event, keep only the latest, or coalesce by key."},
+        "key": v1["key"],
+        "merge": v1["merge"],
+        "durable": {"type": "boolean", "default": False,
+                    "description": "Keep the edge's events on disk until their consumer has handed them "
+                                   "on: they survive a crash or restart."},
+    }
+
+
+def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, object]:
+    edge_reference = ({"edge": {"$ref": "#/$defs/edge_options"}} if version >= 2 else _edge_options(version))
     defs: dict[str, object] = {
-        "edge_options": {"type": "object", "properties": _edge_options(), "additionalProperties": False},
+        "edge_options": {"type": "object", "properties": _edge_options(version), "additionalProperties": False},
         "port_ref": {"type": "string", "pattern": PORT_REF_PATTERN,
                      "description": "A node name, or `node.port` for a named output port."},
         "input_mapping": {
@@ -47,7 +66,7 @@ def _defs(registry: SpecRegistry) -> dict[str, object]:
             "properties": {
                 "node": {"type": "string", "pattern": NAME_PATTERN, "description": "The upstream node."},
                 "port": {"type": "string", "pattern": NAME_PATTERN, "description": "Its output port.", "default": "out"},
-                **_edge_options(),
+                **edge_reference,
             },
             "required": ["node"],
             "additionalProperties": False,
@@ -127,5 +146,5 @@ def graph_schema(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict
         },
         "required": ["version", "nodes"],
         "additionalProperties": False,
-        "$defs": _defs(registry),
+        "$defs": _defs(registry, version),
     }

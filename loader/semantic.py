@@ -19,6 +19,17 @@ from loader.problems import ERROR, WARNING, Problem, format_path
 from loader.schema_gen import PORT_REF_PATTERN
 
 _EDGE_KEYS = ("capacity", "policy", "key", "merge", "storage")
+_EDGE_KEYS_V2 = ("durable",)
+
+
+def _internal(options: dict[str, object]) -> dict[str, object]:
+    """Edge options in the plan's terms, whichever format version wrote them."""
+    out = dict(options)
+    if out.pop("durable", False) is True:
+        out["storage"] = "lmdb"
+    if out.get("policy") == "keep_latest":
+        out["policy"] = "latest"
+    return out
 UNREAD_OUTPUT = "HR070"
 _PORT_REF = re.compile(PORT_REF_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
@@ -57,8 +68,9 @@ def _dead_letters(on_error: object) -> bool:
 
 
 class _Checker:
-    def __init__(self, doc: Document, registry: SpecRegistry, declared: set[str]) -> None:
+    def __init__(self, doc: Document, registry: SpecRegistry, declared: set[str], version: int = 1) -> None:
         self.doc = doc
+        self.version = version  # of the document as checked (an old file is upgraded first)
         self.registry = registry
         self.problems: list[Problem] = []
         # Every node name in the file, including nodes whose own definition is broken.
@@ -155,7 +167,8 @@ class _Checker:
             if not isinstance(port_value, str):
                 return None  # the schema reported its type already
             upstream, port = entry["node"], port_value
-            options.update({k: entry[k] for k in _EDGE_KEYS if k in entry})
+            written = self.written_options(entry)
+            options.update({k: written[k] for k in _EDGE_KEYS_V2 + _EDGE_KEYS if k in written})
         else:
             return None
         target = nodes.get(upstream)
@@ -177,21 +190,34 @@ class _Checker:
             self.add("HR033", path, f"'{upstream}' has no output port '{port}'", hint)
             return None
         self.edge_options(path, options, entry)
-        return CheckedInput(upstream, port, options, path)
+        return CheckedInput(upstream, port, _internal(options), path)
+
+    def written_options(self, entry: dict[str, object]) -> dict[str, object]:
+        """Version 2 groups an input's edge options in `edge:`; version 1 mixed them in."""
+        if self.version >= 2:
+            block = entry.get("edge")
+            return block if isinstance(block, dict) else {}
+        return entry
 
     def edge_options(self, path: KeyPath, options: dict[str, object], entry: object) -> None:
         policy = options.get("policy", DEFAULT_POLICY)
+        written = self.written_options(entry) if isinstance(entry, dict) else {}
+        block = path + ("edge",) if self.version >= 2 else path
         if isinstance(entry, dict):
-            where = path + ("policy",) if "policy" in entry else path
+            where = block + ("policy",) if "policy" in written else path
         else:
             where = ("defaults", "edge", "policy")
+        if policy == "keep_latest" and "capacity" in options:
+            at = block + ("capacity",) if "capacity" in written else ("defaults", "edge", "capacity")
+            self.add("HR037", at, "'capacity' has no effect with policy 'keep_latest' (it keeps one event)",
+                     "remove `capacity`, or use `policy: drop_oldest` to keep the newest N events", at_key=True)
         if policy == "coalesce" and "key" not in options:
             self.add("HR037", where, "policy 'coalesce' needs a 'key'",
                      "add `key: <field>` naming the field that identifies events to merge")
         elif policy != "coalesce":
             for key in ("key", "merge"):
                 if key in options:
-                    key_path = path + (key,) if isinstance(entry, dict) and key in entry else ("defaults", "edge", key)
+                    key_path = block + (key,) if isinstance(entry, dict) and key in written else ("defaults", "edge", key)
                     self.add("HR037", key_path, f"'{key}' applies only to policy 'coalesce' (policy is '{policy}')",
                              f"remove '{key}', or set policy: coalesce", at_key=True)
 
@@ -237,7 +263,7 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     defaults_block = data.get("defaults")
     edge_defaults = defaults_block.get("edge") if isinstance(defaults_block, dict) else None
     defaults = dict(edge_defaults) if isinstance(edge_defaults, dict) else {}
-    checker = _Checker(doc, registry, {str(n) for n in raw_nodes})
+    checker = _Checker(doc, registry, {str(n) for n in raw_nodes}, version)
     nodes = checker.nodes(raw_nodes)
     checker.inputs(raw_nodes, nodes, defaults)
     checker.cycles(nodes)

@@ -138,10 +138,12 @@ def test_route_ports_become_edge_ids(cli):
     assert json.loads(out)["nodes"]["by_severity"]["outputs"] == ["critical", "warning", "unmatched"]
 
 
-def test_schema_command_matches_committed_file(cli):
+def test_schema_command_matches_committed_files(cli):
     code, out, _ = cli("schema")
     assert code == 0
-    assert out == (ROOT / "schema/graph.v1.json").read_text()
+    assert out == (ROOT / "schema/graph.v2.json").read_text()  # the current version by default
+    code, out, _ = cli("schema", "--version", "1")
+    assert code == 0 and out == (ROOT / "schema/graph.v1.json").read_text()
 
 
 def test_schema_unknown_version(cli):

@@ -31,8 +31,8 @@ def test_example_is_valid_without_warnings(path, registry):
 @pytest.mark.parametrize("path", YAML_EXAMPLES, ids=lambda p: p.name)
 def test_yaml_example_has_schema_comment(path):
     first = path.read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../schema/graph.v1.json"
-    assert (path.parent / "../schema/graph.v1.json").resolve().is_file()
+    assert first == "# yaml-language-server: $schema=../schema/graph.v2.json"
+    assert (path.parent / "../schema/graph.v2.json").resolve().is_file()
 
 
 def test_toml_twin_gives_byte_identical_plan(registry):

@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH", help="graph files or directories of them")
     validate.add_argument("--format", choices=("text", "json", "github"), default="text",
                           help="text (default), json (an array of problems), github (workflow annotations)")
+    validate.add_argument("--deprecations", choices=("warn", "error"), default="warn",
+                          help="an older format version: a warning (default), or an error (exit 1) for CI")
 
     plan = commands.add_parser("plan", help="print the compiled plan of one graph file as canonical JSON")
     plan.add_argument("file", metavar="FILE")
@@ -80,9 +82,20 @@ def _collect(paths: Sequence[str]) -> tuple[list[LoadResult], list[str]]:
     return results, missing
 
 
-def cmd_validate(paths: Sequence[str], fmt: str) -> int:
+def _deprecation(result: LoadResult, severity: str) -> Problem:
+    return Problem("HR081", severity, result.file, result.version_line, result.version_column, "version",
+                   f"format version {result.migrated_from} is deprecated (this engine upgrades it in memory)",
+                   f"run `engine migrate {result.file}` to rewrite it as version {CURRENT_VERSION}, comments kept")
+
+
+def cmd_validate(paths: Sequence[str], fmt: str, deprecations: str = "warn") -> int:
     results, missing = _collect(paths)
-    problems: list[Problem] = [p for r in results for p in r.problems]
+    problems: list[Problem] = []
+    for r in results:
+        problems += r.problems
+        # Said of files that are otherwise valid: a broken file has more pressing problems.
+        if r.migrated_from and not has_errors(r.problems):
+            problems.append(_deprecation(r, "error" if deprecations == "error" else "warning"))
     if fmt == "json":
         sys.stdout.write(render_json(problems))
     elif fmt == "github":
@@ -117,7 +130,7 @@ def cmd_schema(version: int) -> int:
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
-        return cmd_validate(args.paths, args.format)
+        return cmd_validate(args.paths, args.format, args.deprecations)
     if args.command == "plan":
         return cmd_plan(args.file)
     if args.command == "run":

@@ -1,0 +1,92 @@
+"""Format version 2, and version-1 files upgraded in memory: same plans, same lines."""
+
+import asyncio
+
+from adapters.cli.registry import default_registry
+from adapters.serve.host import APPLIED, UNCHANGED
+from loader.api import load_text
+from tests.serve_support import Serving, events, ticking_graph, write_atomically
+
+V1 = """version: 1
+defaults:
+  edge: {storage: lmdb}
+nodes:
+  g: {type: generate, with: {count: 3, fields: {n: i}}}
+  m:
+    type: map
+    from: {node: g, policy: latest}
+    with: {set: {x: n}}
+  o:
+    type: "null"
+    from:
+      - {node: m, policy: drop_oldest, capacity: 4, storage: memory}
+"""
+V2 = """version: 2
+defaults:
+  edge: {durable: true}
+nodes:
+  g: {type: generate, with: {count: 3, fields: {n: i}}}
+  m:
+    type: map
+    from: {node: g, edge: {policy: keep_latest}}
+    with: {set: {x: n}}
+  o:
+    type: "null"
+    from:
+      - {node: m, edge: {policy: drop_oldest, capacity: 4, durable: false}}
+"""
+
+
+def load(text: str):  # type: ignore[no-untyped-def]
+    return load_text("g.yaml", text, default_registry())
+
+
+def test_a_version_1_file_and_its_version_2_twin_compile_to_the_same_plan():
+    old, new = load(V1), load(V2)
+    assert old.problems == [] and new.problems == []
+    assert old.migrated_from == 1 and new.migrated_from == 0
+    assert old.plan is not None and new.plan is not None
+    assert old.plan.to_json() == new.plan.to_json()
+    edges = {e.id: (e.policy, e.storage, e.capacity) for e in new.plan.edges}
+    assert edges == {"g->m": ("latest", "lmdb", 1024), "m->o": ("drop_oldest", "memory", 4)}
+
+
+def test_problems_in_an_upgraded_file_name_the_lines_and_paths_as_written():
+    broken = V1.replace("capacity: 4, storage: memory", "capacity: 4, key: n")
+    result = load(broken)
+    [problem] = result.problems
+    assert (problem.code, problem.line, problem.path) == ("HR037", 13, "nodes.o.from[0].key")
+
+
+def test_a_latest_edge_with_a_capacity_runs_as_before_with_a_decision_warning():
+    result = load(V1.replace("policy: latest}", "policy: latest, capacity: 9}"))
+    [warning] = result.problems
+    assert (warning.code, warning.severity, warning.line) == ("HR080", "warning", 8)
+    assert "decide: remove `capacity`" in warning.message
+    assert result.plan is not None and result.plan.edges[0].capacity == 1024  # `latest` ignored it in v1 too
+
+
+def test_version_2_refuses_a_capacity_on_keep_latest():
+    result = load(V2.replace("edge: {policy: keep_latest}", "edge: {policy: keep_latest, capacity: 9}"))
+    assert [(p.code, p.line) for p in result.problems] == [("HR037", 8)]
+
+
+def test_serve_runs_mixed_versions_and_a_migrated_file_is_an_unchanged_reload(tmp_path):
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    old = ticking_graph(tmp_path / "a.jsonl", "A").replace("from: ticks", "from: {node: ticks, capacity: 64}")
+    (graphs / "old.yaml").write_text(old)
+    (graphs / "new.yaml").write_text(ticking_graph(tmp_path / "b.jsonl", "B").replace("version: 1", "version: 2"))
+
+    async def scenario():
+        async with Serving(graphs) as s:
+            assert s.results("old.yaml") == [APPLIED] and s.results("new.yaml") == [APPLIED]
+            running = s.running("old.yaml")
+            migrated = old.replace("version: 1", "version: 2").replace(
+                "from: {node: ticks, capacity: 64}", "from: {node: ticks, edge: {capacity: 64}}")
+            write_atomically(graphs / "old.yaml", migrated)
+            await s.until(lambda: len(s.results("old.yaml")) == 2)
+            assert s.results("old.yaml") == [APPLIED, UNCHANGED] and s.running("old.yaml") is running
+            await s.until(lambda: events(tmp_path / "b.jsonl"))
+
+    asyncio.run(scenario())
