@@ -90,3 +90,23 @@ def test_serve_runs_mixed_versions_and_a_migrated_file_is_an_unchanged_reload(tm
             await s.until(lambda: events(tmp_path / "b.jsonl"))
 
     asyncio.run(scenario())
+
+
+def test_the_version_1_corpus_compiles_to_the_plans_of_its_version_2_twins():
+    """tests/graphs/v1 holds the shipped graphs as they were written in format 1."""
+    from pathlib import Path
+
+    from loader.api import load_file
+    from tests.conftest import ROOT
+
+    registry = default_registry()
+    corpus = sorted((ROOT / "tests/graphs/v1").iterdir())
+    assert len(corpus) == 7
+    for old_path in corpus:
+        twin = ROOT / "graphs" / ("toml/" if old_path.suffix == ".toml" else "") / old_path.name
+        env = {"ORDERS": "10"}
+        old, new = load_file(old_path, registry, env), load_file(Path(twin), registry, env)
+        assert old.migrated_from == 1 and new.migrated_from == 0, old_path.name
+        assert [p.code for p in old.problems] == [p.code for p in new.problems], old_path.name
+        assert old.plan is not None and new.plan is not None, old_path.name
+        assert old.plan.content_hash() == new.plan.content_hash(), old_path.name
