@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from adapters.cli import audit_cmd, config_cmd, ctl, state_cmd
+from adapters.cli import audit_cmd, config_cmd, ctl, migrate_cmd, state_cmd
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     config_cmd.add_parser(commands)
     audit_cmd.add_parser(commands)
     state_cmd.add_parser(commands)
+    migrate_cmd.add_parser(commands)
     ctl.add_parser(commands)
     return parser
 
@@ -145,6 +146,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return audit_cmd.cmd_audit(args)
     if args.command == "state":
         return state_cmd.cmd_state(args)
+    if args.command == "migrate":
+        return migrate_cmd.cmd_migrate(args)
     if args.command == "ctl":
         return ctl.cmd_ctl(args)
     return cmd_schema(args.schema_version)
