@@ -207,7 +207,10 @@ class _Checker:
             where = block + ("policy",) if "policy" in written else path
         else:
             where = ("defaults", "edge", "policy")
-        if policy == "keep_latest" and "capacity" in options:
+        # A capacity beside keep_latest in the same block was surely meant; one inherited from
+        # defaults.edge, for every edge, was not (keep_latest simply keeps one event there).
+        same_block = "capacity" in written if "policy" in written else "policy" not in written and "capacity" not in written
+        if policy == "keep_latest" and "capacity" in options and same_block:
             at = block + ("capacity",) if "capacity" in written else ("defaults", "edge", "capacity")
             self.add("HR037", at, "'capacity' has no effect with policy 'keep_latest' (it keeps one event)",
                      "remove `capacity`, or use `policy: drop_oldest` to keep the newest N events", at_key=True)
