@@ -92,3 +92,16 @@ def test_follow_reads_appended_lines_until_stopped(tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert [e["line"] for e in lines(out)] == ["first", "second", "third", "after truncation"]
+
+
+def test_a_plain_graph_loads_none_of_the_service_libraries(tmp_path):
+    """`engine run` of a graph without durable or HTTP nodes stays lean: start-up time and
+    memory are what the peer benchmark measures."""
+    (tmp_path / "g.yaml").write_text("version: 2\nnodes:\n  g: {type: generate, with: {count: 2, fields: {n: i}}}\n"
+                                     "  o: {type: \"null\", from: g}\n")
+    script = ("import sys\nfrom adapters.cli.main import run\nassert run(['run', 'g.yaml']) == 0\n"
+              "print(sorted(m for m in ('pydantic', 'grpc', 'lmdb', 'aiohttp', 'watchfiles') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

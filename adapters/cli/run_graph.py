@@ -10,9 +10,9 @@ from pathlib import Path
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry
-from adapters.durable import durable_factory, has_durable_edges
-from adapters.settings import SettingsError, load_settings
+from adapters.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
+from engine.plan import GraphPlan
 from engine.runtime import Runtime
 
 
@@ -73,6 +73,16 @@ def _write_stats(path: str, runtime: Runtime) -> str:
     return ""
 
 
+def _durable(plan: GraphPlan) -> DurableFactory:
+    from adapters.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise ValueError(str(exc)) from None
+    return durable_factory(settings.state_dir, settings.durable_max_mb)
+
+
 def cmd_run(file: str, stats_file: str | None) -> int:
     registry = default_registry()
     plan, code = load_plan(file, registry)
@@ -80,12 +90,9 @@ def cmd_run(file: str, stats_file: str | None) -> int:
         return code
     _log_to_stderr()
     try:
-        durable = None
-        if has_durable_edges(plan):
-            settings = load_settings()
-            durable = durable_factory(settings.state_dir, settings.durable_max_mb)
+        durable = _durable(plan) if has_durable_edges(plan) else None
         runtime = Runtime(plan, registry, durable=durable)
-    except SettingsError as exc:
+    except ValueError as exc:  # the settings (pydantic loads only for graphs with durable edges)
         for line in str(exc).splitlines():
             print(f"engine: error: {line}", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
-from adapters.settings import SettingsError, load_settings
 
 
 def add_parser(commands: Any) -> None:
@@ -26,6 +25,8 @@ def add_parser(commands: Any) -> None:
 
 
 def _edges_dir() -> Path:
+    from adapters.settings import load_settings  # pydantic loads only for this command
+
     return load_settings().state_dir / "edges"
 
 
@@ -58,6 +59,8 @@ def _declared(directory: Path) -> set[tuple[str, str]] | None:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
+    from adapters.settings import SettingsError
+
     try:
         edges_dir = _edges_dir()
     except SettingsError as exc:
