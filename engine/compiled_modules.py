@@ -19,6 +19,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "engine.aggregate",
     "engine.builtin_specs",
     "engine.compile_expr",
+    "engine.controls",
     "engine.dedupe",
     "engine.durations",
     "engine.edges",

@@ -16,8 +16,9 @@ import asyncio
 from typing import Awaitable, Callable, Final
 
 from engine.edges import Edge
-from engine.fused import Segment, build_segments
-from engine.node import INFINITY, AsyncSink, AsyncSource, Batch, Clock, NodeContext, NodeFailure, Source, Transform
+from engine.controls import Controls
+from engine.fused import build_segments
+from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
 from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan
 from engine.runner import ASYNC_SINK, ASYNC_SOURCE, SOURCE, TRANSFORM, NodeRunner
 from engine.wakeup import Wakeup
@@ -60,8 +61,8 @@ class Runtime:
         self.segments = build_segments(plan, self.runners, self.edges, self.clock) if fuse else []
         self.order = self._schedule_order()
         self.signal = Wakeup()
-        self.paused_graph = False  # the control plane paused the whole graph
-        self.paused_nodes: set[str] = set()  # ... or these nodes
+        # Pause, resume and taps, for the control plane (engine/controls.py).
+        self.controls = Controls(self.edges, self.segments, self.signal)
         self.stopping = False
         self.failure = ""
         self.started_at = 0.0
@@ -109,72 +110,8 @@ class Runtime:
         """Graceful stop: sources stop reading; everything already emitted drains (a stop
         resumes whatever was paused, or the drain could never finish)."""
         self.stopping = True
-        self.paused_graph = False
-        self.paused_nodes.clear()
+        self.controls.clear()
         self.signal.notify()
-
-    def pause(self, node: str = "") -> bool:
-        """Pause the graph, or one node; True when that changed anything. A paused node
-        neither takes nor emits events: whatever feeds it backs up on its edges."""
-        if not node:
-            changed = not self.paused_graph
-            self.paused_graph = True
-        else:
-            changed = node not in self.paused_nodes
-            self.paused_nodes.add(node)
-        return changed
-
-    def resume(self, node: str = "") -> bool:
-        if not node:
-            changed = self.paused_graph
-            self.paused_graph = False
-        else:
-            changed = node in self.paused_nodes
-            self.paused_nodes.discard(node)
-        self.signal.notify()
-        return changed
-
-    def is_paused(self, r: NodeRunner) -> bool:
-        if self.paused_graph:
-            return True
-        if not self.paused_nodes:
-            return False
-        for name in r.members:
-            if name in self.paused_nodes:
-                return True
-        return False
-
-    def node_paused(self, name: str) -> bool:
-        return self.paused_graph or name in self.paused_nodes
-
-    def tap(self, edge_id: str, observe: Callable[[Batch], None]) -> None:
-        """Show `observe` every batch delivered on an edge (one event at a time inside a
-        fused chain); `untap` stops it."""
-        located = self._fused_link(edge_id)
-        if located is None:
-            self.edges[edge_id].taps.append(observe)
-            return
-        segment, link = located
-        segment.set_taps(link, segment.taps.get(link, []) + [observe])
-
-    def untap(self, edge_id: str, observe: Callable[[Batch], None]) -> None:
-        located = self._fused_link(edge_id)
-        if located is None:
-            taps = self.edges[edge_id].taps
-            if observe in taps:
-                taps.remove(observe)
-            return
-        segment, link = located
-        segment.set_taps(link, [o for o in segment.taps.get(link, []) if o != observe])
-
-    def _fused_link(self, edge_id: str) -> tuple[Segment, int] | None:
-        edge = self.edges[edge_id]
-        for runner in self.segments:
-            links = runner.segment.links
-            for index in range(len(links)):
-                if links[index] is edge:
-                    return runner.segment, index
-        return None
 
     def fail(self, message: str) -> None:
         if not self.failure:
@@ -304,7 +241,7 @@ class Runtime:
         whoever frees it to notify, or the loop would spin."""
         soonest = INFINITY
         for r in self.order:
-            if r.finished or self.is_paused(r):
+            if r.finished or self.controls.is_paused(r):
                 continue
             deadlines = [r.errors.retry_at] if r.errors.retry_at > 0 else []
             impl = r.impl
@@ -322,7 +259,7 @@ class Runtime:
         now = self.clock.now()
         budget = self.budget
         for r in self.order:
-            if r.finished or self.is_paused(r):
+            if r.finished or self.controls.is_paused(r):
                 continue
             if r.backlog:
                 progressed = r.flush_backlog() or progressed
@@ -391,7 +328,7 @@ class Runtime:
         assert isinstance(source, AsyncSource)
         try:
             while not self.stopping and not self.failure:
-                if self.is_paused(r):
+                if self.controls.is_paused(r):
                     await self.signal.wait(INFINITY)
                     continue
                 outs = r.new_outs()
@@ -427,7 +364,7 @@ class Runtime:
         sink.failures = r.errors
         try:
             while not self.failure:
-                if self.is_paused(r):
+                if self.controls.is_paused(r):
                     await self.signal.wait(INFINITY)
                     continue
                 batch = r.take_input(self.budget)

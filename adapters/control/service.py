@@ -69,7 +69,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
         status = self.host.status.get(file)
         running = self.host.graphs.get(file)
         state = running.state if running is not None else REJECTED_STATE
-        if running is not None and state == "running" and running.runtime.paused_graph:
+        if running is not None and state == "running" and running.runtime.controls.paused_graph:
             state = PAUSED
         return pb.GraphSummary(
             name=running.name if running is not None else (status.graph if status else ""),
@@ -97,7 +97,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
         for node in running.plan.nodes:
             counters = nodes_stats[node.name]
             runner = runtime.runners[node.name]
-            state = PAUSED if runtime.node_paused(node.name) else "finished" if runner.finished else "running"
+            state = PAUSED if runtime.controls.node_paused(node.name) else "finished" if runner.finished else "running"
             nodes.append(pb.NodeState(name=node.name, type=node.type, state=state, inputs=list(node.inputs),
                                       events_in=counters["in"], events_out=counters["out"],
                                       errors=counters["errors"]))
@@ -121,7 +121,8 @@ class ControlService(control_pb2_grpc.ControlServicer):
             self._audit(context, method, target, "not found")
             await context.abort(grpc.StatusCode.NOT_FOUND, f"graph '{running.name}' has no node '{request.node}'")
         runtime = running.runtime
-        changed = runtime.pause(request.node) if pause else runtime.resume(request.node)
+        controls = runtime.controls
+        changed = controls.pause(request.node) if pause else controls.resume(request.node)
         self._audit(context, method, target, "ok" if changed else "unchanged")
         self.host.publish("state", running.file, running.name, f"{target}: {'paused' if pause else 'resumed'}",
                           {"graph": running.name, "node": request.node, "paused": pause})

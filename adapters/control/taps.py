@@ -32,7 +32,7 @@ class TapStream:
         self.next_at = 0.0
         self.secrets = running.plan.secret_fields
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
-        running.runtime.tap(edge, self.observe)
+        running.runtime.controls.tap(edge, self.observe)
 
     def observe(self, events: Batch) -> None:
         now = time.monotonic()
@@ -51,4 +51,4 @@ class TapStream:
                 continue
 
     def close(self) -> None:
-        self.running.runtime.untap(self.edge, self.observe)
+        self.running.runtime.controls.untap(self.edge, self.observe)
