@@ -131,9 +131,13 @@ class Segment:
 
     # -- around each batch -------------------------------------------------------------
 
+    def point_views(self, outs: list[Batch]) -> None:
+        """Each member's own ports, as this call's segment output lists."""
+        self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
+
     def begin(self, outs: list[Batch]) -> list[int]:
         """Point the members' failure outputs at this batch's lists; the error counts now."""
-        self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
+        self.point_views(outs)
         self.slow = 0  # events the aggregate handled with its own code in this batch
         return [r.errors.count for r in self.runners]
 
@@ -169,7 +173,7 @@ class Segment:
 
     def flush_tail(self, outs: list[Batch]) -> None:
         """End of input: the last member emits what it holds (an aggregate's totals)."""
-        self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
+        self.point_views(outs)
         tail = self.runners[-1]
         impl = tail.impl
         if isinstance(impl, Transform):

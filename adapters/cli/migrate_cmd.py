@@ -11,15 +11,13 @@ ignores) and `os.replace`, so a watcher sees the old file or the new one, never 
 import argparse
 import copy
 import difflib
-import os
 import re
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from adapters.atomic_file import replace_file
 from adapters.cli.migrate_common import Rewritten, RewriteError
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from loader.api import GRAPH_SUFFIXES, graph_files, read_graph_text
@@ -136,37 +134,13 @@ def _spelled_like(original: str, new: str) -> str:
 
 
 def write_atomic(path: Path, data: bytes, expected: bytes) -> None:
-    """Replace the file's content by `data` in one step, keeping its permission bits; refuses
+    """Replace the file's content by `data` in one step (adapters/atomic_file.py); refuses
     (`_ChangedMeanwhile`) when the file no longer holds `expected`."""
-    real = path.resolve()  # a symbolic link (a ConfigMap's) stays one; its target is rewritten
-    mode = stat.S_IMODE(real.stat().st_mode)
-    # The name starts with '.': `engine serve` and `engine validate DIR` skip it.
-    fd, temporary = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".migrating", dir=real.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, mode)
+    def unchanged(real: Path) -> None:
         if real.read_bytes() != expected:
             raise _ChangedMeanwhile()
-        os.replace(temporary, real)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # the rename itself survives a power cut once the directory is synced
-        directory = os.open(real.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(directory)
-    except OSError:
-        pass
-    finally:
-        os.close(directory)
+
+    replace_file(path, data, unchanged)
 
 
 class _Migration:

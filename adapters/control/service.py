@@ -7,13 +7,12 @@ and a restart comes back to the same graphs. Every mutating call is written to t
 log when one is configured.
 """
 
-import os
 import time
-from pathlib import Path
 from typing import AsyncIterator, Final
 
 import grpc
 
+from adapters.atomic_file import replace_file
 from adapters.control.audit import AuditLog
 from adapters.control.auth import principal
 from adapters.control.taps import TapStream
@@ -189,7 +188,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
                                 f"{name} runs plan {current}, not the expected {request.expected_plan_hash}; "
                                 "get the current hash with `engine ctl status` and apply again")
         try:
-            _write_atomically(path, request.document)
+            replace_file(path, request.document.encode("utf-8"))
         except OSError as exc:
             self._audit(context, "Apply", name, "refused: cannot write")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -241,15 +240,3 @@ class ControlService(control_pb2_grpc.ControlServicer):
                 yield event
         finally:
             stream.close()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A temp file renamed over the target: the watcher never sees it half-written."""
-    temp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
-
