@@ -12,9 +12,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     control_client_ca: Path | None = None
     audit_log: Path | None = None  # JSON lines of every mutating control call, hash-chained
     metrics_address: str | None = None
+    # GPU segments run on: auto (the first GPU, else NumPy), numpy, cpu, a device number or part
+    # of a device name; fallback numpy: a missing device or one without float64 gives way to NumPy.
+    opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = "auto"
+    opencl_fallback: Literal["none", "numpy"] = "none"
 
     @classmethod
     def settings_customise_sources(
@@ -76,6 +80,12 @@ class Settings(BaseSettings):
         if isinstance(value, bool):  # pydantic would take `true` as 1
             raise ValueError("a boolean is not a number")  # noqa: TRY004 (pydantic wants ValueError)
         return value
+
+    @field_validator("opencl_device", mode="before")
+    @classmethod
+    def _device_number(cls, value: Any) -> Any:
+        # `opencl_device = 1` in engine.toml is device 1, as HEADRACE_OPENCL_DEVICE=1 is
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("log_level")
     @classmethod
@@ -130,6 +140,8 @@ RULES: Final[Mapping[str, str]] = {
     "control_client_ca": "must be the path of a PEM CA certificate file (clients must present a certificate it signed)",
     "audit_log": "must be a file path",
     "metrics_address": "must be HOST:PORT, e.g. 0.0.0.0:9090, or empty for no metrics endpoint",
+    "opencl_device": "must be auto, numpy, cpu, a device number or part of a device name, not empty",
+    "opencl_fallback": "must be none or numpy",
 }
 SECRET_FIELDS: Final = frozenset({"control_token"})
 

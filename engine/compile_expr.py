@@ -20,6 +20,7 @@ from typing import Any, Callable, Final, cast
 
 from engine import functions
 from engine.expr import AGGREGATES, FUNCTIONS, parse
+from engine.math_functions import math_functions
 from engine.node import Clock, Event
 
 _EVENT: Final = "_event"
@@ -289,7 +290,9 @@ def guard_scope() -> dict[str, object]:
 def function_scope(rng: random.Random, clock: Clock, prefix: str = _FUNCTION_PREFIX) -> dict[str, object]:
     """The expression functions as globals named `prefix + name`, bound to one node's
     clock and random source."""
-    return {prefix + name: fn for name, fn in functions.runtime_functions(rng, clock).items()}
+    table = functions.runtime_functions(rng, clock)
+    table.update(math_functions())
+    return {prefix + name: fn for name, fn in table.items()}
 
 
 def _parse_body(source: str, label: str) -> ast.expr:

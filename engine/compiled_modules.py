@@ -18,6 +18,7 @@ from typing import Final
 COMPILED: Final[tuple[str, ...]] = (
     "engine.aggregate",
     "engine.builtin_specs",
+    "engine.chain",
     "engine.compile_expr",
     "engine.controls",
     "engine.dedupe",
@@ -32,6 +33,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "engine.fusion",
     "engine.ids",
     "engine.keys",
+    "engine.math_functions",
     "engine.node",
     "engine.plan",
     "engine.runner",

@@ -4,7 +4,7 @@ and tap an edge. The scheduler asks `is_paused` before running a node."""
 from typing import Callable
 
 from engine.edges import Edge
-from engine.fused import Segment, SegmentRunner
+from engine.chain import Chain, SegmentRunner
 from engine.node import Batch
 from engine.runner import NodeRunner
 from engine.wakeup import Wakeup
@@ -77,7 +77,7 @@ class Controls:
         segment, link = located
         segment.set_taps(link, [o for o in segment.taps.get(link, []) if o != observe])
 
-    def _fused_link(self, edge_id: str) -> tuple[Segment, int] | None:
+    def _fused_link(self, edge_id: str) -> tuple[Chain, int] | None:
         edge = self.edges[edge_id]
         for runner in self.segments:
             links = runner.segment.links

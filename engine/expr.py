@@ -20,6 +20,11 @@ FUNCTIONS: Final[dict[str, tuple[int, int]]] = {
     # numeric
     "int": (1, 1), "float": (1, 1), "round": (1, 2), "abs": (1, 1),
     "min": (1, -1), "max": (1, -1),
+    # math: the functions OpenCL kernels offer, so an expression runs in `map` and `opencl.map`
+    "sqrt": (1, 1), "exp": (1, 1), "log": (1, 1), "log2": (1, 1), "log10": (1, 1),
+    "pow": (2, 2), "floor": (1, 1), "ceil": (1, 1), "clamp": (3, 3),
+    "sin": (1, 1), "cos": (1, 1), "tan": (1, 1), "asin": (1, 1), "acos": (1, 1),
+    "atan": (1, 1), "atan2": (2, 2), "tanh": (1, 1), "hypot": (2, 2),
     # string
     "str": (1, 1), "lower": (1, 1), "upper": (1, 1), "strip": (1, 2),
     "startswith": (2, 2), "endswith": (2, 2), "contains": (2, 2),

@@ -10,11 +10,12 @@ capacity, which is what the same block edge would have held between two passes.
 from typing import Any, Callable, Final, cast
 
 from engine.aggregate import Aggregate
+from engine.chain import Chain, SegmentRunner
 from engine.compile_expr import function_scope, guard_scope, interned
 from engine.edges import Edge
 from engine.functions import describe_error
 from engine.fused_code import Member, generate_source, prefix
-from engine.fusion import OUT_PORT, ChainFinder
+from engine.fusion import ChainFinder
 from engine.node import Batch, Clock, Event, EventError, Failures, Source, Transform
 from engine.plan import GraphPlan
 from engine.runner import NodeRunner
@@ -26,33 +27,18 @@ _NUMBERS: Final = (int, float)
 Counters = tuple[int, ...]
 
 
-class Segment:
+class Segment(Chain):
     """The members of one chain, the edges between them, and the generated loop."""
 
     def __init__(self, runners: list[NodeRunner], links: list[Edge], owned_input: bool, clock: Clock) -> None:
-        self.runners = runners
-        self.links = links
-        self.outputs: list[list[Edge]] = []  # the segment's ports: every member port not linked
-        self.member_ports: list[list[int]] = []  # per member, per own port: segment port or -1
+        super().__init__(runners, links)
         members: list[Member] = []
         owned = owned_input
-        last = len(runners) - 1
         for j, r in enumerate(runners):
-            ports: dict[str, int] = {}
-            mapping: list[int] = []
-            for p, port in enumerate(r.plan.outputs):
-                if j < last and port == OUT_PORT:
-                    mapping.append(-1)
-                    continue
-                ports[port] = len(self.outputs)
-                mapping.append(len(self.outputs))
-                self.outputs.append(r.outputs[p])
-            self.member_ports.append(mapping)
+            ports = {port: k for port, k in zip(r.plan.outputs, self.member_ports[j]) if k >= 0}
             members.append(Member(j, r.plan.type, r.ctx.params, ports, owned))
             if r.plan.type == "map" or r.plan.type == "generate":
                 owned = True  # a map's output is its own copy, or its input already was
-        self.ports_of = [[k for k in mapping if k >= 0] for mapping in self.member_ports]
-        self.views: list[list[Batch]] = []
         self.slow = 0
         # Plain group key -> that group's state list, for the fused loop (see fused_code).
         self.states: dict[object, list[Any]] = {}
@@ -62,18 +48,13 @@ class Segment:
         self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
         self.members = members
         self.clock = clock
-        # Link index -> observers of the events crossing it (control-plane taps).
-        self.taps: dict[int, list[Callable[[Batch], None]]] = {}
         self.source = generate_source(members)
         self.run = self._compile(clock)
 
     def set_taps(self, link: int, taps: list[Callable[[Batch], None]]) -> None:
         """Observe one link, or stop (empty list): the loop is generated again, with a call
         per event on tapped links only, so an untapped chain pays nothing."""
-        if taps:
-            self.taps[link] = taps
-        else:
-            self.taps.pop(link, None)
+        super().set_taps(link, taps)
         self.source = generate_source(self.members, frozenset(self.taps))
         self.run = self._compile(self.clock)
 
@@ -131,10 +112,6 @@ class Segment:
 
     # -- around each batch -------------------------------------------------------------
 
-    def point_views(self, outs: list[Batch]) -> None:
-        """Each member's own ports, as this call's segment output lists."""
-        self.views = [[outs[k] if k >= 0 else [] for k in mapping] for mapping in self.member_ports]
-
     def begin(self, outs: list[Batch]) -> list[int]:
         """Point the members' failure outputs at this batch's lists; the error counts now."""
         self.point_views(outs)
@@ -156,12 +133,7 @@ class Segment:
                     passed = passes.pop(0)
                 else:
                     passed = entries - (r.errors.count - errors_before[j])
-                link = self.links[j]
-                link.enqueued += passed
-                link.delivered += passed
-                crossed = min(passed, link.capacity)
-                if crossed > link.high_water:
-                    link.high_water = crossed
+                self.cross_link(j, passed)
             out = passed
             for k in self.ports_of[j]:
                 out += len(outs[k])
@@ -238,25 +210,6 @@ class FusedSource(Source):
 
     def resume(self, position: str) -> None:
         self.generate.resume(position)
-
-
-class SegmentRunner(NodeRunner):
-    """A fused chain as the scheduler sees it: the head's inputs, every unlinked port."""
-
-    def __init__(self, segment: Segment, impl: FusedSource | FusedTransform) -> None:
-        head = segment.runners[0]
-        super().__init__(head.plan, head.ctx, impl, head.inputs, segment.outputs)
-        self.segment = segment
-        self.tail = segment.runners[-1].name
-        self.members = [r.name for r in segment.runners]
-
-    def close_outputs(self) -> None:
-        super().close_outputs()
-        for edge in self.segment.links:
-            edge.closed = True
-        for r in self.segment.runners:
-            r.flushed = True
-            r.finished = True
 
 
 def build_segments(plan: GraphPlan, runners: dict[str, NodeRunner], edges: dict[str, Edge],

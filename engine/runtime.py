@@ -59,6 +59,10 @@ class Runtime:
         # Linear chains run as one generated loop each (see engine/fusion.py); `fuse=False`
         # runs every node on its own, which tests use as the reference.
         self.segments = build_segments(plan, self.runners, self.edges, self.clock) if fuse else []
+        # Families that run as chains of their own (GPU segments) are built whatever `fuse`
+        # says: their members cannot run one by one.
+        for build in registry.segment_builders.values():
+            self.segments.extend(build(plan, self.runners, self.edges, self.clock))
         self.order = self._schedule_order()
         self.signal = Wakeup()
         # Pause, resume and taps, for the control plane (engine/controls.py).

@@ -9,11 +9,15 @@ the right scope; `ports_from` names a parameter whose keys become extra output p
 from dataclasses import dataclass
 from typing import Callable, Final, Iterable, Union
 
+from engine.chain import SegmentBuilder
 from engine.ids import DEFAULT_PORT
 from engine.node import AsyncSink, AsyncSource, NodeContext, Source, Transform
 
 RuntimeNode = Union[Transform, Source, AsyncSource, AsyncSink]
 NodeFactory = Callable[[NodeContext], RuntimeNode]
+# Called by the loader with its checked graph and document; returns its problems. Typed
+# loosely here because the loader's types live outside the engine.
+GraphCheck = Callable[[object, object], list[object]]
 
 SOURCE: Final = "source"
 TRANSFORM: Final = "transform"
@@ -49,6 +53,8 @@ class NodeSpec:
     since: int = 1  # the graph-format version that introduced the type
     # Builds the runtime object; None for types that can be validated but not run here.
     factory: NodeFactory | None = None
+    # A family of types that runs as chains (SpecRegistry.segment_builders), e.g. "opencl".
+    segment: str = ""
 
     @property
     def takes_input(self) -> bool:
@@ -74,10 +80,15 @@ class NodeSpec:
 class SpecRegistry:
     """Node specs by type name. Tests copy and extend it; nothing global is mutated."""
 
-    def __init__(self, specs: Iterable[NodeSpec] = ()) -> None:
+    def __init__(self, specs: Iterable[NodeSpec] = (), segment_builders: dict[str, SegmentBuilder] | None = None,
+                 graph_checks: list[GraphCheck] | None = None) -> None:
         self._specs: dict[str, NodeSpec] = {}
         for spec in specs:
             self.register(spec)
+        # Family -> what runs its chains (see engine/chain.py).
+        self.segment_builders: dict[str, SegmentBuilder] = dict(segment_builders or {})
+        # Whole-graph checks a family adds to validation (the loader calls them).
+        self.graph_checks: list[GraphCheck] = list(graph_checks or [])
 
     def register(self, spec: NodeSpec) -> None:
         if spec.name in self._specs:
@@ -96,7 +107,7 @@ class SpecRegistry:
         return [self._specs[n] for n in self.names()]
 
     def copy(self) -> "SpecRegistry":
-        return SpecRegistry(self._specs.values())
+        return SpecRegistry(self._specs.values(), self.segment_builders, self.graph_checks)
 
 
 def param(

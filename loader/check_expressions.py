@@ -19,7 +19,7 @@ CODES: Final = {
 }
 
 
-def _locate(doc: Document, path: KeyPath, error: expr.ExprError) -> Pos:
+def locate_expression(doc: Document, path: KeyPath, error: expr.ExprError) -> Pos:
     """The place in the file of an error at (line, column) inside an expression value."""
     pos = doc.locate(path)
     line = doc.source_line(pos.line)
@@ -64,7 +64,7 @@ def expression_problems(doc: Document, node_path: KeyPath, spec: NodeSpec,
             if path in doc.unresolved:
                 continue  # its interpolation failed and was reported
             for error in expr.check(source, rule.scope, rule.aggregate):
-                pos = _locate(doc, path, error)
+                pos = locate_expression(doc, path, error)
                 problems.append(Problem(CODES[error.kind], ERROR, doc.file, pos.line, pos.column,
                                         format_path(path), error.message, error.hint))
     return problems

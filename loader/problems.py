@@ -42,6 +42,8 @@ CODES: Final[dict[str, str]] = {
     "HR045": "An aggregate field uses an unknown aggregate function.",
     "HR046": "An aggregate field is not one aggregate call, or one is used elsewhere.",
     "HR047": "An expression reads a name that does not exist in its scope.",
+    "HR048": "An expression cannot run in a GPU segment (text, lists, an undeclared column, ...).",
+    "HR049": "A GPU segment is set up wrongly (no `columns` on its first node, a reduction, a kernel's columns).",
     "HR050": "An environment variable is not set and has no default.",
     "HR051": "An interpolation `${...}` is malformed.",
     "HR060": "Two files in one directory declare the same graph name.",

@@ -273,4 +273,8 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     checker.unconsumed(nodes)
     secrets = data.get("secret_fields")
     secret_fields = tuple(sorted({str(f) for f in secrets})) if isinstance(secrets, list) else ()
-    return CheckedGraph(name, version, nodes, secret_fields), checker.problems
+    graph = CheckedGraph(name, version, nodes, secret_fields)
+    if not any(p.severity == ERROR for p in checker.problems):
+        for family_check in registry.graph_checks:  # e.g. GPU segments: columns and kernel types
+            checker.problems.extend(p for p in family_check(graph, doc) if isinstance(p, Problem))
+    return graph, checker.problems

@@ -21,7 +21,7 @@ DEFAULTS = {
     "log_level": "info", "log_format": "text", "state_dir": "state", "durable_max_mb": 8192, "drain_timeout_s": 10.0,
     "watch_debounce_ms": 200, "rescan_interval_s": 5.0, "control_address": "127.0.0.1:50051",
     "control_token": None, "control_tls_cert": None, "control_tls_key": None, "control_client_ca": None,
-    "audit_log": None, "metrics_address": None,
+    "audit_log": None, "metrics_address": None, "opencl_device": "auto", "opencl_fallback": "none",
 }
 
 
@@ -134,6 +134,9 @@ def test_variables_of_other_parts_are_allowed(here):
     ({"HEADRACE_STATE_DIR": ""}, "HEADRACE_STATE_DIR: must be a directory path (got '')"),
     ({"HEADRACE_CONTROL_ADDRESS": "50051"},
      "HEADRACE_CONTROL_ADDRESS: must be HOST:PORT, e.g. 127.0.0.1:50051 (got '50051')"),
+    ({"HEADRACE_OPENCL_FALLBACK": "cpu"}, "HEADRACE_OPENCL_FALLBACK: must be none or numpy (got 'cpu')"),
+    ({"HEADRACE_OPENCL_DEVICE": " "},
+     "HEADRACE_OPENCL_DEVICE: must be auto, numpy, cpu, a device number or part of a device name, not empty (got ' ')"),
     ({"HEADRACE_METRICS_ADDRESS": "localhost:99999"},
      ("HEADRACE_METRICS_ADDRESS: must be HOST:PORT, e.g. 0.0.0.0:9090, or empty for no metrics endpoint "
      "(got 'localhost:99999')")),
@@ -183,6 +186,23 @@ def test_toml_syntax_errors_give_line_and_column(here, text, message):
     assert problems() == [message]
 
 
+def test_opencl_settings(here):
+    (here / "engine.toml").write_text('opencl_device = 1\nopencl_fallback = "numpy"\n')
+    settings = load_settings(env={})
+    assert (settings.opencl_device, settings.opencl_fallback) == ("1", "numpy")  # a TOML number names a device
+    settings = load_settings(env={"HEADRACE_OPENCL_DEVICE": "  GeForce RTX ", "HEADRACE_OPENCL_FALLBACK": "none"})
+    assert (settings.opencl_device, settings.opencl_fallback) == ("GeForce RTX", "none")
+
+
+def test_invalid_opencl_settings_in_the_file(here):
+    (here / "engine.toml").write_text('opencl_device = ""\nopencl_fallback = "cpu"\n')
+    assert problems() == [
+        "engine.toml:1: opencl_device: must be auto, numpy, cpu, a device number or part of a device name, not empty "
+        "(got '')",
+        "engine.toml:2: opencl_fallback: must be none or numpy (got 'cpu')",
+    ]
+
+
 def test_not_utf8(here):
     (here / "engine.toml").write_bytes(b'log_level = "\xff"\n')
     assert problems() == ["engine.toml: not UTF-8 text (byte 14); save the file as UTF-8"]
@@ -216,6 +236,8 @@ control_address = "127.0.0.1:50051"
 # control_client_ca is not set
 # audit_log is not set
 # metrics_address is not set
+opencl_device = "auto"
+opencl_fallback = "none"
 """
 
 

@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from adapters.cli import audit_cmd, config_cmd, ctl, migrate_cmd, state_cmd
+from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
                         metavar="N", help=f"format version (default {CURRENT_VERSION})")
     config_cmd.add_parser(commands)
     audit_cmd.add_parser(commands)
+    devices_cmd.add_parser(commands)
     state_cmd.add_parser(commands)
     migrate_cmd.add_parser(commands)
     ctl.add_parser(commands)
@@ -144,6 +145,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return config_cmd.cmd_config(args)
     if args.command == "audit":
         return audit_cmd.cmd_audit(args)
+    if args.command == "devices":
+        return devices_cmd.cmd_devices(args)
     if args.command == "state":
         return state_cmd.cmd_state(args)
     if args.command == "migrate":

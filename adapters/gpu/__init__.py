@@ -1,0 +1,1 @@
+"""GPU segments: chains of `opencl.*` nodes run as fused OpenCL kernels, or on NumPy."""

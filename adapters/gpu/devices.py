@@ -1,0 +1,302 @@
+"""OpenCL devices: which exist, and which one a GPU segment runs on (or NumPy).
+
+PyOpenCL is optional (`headrace[gpu]`), so it is imported only inside the functions that need
+it: importing this module costs nothing, and without PyOpenCL there are simply no devices.
+The choice follows two settings, `opencl_device` (HEADRACE_OPENCL_DEVICE) and
+`opencl_fallback` (HEADRACE_OPENCL_FALLBACK); every refusal is one line naming the variable
+and the fix, because it ends up in front of a user, not a developer.
+"""
+
+import fnmatch
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+DEVICE_VARIABLE: Final = "HEADRACE_OPENCL_DEVICE"
+FALLBACK_VARIABLE: Final = "HEADRACE_OPENCL_FALLBACK"
+INSTALL: Final = "pip install 'headrace[gpu]'"
+_GLOB_CHARS: Final = frozenset("*?[")
+_INDEX: Final = re.compile(r"[0-9]+")
+
+
+class DeviceError(Exception):
+    """No usable backend for the settings; the message is one line naming the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int  # position in list_devices()
+    platform: str
+    name: str
+    kind: str  # "gpu" | "cpu" | "accelerator" | "other"
+    fp64: bool
+    global_mem_bytes: int
+    max_alloc_bytes: int
+    compute_units: int
+    opencl_version: str
+    vendor: str
+
+    @property
+    def label(self) -> str:
+        """`platform / name`, how messages and `engine devices` name the device."""
+        return f"{self.platform} / {self.name}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str  # "opencl" | "numpy"
+    device: DeviceInfo | None  # None for numpy
+    reason: str  # one line: why this backend
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    device: str = "auto"
+    fallback: str = "none"
+
+
+_lock = threading.Lock()  # segments of several graphs may ask at once
+_devices: list[DeviceInfo] | None = None
+_cl_devices: list[Any] = []  # the pyopencl.Device behind each DeviceInfo, same order
+_queues: dict[int, tuple[Any, Any]] = {}
+_config: GpuConfig | None = None
+
+
+def opencl_available() -> bool:
+    """Whether PyOpenCL can be imported (a broken install, e.g. a missing ICD loader, counts as no)."""
+    try:
+        import pyopencl  # noqa: F401 (imported to see whether it can be)
+    except Exception:  # any failure to import means no OpenCL here
+        return False
+    return True
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every OpenCL device, platforms in PyOpenCL's order and devices in platform order;
+    [] without PyOpenCL or without a platform. Never raises; listed once per process."""
+    global _devices
+    with _lock:
+        if _devices is None:
+            _devices, _cl_devices[:] = _scan()
+        return list(_devices)
+
+
+def clear_cache() -> None:
+    """Forget the device list, the open queues and the configuration (for tests)."""
+    global _devices, _config
+    with _lock:
+        _devices, _config = None, None
+        _cl_devices.clear()
+        _queues.clear()
+
+
+def _scan() -> tuple[list[DeviceInfo], list[Any]]:
+    if not opencl_available():
+        return [], []
+    import pyopencl as cl
+
+    try:
+        platforms = cl.get_platforms()
+    except Exception:  # PLATFORM_NOT_FOUND_KHR and kin: no OpenCL installed
+        return [], []
+    infos: list[DeviceInfo] = []
+    handles: list[Any] = []
+    for platform in platforms:
+        try:
+            devices = platform.get_devices()
+        except Exception:  # a platform without devices raises DEVICE_NOT_FOUND
+            continue
+        for device in devices:
+            try:
+                info = _describe(cl, len(infos), platform, device)
+            except Exception:  # a device that cannot say what it is cannot be used
+                continue
+            infos.append(info)
+            handles.append(device)
+    return infos, handles
+
+
+def _describe(cl: Any, index: int, platform: Any, device: Any) -> DeviceInfo:
+    kinds = cl.device_type
+    kind = ("gpu" if device.type & kinds.GPU else "accelerator" if device.type & kinds.ACCELERATOR
+            else "cpu" if device.type & kinds.CPU else "other")
+    fp64 = "cl_khr_fp64" in device.extensions.split()
+    if not fp64:
+        try:
+            fp64 = bool(device.double_fp_config)
+        except Exception:  # devices without doubles may not answer the query at all
+            fp64 = False
+    return DeviceInfo(index=index, platform=str(platform.name).strip(), name=str(device.name).strip(), kind=kind,
+                      fp64=fp64, global_mem_bytes=int(device.global_mem_size),
+                      max_alloc_bytes=int(device.max_mem_alloc_size), compute_units=int(device.max_compute_units),
+                      opencl_version=str(device.version).strip(), vendor=str(device.vendor).strip())
+
+
+def open_queue(device: DeviceInfo) -> tuple[Any, Any]:
+    """(pyopencl.Context, pyopencl.CommandQueue) for `device`, profiling enabled so segments
+    can time their kernels; opened once per device and shared."""
+    listed = list_devices()
+    with _lock:
+        if device.index in _queues:
+            return _queues[device.index]
+        if device.index >= len(listed) or listed[device.index] != device:
+            raise DeviceError(f"OpenCL device {device.index} ({device.label}) is not among this machine's devices; "
+                              "run `engine devices` to list them")
+        import pyopencl as cl
+
+        handle = _cl_devices[device.index]
+        try:
+            context = cl.Context([handle])
+            queue = cl.CommandQueue(context, handle, properties=cl.command_queue_properties.PROFILING_ENABLE)
+        except cl.Error as exc:
+            raise DeviceError(f"cannot open OpenCL device {device.index} ({device.label}): {_one_line(exc)}; "
+                              f"choose another with {DEVICE_VARIABLE}") from exc
+        _queues[device.index] = (context, queue)
+        return context, queue
+
+
+def configure(config: GpuConfig | None) -> None:
+    """Set the process-wide configuration; None forgets it, so the next read loads the settings."""
+    global _config
+    with _lock:
+        _config = config
+
+
+def current_config() -> GpuConfig:
+    """The configured GpuConfig, else the one the engine settings give (read once)."""
+    global _config
+    with _lock:
+        if _config is not None:
+            return _config
+    from adapters.settings import (  # pydantic loads only here
+        SettingsError,
+        load_settings,
+    )
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise DeviceError(str(exc)) from exc
+    config = GpuConfig(device=settings.opencl_device, fallback=settings.opencl_fallback)
+    with _lock:
+        _config = _config or config
+        return _config
+
+
+def choose(setting: str, fallback: str = "none", need_fp64: bool = False, need_opencl: bool = False,
+           devices: list[DeviceInfo] | None = None) -> Choice:
+    """The backend for a segment: `setting` is HEADRACE_OPENCL_DEVICE (auto, numpy, cpu, a
+    device number, or a name pattern), `fallback` HEADRACE_OPENCL_FALLBACK (none or numpy:
+    whether a device that is missing or lacks float64 may give way to NumPy). `need_opencl`:
+    the segment holds OpenCL C (`opencl.kernel`), which only an OpenCL device can run."""
+    wanted = setting.strip()
+    key = wanted.lower() or "auto"
+    may_fall_back = _may_fall_back(fallback) and not need_opencl
+    if key == "numpy":
+        if need_opencl:
+            raise DeviceError(f"{DEVICE_VARIABLE}=numpy, but an opencl.kernel node holds OpenCL C source, which "
+                              f"NumPy cannot run; set {DEVICE_VARIABLE} to auto, cpu or a device")
+        return Choice("numpy", None, f"{DEVICE_VARIABLE}=numpy")
+    if devices is None:
+        if not opencl_available() and key != "auto":
+            return _refuse(f"{DEVICE_VARIABLE}={wanted} needs PyOpenCL, which is not installed", INSTALL,
+                           may_fall_back)
+        if not opencl_available() and not need_opencl:
+            return Choice("numpy", None, f"auto: PyOpenCL is not installed ({INSTALL}); running on NumPy")
+        devices = list_devices()  # [] without PyOpenCL: opencl.kernel is refused below
+    if key == "auto":
+        picked = _auto(devices, need_fp64, need_opencl)
+        if isinstance(picked, Choice):
+            return picked
+        device, reason = picked
+    else:
+        named = _named(wanted, key, devices, may_fall_back)
+        if isinstance(named, Choice):
+            return named
+        device, reason = named, f"{DEVICE_VARIABLE}={wanted}: {named.label}"
+    if need_fp64 and not device.fp64:
+        return _no_fp64(device, may_fall_back, need_opencl)
+    return Choice("opencl", device, reason)
+
+
+def _may_fall_back(fallback: str) -> bool:
+    value = fallback.strip().lower()
+    if value not in ("none", "numpy"):
+        raise DeviceError(f"{FALLBACK_VARIABLE}={fallback}: must be none or numpy")
+    return value == "numpy"
+
+
+def _auto(devices: list[DeviceInfo], need_fp64: bool, need_opencl: bool) -> Choice | tuple[DeviceInfo, str]:
+    """The first GPU (with float64 if needed and one has it); without a GPU, NumPy, or for
+    OpenCL C the first device of any kind. The caller applies the float64 rule."""
+    gpus = [d for d in devices if d.kind == "gpu"]
+    if gpus:
+        with_fp64 = [d for d in gpus if d.fp64] if need_fp64 else []
+        if with_fp64:
+            return with_fp64[0], f"auto: the first GPU with float64 support, {with_fp64[0].label}"
+        return gpus[0], f"auto: the first GPU, {gpus[0].label}"
+    if not need_opencl:
+        return Choice("numpy", None, "auto: no GPU found; NumPy is faster than OpenCL on a CPU")
+    if not devices:
+        raise DeviceError("opencl.kernel needs an OpenCL device and none was found; "
+                          "install headrace[gpu] (PoCL runs OpenCL on the CPU)")
+    device = next((d for d in devices if d.fp64), devices[0]) if need_fp64 else devices[0]
+    return device, f"auto: no GPU found; opencl.kernel needs OpenCL, so it runs on {device.label} ({device.kind})"
+
+
+def _named(wanted: str, key: str, devices: list[DeviceInfo], may_fall_back: bool) -> DeviceInfo | Choice:
+    """The device `cpu`, a number or a pattern names; a refusal (or NumPy, if allowed) when none."""
+    found = _catalogue(devices)
+    if key == "cpu":
+        cpus = [d for d in devices if d.kind == "cpu"]
+        if cpus:
+            return cpus[0]
+        return _refuse(f"{DEVICE_VARIABLE}=cpu, but there is no OpenCL CPU device ({found})",
+                       f"install PoCL ({INSTALL}) or set {DEVICE_VARIABLE} to auto, numpy or another device",
+                       may_fall_back)
+    if _INDEX.fullmatch(key):
+        number = int(key)
+        if number < len(devices):
+            return devices[number]
+        return _refuse(f"{DEVICE_VARIABLE}={wanted}, but there is no OpenCL device {number} ({found})",
+                       "run `engine devices` to list them", may_fall_back)
+    glob = any(c in _GLOB_CHARS for c in key)
+    for device in devices:
+        for text in (device.name, device.platform, device.label):
+            text = text.lower()
+            if fnmatch.fnmatchcase(text, key) if glob else key in text:
+                return device
+    return _refuse(f"{DEVICE_VARIABLE}={wanted} matches no OpenCL device ({found})",
+                   "set it to auto, numpy, cpu, a device number or part of a device name (`engine devices` "
+                   "lists them)", may_fall_back)
+
+
+def _catalogue(devices: list[DeviceInfo]) -> str:
+    """`2 devices: 0: platform / name, 1: ...`, or that there are none."""
+    if not devices:
+        return "no OpenCL devices found"
+    noun = "device" if len(devices) == 1 else "devices"
+    return f"{len(devices)} {noun}: " + ", ".join(f"{d.index}: {d.label}" for d in devices)
+
+
+def _refuse(problem: str, fix: str, may_fall_back: bool) -> Choice:
+    """NumPy when HEADRACE_OPENCL_FALLBACK=numpy allows it, else DeviceError(problem; fix)."""
+    if may_fall_back:
+        return Choice("numpy", None, f"{problem}; running on NumPy as {FALLBACK_VARIABLE}=numpy allows")
+    raise DeviceError(f"{problem}; {fix}")
+
+
+def _no_fp64(device: DeviceInfo, may_fall_back: bool, need_opencl: bool) -> Choice:
+    if may_fall_back:
+        return Choice("numpy", None, f"{device.label} has no float64 support (cl_khr_fp64); "
+                                     f"running on NumPy as {FALLBACK_VARIABLE}=numpy allows")
+    fixes = "declare float32 columns or choose another device with " + DEVICE_VARIABLE
+    if not need_opencl:  # NumPy cannot run OpenCL C, so the fallback is no fix for opencl.kernel
+        fixes = f"declare float32 columns, choose another device with {DEVICE_VARIABLE}, or set {FALLBACK_VARIABLE}=numpy"
+    raise DeviceError(f"{device.name} has no float64 support (cl_khr_fp64), which float64 columns need "
+                      f"(Apple GPUs have none): {fixes}")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -1,0 +1,116 @@
+"""Specs of the `opencl.*` node types: numeric work that runs as GPU segments."""
+
+from typing import Final
+
+from adapters.gpu.dtypes import DTYPES
+from engine.node import Batch, Failures, NodeContext, NodeFailure, Transform
+from engine.spec import DURATION, EACH_VALUE, EXPRESSION, ONE, TRANSFORM, ExprParam, NodeSpec, param, params_schema
+
+FAMILY: Final = "opencl"
+_COLUMN_TYPES: Final[dict[str, object]] = {"type": "object", "minProperties": 1,
+                                           "additionalProperties": {"enum": list(DTYPES)}}
+
+# What the first node of a segment may set for the whole segment.
+_SEGMENT: Final[dict[str, dict[str, object]]] = {
+    "columns": param(_COLUMN_TYPES,
+                     "The segment's first node only: field -> column type "
+                     f"({', '.join(DTYPES)}). Events become these columns on entry; an event "
+                     "without a valid value fails on this node (`on_error`).",
+                     {"temp_c": "float32", "sensor": "int32"}),
+    "batch_size": param({"type": "integer", "minimum": 1, "maximum": 16777216},
+                        "The segment's first node only: events per kernel run (default 65536).", 262144),
+    "max_delay": param(DURATION, "The segment's first node only: the longest an event waits for its "
+                       "batch to fill before the batch runs anyway (default 20ms).", "50ms"),
+}
+
+
+class SegmentMember(Transform):
+    """An `opencl.*` node's own runtime object. Its segment (adapters/gpu/segment.py) runs
+    it; the scheduler never hands it a batch, and if it did, that is an engine bug."""
+
+    def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        raise NodeFailure(f"node '{self.ctx.name}' ({self.ctx.type_name}) runs only inside its GPU segment")
+
+
+def make_member(ctx: NodeContext) -> Transform:
+    return SegmentMember(ctx)
+
+
+def _params(own: dict[str, dict[str, object]], required: tuple[str, ...]) -> dict[str, object]:
+    return params_schema(_SEGMENT | own, required=required)
+
+
+OPENCL_MAP: Final = NodeSpec(
+    name="opencl.map",
+    kind=TRANSFORM,
+    summary="Sets numeric columns from expressions, as one step of a GPU segment (fused with its "
+            "neighbours into one kernel). See [GPU segments](gpu.md).",
+    params=_params({
+        "set": param({"type": "object", "minProperties": 1, "additionalProperties": EXPRESSION},
+                     "Column -> numeric expression over the columns as this node receives them.",
+                     {"temp_f": "temp_c * 1.8 + 32"}),
+    }, ("set",)),
+    expressions=(ExprParam("set", EACH_VALUE),),
+    factory=make_member,
+    segment=FAMILY,
+    example="type: opencl.map\nfrom: readings\nwith:\n  columns: {temp_c: float32}\n  set: {temp_f: \"temp_c * 1.8 + 32\"}",
+)
+
+OPENCL_FILTER: Final = NodeSpec(
+    name="opencl.filter",
+    kind=TRANSFORM,
+    summary="Passes on the events whose condition over the columns holds, as one step of a GPU "
+            "segment. See [GPU segments](gpu.md).",
+    params=_params({
+        "where": param(EXPRESSION, "Condition over the columns.", "temp_f > 100 and sensor != 7"),
+    }, ("where",)),
+    expressions=(ExprParam("where", ONE),),
+    factory=make_member,
+    segment=FAMILY,
+    example="type: opencl.filter\nfrom: readings\nwith:\n  columns: {temp_f: float32}\n  where: \"temp_f > 100\"",
+)
+
+OPENCL_REDUCE: Final = NodeSpec(
+    name="opencl.reduce",
+    kind=TRANSFORM,
+    summary="Totals columns per batch or per processing-time window, optionally by a small integer "
+            "key; emits one event per group. It ends its GPU segment. See [GPU segments](gpu.md).",
+    params=_params({
+        "fields": param({"type": "object", "minProperties": 1, "additionalProperties": {"type": "string", "minLength": 1}},
+                        "Output field -> sum(column) | min(column) | max(column) | mean(column) | count().",
+                        {"avg_temp": "mean(temp_c)", "readings": "count()"}),
+        "by": param({"type": "string", "minLength": 1},
+                    "An integer column holding the group, 0 .. groups-1. Omitted: one group.", "sensor"),
+        "groups": param({"type": "integer", "minimum": 1, "maximum": 65536},
+                        "How many groups `by` can name (required with `by`).", 64),
+        "window": param(DURATION, "Emit per tumbling processing-time window of this length (and at the end "
+                        "of input). Omitted: one event per group for every batch the segment runs.", "10s"),
+    }, ("fields",)),
+    factory=make_member,
+    segment=FAMILY,
+    example="type: opencl.reduce\nfrom: readings\nwith:\n  columns: {sensor: int32, temp_c: float32}\n  by: sensor\n  groups: 64\n  window: 10s\n"
+            "  fields: {avg_temp: \"mean(temp_c)\", n: \"count()\"}",
+)
+
+OPENCL_KERNEL: Final = NodeSpec(
+    name="opencl.kernel",
+    kind=TRANSFORM,
+    summary="The escape hatch: OpenCL C statements run per event over declared input columns, "
+            "assigning declared output columns. Needs an OpenCL device (PoCL runs it on a CPU). "
+            "See [GPU segments](gpu.md).",
+    params=_params({
+        "inputs": param({"type": "object", "additionalProperties": {"enum": list(DTYPES)}},
+                        "Column -> type the code reads (must match the column's type).", {"x": "float32"}),
+        "outputs": param(_COLUMN_TYPES, "Column -> type the code assigns.", {"score": "float32"}),
+        "source": param({"type": "string", "minLength": 1},
+                        "OpenCL C statements. Inputs are read-only values, outputs variables named as "
+                        "the columns; `return;` ends early. A result that is not finite fails the event.",
+                        "score = x > 0.0f ? log1p(x) : 0.0f;"),
+    }, ("outputs", "source")),
+    factory=make_member,
+    segment=FAMILY,
+    example="type: opencl.kernel\nfrom: readings\nwith:\n  columns: {x: float32}\n  inputs: {x: float32}\n  outputs: {score: float32}\n"
+            "  source: \"score = x * x + 1.0f;\"",
+)
+
+OPENCL_SPECS: Final = (OPENCL_MAP, OPENCL_FILTER, OPENCL_REDUCE, OPENCL_KERNEL)
