@@ -30,7 +30,7 @@ def write(tmp_path, name, text):
 def test_validate_valid_directory(cli):
     code, out, err = cli("validate", "graphs/")
     assert code == 0
-    assert out == "6 files valid\n"
+    assert out == "7 files valid\n"
     assert err == ""
 
 
@@ -163,4 +163,4 @@ def test_console_script_runs_as_a_process():
     result = subprocess.run([sys.executable, "-m", "adapters.cli.main", "validate", "graphs/"],
                             cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "6 files valid\n"
+    assert result.stdout == "7 files valid\n"

@@ -47,7 +47,7 @@ def test_serve_runs_the_shipped_graphs_and_drains_on_sigterm(tmp_path):
     cwd = shipped_graphs(tmp_path)
     proc = serve(cwd, "graphs/")
     out = Lines(proc)
-    out.wait(lambda lines: sum(": applied (graph" in line for line in lines) == 6)
+    out.wait(lambda lines: sum(": applied (graph" in line for line in lines) == 7)
     assert not any("rejected" in line for line in out.lines)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
@@ -64,9 +64,10 @@ def test_serve_logs_json_and_reloads_a_changed_file(tmp_path):
     def reloads(lines: list[str]) -> list[dict[str, object]]:
         return [r for r in (json.loads(line) for line in lines if line.startswith("{")) if "result" in r]
 
-    out.wait(lambda lines: len(reloads(lines)) == 6)
+    out.wait(lambda lines: len(reloads(lines)) == 7)
     assert {r["file"] for r in reloads(out.lines)} == {"quickstart.yaml", "orders_etl.yaml", "alerts.yaml",
-                                                        "tail_errors.yaml", "http_bridge.yaml", "durable_orders.yaml"}
+                                                        "tail_errors.yaml", "http_bridge.yaml", "durable_orders.yaml",
+                                                        "sensor_scores.yaml"}
     alerts = cwd / "graphs" / "alerts.yaml"
     alerts.write_text(alerts.read_text().replace("nodes:", "nodes:\n  bogus: {type: nope}", 1))
     out.wait(lambda lines: any(r["result"] == "rejected" for r in reloads(lines)))

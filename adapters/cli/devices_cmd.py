@@ -52,6 +52,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"{head}; segments run on NumPy" if choice is not None and choice.backend == "numpy" else head)
     else:
         sys.stdout.write(render_table(devices))
+        from adapters.gpu.devices import UNUSABLE
+        for line in UNUSABLE:
+            print(f"skipped {line}")
         if choice is not None and config is not None:
             print(_picks(config.device, choice))
     return EXIT_OK if choice is not None else _fail(error)

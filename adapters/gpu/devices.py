@@ -89,6 +89,7 @@ def clear_cache() -> None:
         _devices, _config = None, None
         _cl_devices.clear()
         _queues.clear()
+        UNUSABLE.clear()
 
 
 def _scan() -> tuple[list[DeviceInfo], list[Any]]:
@@ -112,9 +113,30 @@ def _scan() -> tuple[list[DeviceInfo], list[Any]]:
                 info = _describe(cl, len(infos), platform, device)
             except Exception:  # a device that cannot say what it is cannot be used
                 continue
+            problem = _cannot_build(cl, device)
+            if problem:
+                UNUSABLE.append(f"{info.label}: {problem}")
+                continue
             infos.append(info)
             handles.append(device)
     return infos, handles
+
+
+# Devices that were found but cannot compile a kernel, with why (shown by `engine devices`).
+UNUSABLE: list[str] = []
+_PROBE = "__kernel void hr_probe(__global int *x) { x[get_global_id(0)] = 1; }"
+
+
+def _cannot_build(cl: Any, device: Any) -> str:
+    """Why a one-line kernel does not build on `device`; "" when it does. A driver can list
+    a device it cannot compile for (a CPU newer than the OpenCL compiler bundled with it,
+    say); such a device must never be chosen."""
+    try:
+        context = cl.Context(devices=[device])
+        cl.Program(context, _PROBE).build()
+    except Exception as exc:
+        return "its OpenCL compiler cannot build a kernel (" + _one_line(exc)[:80] + "...)"
+    return ""
 
 
 def _describe(cl: Any, index: int, platform: Any, device: Any) -> DeviceInfo:

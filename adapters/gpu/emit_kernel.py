@@ -112,7 +112,7 @@ class _Rows:
                 defines.append((name, f"hr_o_{k}"))
             results.append((name, dtype, temp))
         em.lines.append(f"hr_user_{j}({', '.join(args)});")
-        for name, dtype, temp in results:
+        for _, dtype, temp in results:
             if is_float(dtype):
                 em.lines.append(f"if (err == 0u && !isfinite({temp})) err = {step.code + NOT_FINITE}u;")
         self.store(em, results)
@@ -150,7 +150,7 @@ def _accumulator(fn: str, dtype: str, fp64: bool) -> str:
 
 def _reduce(step: ReduceStep, types: dict[str, str], stages: int, fp64: bool,
             used: set[tuple[str, str]]) -> tuple[list[str], list[str], dict[str, str]]:
-    columns = ([step.by] if step.by else []) + list(dict.fromkeys(r.column for r in step.fields if r.fn != "count"))
+    columns = list(dict.fromkeys(([step.by] if step.by else []) + [r.column for r in step.fields if r.fn != "count"]))
     slot = {c: f"r_{k}" for k, c in enumerate(columns)}
     accumulators = {r.name: _accumulator(r.fn, types[r.column], fp64) for r in step.fields if r.fn != "count"}
     acc_names = {name: f"p_{k}" for k, name in enumerate(accumulators)}
@@ -184,7 +184,8 @@ def _reduce(step: ReduceStep, types: dict[str, str], stages: int, fp64: bool,
              "    for (ulong i = w; i < n; i += W) {",
              f"        if (stage[i] != (uchar){stages}) continue;",
              f"        const long key = {key};",
-             f"        if (key < 0L || key >= {step.groups}L) {{ code[i] = {step.code + 1}u; continue; }}",
+             *([f"        if (key < 0L || key >= {step.groups}L) {{ code[i] = {step.code + 1}u; continue; }}"]
+               if step.by else []),
              f"        stage[i] = (uchar){stages + 1};",
              "        const ulong at = base + (ulong)key;", *("        " + s for s in update), "    }", "}"]
     return lines, columns, accumulators

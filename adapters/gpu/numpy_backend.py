@@ -9,6 +9,7 @@ row wins and stops it; so does a false filter condition.
 The OpenCL backend (opencl_backend.py) produces the same `Outcome` for the same input.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ _FLOAT_ONE: Final = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
     "atan": np.arctan, "tanh": np.tanh,
 }
+_PLAIN: Final = {"add": np.add, "sub": np.subtract, "mul": np.multiply}
 _COMPARE: Final = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
                    "gt": np.greater, "ge": np.greater_equal}
 
@@ -60,22 +62,75 @@ class Outcome:
     partials: Partials | None = None
 
 
+class Rows:
+    """The rows a value is needed for, kept as terms and built into a mask only when an
+    error must be recorded: errors are rare, and the common case costs nothing."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms: tuple[tuple[Array, bool], ...] = ()) -> None:
+        self.terms = terms  # (bool array, negated)
+
+    def where(self, cond: Array, negate: bool = False) -> "Rows":
+        return Rows(self.terms + ((cond, negate),))
+
+    def mask(self, n: int) -> Array:
+        out = np.ones(n, dtype=np.bool_)
+        for cond, negate in self.terms:
+            out &= np.logical_not(cond) if negate else cond
+        return out
+
+
+def _maybe_not_finite(value: Array) -> bool:
+    """A cheap first look: the sum of finite numbers is finite unless it overflows, and
+    then the exact check below finds nothing. One pass, no allocation."""
+    return not math.isfinite(float(np.add.reduce(value, axis=None)))
+
+
 class _Eval:
     def __init__(self, columns: dict[str, Array], code: Array, n: int) -> None:
         self.columns = columns
         self.code = code
         self.n = n
+        self.failed = False  # some row failed in this step: only then look at `code`
 
-    def fail(self, mask: Array, code: int) -> None:
-        np.copyto(self.code, np.uint32(code), where=mask & (self.code == 0))
+    def fail(self, bad: Array, rows: Rows, code: int) -> None:
+        mask = np.broadcast_to(bad, (self.n,)) & rows.mask(self.n) & (self.code == 0)
+        if mask.any():
+            np.copyto(self.code, np.uint32(code), where=mask)
+            self.failed = True
 
-    def value(self, node: Node, active: Array, code: int) -> Array:
+    def check_finite(self, value: Array, rows: Rows, code: int) -> None:
+        if np.ndim(value) and _maybe_not_finite(value):
+            self.fail(~np.isfinite(value), rows, code)
+
+    def into(self, node: Node, active: Rows, code: int, out: Array) -> Array:
+        """The value of `node`, computed straight into `out` where the operation allows (a
+        column written back to events), saving a copy of every written column."""
+        if isinstance(node, Binary) and node.op in _PLAIN and out.dtype == NUMPY_TYPES[node.dtype]:
+            a = self.value(node.a, active, code)
+            b = self.value(node.b, active, code)
+            return _PLAIN[node.op](a, b, out=out)
+        if isinstance(node, Call) and node.fn in _FLOAT_ONE and out.dtype == NUMPY_TYPES[node.dtype]:
+            result = _FLOAT_ONE[node.fn](self.value(node.args[0], active, code), out=out)
+            if node.fn in CHECKED:
+                self.check_finite(result, active, code + UNDEFINED)
+            return result
+        if isinstance(node, Select) and out.dtype == NUMPY_TYPES[node.dtype]:
+            cond = self.value(node.cond, active, code)
+            np.copyto(out, self.value(node.b, active.where(cond, negate=True), code))
+            np.copyto(out, self.value(node.a, active.where(cond), code), where=cond)
+            return out
+        np.copyto(out, self.value(node, active, code), casting="unsafe")
+        return out
+
+    def value(self, node: Node, active: Rows, code: int) -> Array:
         if isinstance(node, Col):
             return self.columns[node.name]
         if isinstance(node, Const):
-            return np.full(self.n, node.value, dtype=NUMPY_TYPES[node.dtype])
+            return np.array(node.value, dtype=NUMPY_TYPES[node.dtype])  # a scalar: broadcast, never filled
         if isinstance(node, Cast):
-            return self.value(node.x, active, code).astype(NUMPY_TYPES[node.dtype])
+            return np.asarray(self.value(node.x, active, code)).astype(NUMPY_TYPES[node.dtype])
         if isinstance(node, Unary):
             x = self.value(node.x, active, code)
             return np.logical_not(x) if node.op == "not" else np.negative(x)
@@ -86,42 +141,45 @@ class _Eval:
         if isinstance(node, Logic):
             a = self.value(node.a, active, code)
             if node.op == "and":
-                return a & self.value(node.b, active & a, code)
-            return a | self.value(node.b, active & ~a, code)
+                return np.logical_and(a, self.value(node.b, active.where(a), code))
+            return np.logical_or(a, self.value(node.b, active.where(a, negate=True), code))
         if isinstance(node, Select):
             cond = self.value(node.cond, active, code)
-            return np.where(cond, self.value(node.a, active & cond, code), self.value(node.b, active & ~cond, code))
+            return np.where(cond, self.value(node.a, active.where(cond), code),
+                            self.value(node.b, active.where(cond, negate=True), code))
         assert isinstance(node, Call)
         return self.call(node, active, code)
 
-    def binary(self, node: Binary, active: Array, code: int) -> Array:
+    def binary(self, node: Binary, active: Rows, code: int) -> Array:
         a = self.value(node.a, active, code)
         b = self.value(node.b, active, code)
         op = node.op
         if op == "add":
-            return a + b
+            return np.add(a, b)
         if op == "sub":
-            return a - b
+            return np.subtract(a, b)
         if op == "mul":
-            return a * b
+            return np.multiply(a, b)
         if op == "pow":
             result = np.power(a, b)
-            self.fail(active & ~np.isfinite(result), code + UNDEFINED)
+            self.check_finite(result, active, code + UNDEFINED)
             return result
-        zero = b == 0
-        self.fail(active & zero, code + DIVISION_BY_ZERO)
-        safe = np.where(zero, np.ones(1, dtype=b.dtype), b)
+        if not np.all(b):  # ndarray.all: one pass, no allocation; zeros are rare
+            zero = b == 0
+            self.fail(zero, active, code + DIVISION_BY_ZERO)
+            b = np.where(zero, np.ones(1, dtype=np.asarray(b).dtype), b)
         if op == "div":
-            return a / safe
-        if op == "floordiv":
-            if not is_float(node.dtype):
-                # Python floors; -1 is special-cased so INT_MIN // -1 wraps, as in the kernel.
-                minus_one = safe == -1
-                return np.where(minus_one, np.negative(a), a // np.where(minus_one, 1, safe).astype(safe.dtype))
-            return np.floor_divide(a, safe)
-        return np.remainder(a, safe) if is_float(node.dtype) else np.where(safe == -1, 0, a % safe)
+            return np.divide(a, b)
+        if is_float(node.dtype):
+            return np.floor_divide(a, b) if op == "floordiv" else np.remainder(a, b)
+        # Integers floor like Python; -1 is special-cased so INT_MIN // -1 wraps, as in the kernel.
+        minus_one = b == -1
+        if np.any(minus_one):
+            b = np.where(minus_one, 1, b).astype(np.asarray(b).dtype)
+            return np.where(minus_one, np.negative(a), a // b) if op == "floordiv" else np.where(minus_one, 0, a % b)
+        return np.floor_divide(a, b) if op == "floordiv" else np.remainder(a, b)
 
-    def call(self, node: Call, active: Array, code: int) -> Array:
+    def call(self, node: Call, active: Rows, code: int) -> Array:
         args = [self.value(a, active, code) for a in node.args]
         fn = node.fn
         floating = is_float(node.dtype)
@@ -148,8 +206,8 @@ class _Eval:
         else:  # clamp
             return np.minimum(np.maximum(args[0], args[1]), args[2])
         if fn in CHECKED:
-            self.fail(active & ~np.isfinite(result), code + UNDEFINED)
-        return result.astype(NUMPY_TYPES[node.dtype], copy=False)
+            self.check_finite(result, active, code + UNDEFINED)
+        return np.asarray(result).astype(NUMPY_TYPES[node.dtype], copy=False)
 
 
 def element_steps(program: Program) -> list[MapStep | FilterStep | KernelStep]:
@@ -157,39 +215,87 @@ def element_steps(program: Program) -> list[MapStep | FilterStep | KernelStep]:
 
 
 def run_numpy(program: Program, columns: dict[str, Array], entered: Array) -> Outcome:
-    """Run the element-wise steps over typed entry columns (`entered`: rows that converted)."""
+    """Run the steps over typed entry columns (`entered`: rows that converted).
+
+    Rows go through in chunks of CHUNK, so a chain's temporaries stay in the CPU cache
+    instead of streaming through memory once per operation (numexpr's trick)."""
     n = len(entered)
     code = np.zeros(n, dtype=np.uint32)
     stage = np.where(entered, 0, NOT_ENTERED).astype(np.uint8)
-    env = dict(columns)
+    reduce = program.reduce
+    keep = set(program.written) if reduce is None else {reduce.by} | {r.column for r in reduce.fields}
+    keep.discard("")
+    env_types = dict(program.columns) | program.prefix(len(element_steps(program))).written
+    out = {name: np.empty(n, dtype=NUMPY_TYPES[env_types[name]]) for name in keep if name in env_types}
     alive = entered.copy()
-    steps = element_steps(program)
     with np.errstate(all="ignore"):
-        for j, step in enumerate(steps):
-            evaluator = _Eval(env, code, n)
-            if isinstance(step, MapStep):
-                results = []
-                for assign in step.assigns:
-                    value = evaluator.value(assign.expr, alive, assign.code)
-                    if is_float(assign.expr.dtype):
-                        evaluator.fail(alive & ~np.isfinite(value), assign.code + NOT_FINITE)
-                    results.append((assign.column, value))
-                env.update(results)
-                stopped = alive & (code != 0)
-            elif isinstance(step, FilterStep):
-                keep = evaluator.value(step.cond, alive, step.code)
-                stopped = alive & ((code != 0) | ~keep)
-            else:
-                raise KernelNeedsOpenCL(program.names[step.member])
+        for lo in range(0, n, CHUNK):
+            hi = min(lo + CHUNK, n)
+            targets = {name: target[lo:hi] for name, target in out.items()}
+            env = _run_chunk(program, {k: v[lo:hi] for k, v in columns.items()}, alive[lo:hi], stage[lo:hi],
+                             code[lo:hi], targets)
+            for name, target in targets.items():
+                if env[name] is not target:  # an entry column kept for a reduce, or set by a kernel
+                    target[:] = env[name]
+    if reduce is not None:
+        return Outcome({}, stage, code, reduce_numpy(reduce, out, alive, code, stage))
+    return Outcome({name: out[name] for name in program.written}, stage, code)
+
+
+CHUNK: Final = 65536
+
+
+def _run_chunk(program: Program, env: dict[str, Array], alive: Array, stage: Array, code: Array,
+               targets: dict[str, Array]) -> dict[str, Array]:
+    """One chunk through the element-wise steps; `alive`, `stage` and `code` are views
+    updated in place, and written columns land in `targets` (views of the outputs).
+    Returns the columns after the last step."""
+    n = len(alive)
+    steps = element_steps(program)
+    everyone = bool(alive.all())  # kept up to date below, so no pass per step asks again
+    for j, step in enumerate(steps):
+        rows = Rows() if everyone else Rows(((alive, False),))
+        evaluator = _Eval(env, code, n)
+        if isinstance(step, MapStep):
+            results = []
+            # A target may be written directly unless this step still reads its old value.
+            reading = {id(env[c]) for c in env}
+            for assign in step.assigns:
+                target = targets.get(assign.column)
+                if target is not None and id(target) not in reading and len(step.assigns) == 1:
+                    value = evaluator.into(assign.expr, rows, assign.code, target)
+                else:
+                    value = evaluator.value(assign.expr, rows, assign.code)
+                if is_float(assign.expr.dtype) and not _checked_call(assign.expr):
+                    evaluator.check_finite(value, rows, assign.code + NOT_FINITE)
+                results.append((assign.column, np.broadcast_to(value, (n,))))
+            env.update(results)
+            stopped = alive & (code != 0) if evaluator.failed else None
+        elif isinstance(step, FilterStep):
+            keep = np.broadcast_to(evaluator.value(step.cond, rows, step.code), (n,))
+            stopped = alive & ~keep
+            if evaluator.failed:
+                stopped |= alive & (code != 0)
+        else:
+            raise KernelNeedsOpenCL(program.names[step.member])
+        if stopped is not None:
             stage[stopped] = j
             alive &= ~stopped
-    stage[alive] = len(steps)
-    reduce = program.reduce
-    if reduce is not None:
-        partials = reduce_numpy(reduce, env, alive, code, stage)
-        return Outcome({}, stage, code, partials)
-    written = {name: env[name] for name in program.written if name in env}
-    return Outcome(written, stage, code)
+            everyone = False
+    if everyone:
+        stage.fill(len(steps))
+    else:
+        stage[alive] = len(steps)
+    return env
+
+
+def _checked_call(node: Node) -> bool:
+    """A checked function's result was already checked for being finite."""
+    return isinstance(node, Call) and node.fn in CHECKED
+
+
+class KernelNeedsOpenCL(Exception):
+    """An `opencl.kernel` holds OpenCL C, which only an OpenCL device can run."""
 
 
 def reduce_numpy(step: ReduceStep, env: dict[str, Array], alive: Array, code: Array, stage: Array) -> Partials:
@@ -235,7 +341,3 @@ def _extreme(dtype: Any, low: bool) -> Any:
         return low
     info = np.iinfo(dtype)
     return info.max if low else info.min
-
-
-class KernelNeedsOpenCL(Exception):
-    """An `opencl.kernel` holds OpenCL C, which only an OpenCL device can run."""

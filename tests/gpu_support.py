@@ -1,0 +1,79 @@
+"""Helpers for GPU-segment tests: a source of given events, device settings, running a graph."""
+
+import asyncio
+import json
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from adapters.gpu import devices
+from engine.node import Batch, Failures, NodeContext, Source
+from engine.runtime import Runtime
+from engine.spec import SOURCE, SpecRegistry, param, params_schema
+from loader.api import load_text
+from tests.runtime_support import RECORDED, _spec, test_registry
+
+
+class GivenEvents(Source):
+    """Emits the events of its `events` parameter (a JSON list), `per_poll` at a time."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx)
+        self.events = json.loads(str(ctx.params["events"]))
+        self.per_poll = int(str(ctx.params.get("per_poll", 1024)))
+        self.i = 0
+
+    def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+        end = min(self.i + min(budget, self.per_poll), len(self.events))
+        outs[0].extend(dict(e) for e in self.events[self.i:end])
+        self.i = end
+        return self.i < len(self.events)
+
+
+def gpu_registry() -> SpecRegistry:
+    registry = test_registry()
+    registry.register(_spec("test.events", SOURCE, GivenEvents, {
+        "events": param({"type": "string"}, "JSON list of events", "[]"),
+        "per_poll": param({"type": "integer"}, "events per poll", 10)}))
+    return registry
+
+
+def has_opencl() -> bool:
+    return any(d.kind == "cpu" or d.kind == "gpu" for d in devices.list_devices())
+
+
+needs_opencl = pytest.mark.skipif(not has_opencl(), reason="no OpenCL device (pip install 'headrace[gpu]')")
+
+
+@contextmanager
+def device(setting: str, fallback: str = "none") -> Iterator[None]:
+    devices.configure(devices.GpuConfig(setting, fallback))
+    try:
+        yield
+    finally:
+        devices.configure(None)
+
+
+def build(text: str, **kwargs: object) -> Runtime:
+    registry = gpu_registry()
+    result = load_text("g.yaml", textwrap.dedent(text), registry)
+    assert result.plan is not None, [f"{p.line}:{p.column} {p.message}" for p in result.problems]
+    return Runtime(result.plan, registry, **kwargs)  # type: ignore[arg-type]
+
+
+def run(text: str, setting: str = "numpy", **kwargs: object) -> tuple[Runtime, bool]:
+    with device(setting):
+        runtime = build(text, **kwargs)
+        ok = asyncio.run(runtime.run())
+    return runtime, ok
+
+
+def recorded(name: str) -> list[dict[str, object]]:
+    return RECORDED.get(name, [])
+
+
+def events_param(events: list[dict[str, object]]) -> str:
+    """The `events` parameter, quoted for YAML."""
+    return json.dumps(json.dumps(events))
