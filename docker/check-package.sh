@@ -17,6 +17,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
 work="$(mktemp -d)"
+# pip's progress stays out of the CI log; its errors, and a failed build's output, do not.
+export PIP_QUIET=1
 serve_pid=""
 started=$SECONDS
 
@@ -47,7 +49,7 @@ git -C "$root" ls-files -z --cached --others --exclude-standard \
 step "2/4 the builder stage: docker/build-wheel.sh"
 "$python" -m venv "$work/build-venv"
 (cd "$work/src" && PYTHON="$work/build-venv/bin/python" bash docker/build-wheel.sh "$work/dist") \
-    || fail "the wheel did not build"
+    || fail "the wheel did not build, or lacks what engine needs (see above)"
 
 step "3/4 the runtime stage: docker/install-wheel.sh into a fresh venv"
 "$python" -m venv "$work/venv"
