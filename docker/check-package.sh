@@ -89,13 +89,13 @@ step "engine ctl health: $health"
 
 status="$(HEADRACE_CONTROL_TOKEN="$token" "$engine" ctl --address "127.0.0.1:$port" status)" \
     || fail "engine ctl status failed"
-for graph in alerts durable_orders http_bridge orders_etl quickstart tail_errors; do
+for graph in alerts durable_orders http_bridge orders_etl quickstart sensor_scores tail_errors; do
     grep -q "$graph" <<< "$status" || fail "engine ctl status does not list $graph:"$'\n'"$status"
 done
 if HEADRACE_CONTROL_TOKEN="" "$engine" ctl --address "127.0.0.1:$port" status > /dev/null 2>&1; then
     fail "engine ctl status answered without the token"
 fi
-step "engine ctl status: 6 graphs; refused without the token"
+step "engine ctl status: 7 graphs; refused without the token"
 
 # The file graphs' outputs (relative paths: the directory serve runs in).
 for output in out/orders_clean.jsonl out/orders_durable.jsonl; do
