@@ -341,17 +341,24 @@ def test_float64_without_it_runs_on_numpy_when_fallback_allows(monkeypatch: pyte
     assert segment.placement.startswith("NumPy")  # type: ignore[attr-defined]
 
 
-def test_a_kernel_node_on_numpy_is_refused_with_the_fix() -> None:
-    body = """
+def kernel_node(source: str) -> str:
+    """An opencl.kernel node `k` reading column x and writing y."""
+    lines = "\n".join("            " + line for line in source.splitlines())
+    return f"""
       k:
         type: opencl.kernel
         from: src
         with:
-          columns: {x: float32}
-          inputs: {x: float32}
-          outputs: {y: float32}
-          source: "y = x * 2.0f;"
+          columns: {{x: float32}}
+          inputs: {{x: float32}}
+          outputs: {{y: float32}}
+          source: |
+{lines}
 """
+
+
+def test_a_kernel_node_on_numpy_is_refused_with_the_fix() -> None:
+    body = kernel_node("y = x * 2.0f;")
     with device("numpy"), pytest.raises(NodeFailure) as failure:
         build(graph([{"x": 1.0}], body, "", "k"))
     assert "opencl.kernel" in str(failure.value) and "HEADRACE_OPENCL_DEVICE" in str(failure.value)
@@ -359,17 +366,7 @@ def test_a_kernel_node_on_numpy_is_refused_with_the_fix() -> None:
 
 @needs_opencl
 def test_a_kernel_node_runs_user_opencl_c_fused_with_a_map() -> None:
-    body = """
-      k:
-        type: opencl.kernel
-        from: src
-        with:
-          columns: {x: float32}
-          inputs: {x: float32}
-          outputs: {y: float32}
-          source: |
-            if (x < 0.0f) { y = 0.0f; return; }
-            y = x * x + 1.0f;
+    body = kernel_node("if (x < 0.0f) { y = 0.0f; return; }\ny = x * x + 1.0f;") + """
       m:
         type: opencl.map
         from: k
@@ -384,17 +381,7 @@ def test_a_kernel_node_runs_user_opencl_c_fused_with_a_map() -> None:
 
 @needs_opencl
 def test_a_driver_build_error_names_the_node_and_line() -> None:
-    body = """
-      k:
-        type: opencl.kernel
-        from: src
-        with:
-          columns: {x: float32}
-          inputs: {x: float32}
-          outputs: {y: float32}
-          source: |
-            y = x *;
-"""
+    body = kernel_node("y = x *;")
     with device("cpu"), pytest.raises(NodeFailure) as failure:
         build(graph([{"x": 1.0}], body, "", "k"))
     assert "'k'" in str(failure.value) and "y = x *;" in str(failure.value)
