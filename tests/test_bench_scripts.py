@@ -1,5 +1,6 @@
 """The benchmark scripts run and check their own answers (tiny sizes: seconds, not numbers)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,23 @@ def test_lmdb_bench_compares_the_edge_with_raw_lmdb_and_the_pipeline_with_memory
     assert "totals OK" in out
     assert len(row(out, "lmdb edges (storage: lmdb)")) == 3
     assert list(tmp_path.iterdir()) == []  # every database was removed
+
+
+def test_gpu_bench_times_every_backend_and_they_agree(tmp_path) -> None:
+    out = run("bench/gpu.py", "--quick", "--json", str(tmp_path / "gpu.json"))
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    for label in ("hand-written NumPy", "run_numpy (Headrace NumPy)", "auto -> "):
+        assert len(row(out, label)) == 4, label
+    assert report["elements"] == 200_000 and report["max_abs_diff"]
+    assert all(diff <= 1e-4 for diff in report["max_abs_diff"].values()), report["max_abs_diff"]
+    if report["device"] is None:  # no PyOpenCL or no device here: the NumPy half still runs
+        assert "skipped" in out
+    else:
+        assert len(row(out, "OpenCL segment (wall)")) == 4
+        assert report["kernel"]["bytes"] == 30 * 200_000 and report["segment"]["fraction"] > 0
+
+
+def test_gpu_bench_without_a_device_runs_the_numpy_half() -> None:
+    out = run("bench/gpu.py", "--quick", "--device", "numpy")
+    assert len(row(out, "run_numpy (Headrace NumPy)")) == 4
+    assert "OpenCL: skipped" in out and "fractions: skipped" in out
