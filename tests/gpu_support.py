@@ -11,7 +11,7 @@ import pytest
 from adapters.gpu import devices
 from engine.node import Batch, Failures, NodeContext, Source
 from engine.runtime import Runtime
-from engine.spec import SOURCE, SpecRegistry, param, params_schema
+from engine.spec import SOURCE, SpecRegistry, param
 from loader.api import load_text
 from tests.runtime_support import RECORDED, _spec, test_registry
 

@@ -419,3 +419,27 @@ def test_the_example_graph_computes_per_sensor_totals(backend: str, tmp_path: "o
     for sensor, (n, hot, score) in want.items():
         assert got[sensor][0] == n
         assert math.isclose(got[sensor][1], hot, rel_tol=1e-6) and math.isclose(got[sensor][2], score, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_tap_on_a_link_inside_a_segment_sees_the_events_crossing_it(backend: str) -> None:
+    import asyncio
+    body = """
+      conv:
+        type: opencl.map
+        from: src
+        with:
+          columns: {t: float64}
+          set: {f: "t * 2"}
+      hot:
+        type: opencl.filter
+        from: conv
+        with: {where: "f > 3"}
+"""
+    seen: list[dict[str, object]] = []
+    with device(backend):
+        runtime = build(graph([{"t": 1.0}, {"t": 2.0}, {"t": 3.0}], body, "", "hot"))
+        runtime.controls.tap("conv->hot", seen.extend)
+        assert asyncio.run(runtime.run())
+    assert seen == [{"t": 1.0, "f": 2.0}, {"t": 2.0, "f": 4.0}, {"t": 3.0, "f": 6.0}]
+    assert recorded("sink") == [{"t": 2.0, "f": 4.0}, {"t": 3.0, "f": 6.0}]

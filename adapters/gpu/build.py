@@ -49,10 +49,6 @@ class OpenclRuns:
         return outcome
 
 
-def run_on_numpy(program: Program, columns: dict[str, Any], entered: Any) -> Outcome:
-    return run_numpy(program, columns, entered)
-
-
 def choose_runner(program: Program, where: str) -> tuple[Any, str]:
     """The run function for a program on this machine, and a line saying where it runs."""
     try:
@@ -61,7 +57,7 @@ def choose_runner(program: Program, where: str) -> tuple[Any, str]:
     except devices.DeviceError as exc:
         raise NodeFailure(f"GPU segment {where}: {exc}") from None
     if choice.backend == "numpy" or choice.device is None:
-        return run_on_numpy, f"NumPy ({choice.reason})"
+        return run_numpy, f"NumPy ({choice.reason})"
     from adapters.gpu.opencl_backend import KernelBuildError
     try:
         runs = OpenclRuns(choice.device)

@@ -9,7 +9,7 @@ that validates builds; only the device (float64 support, an OpenCL device for
 from typing import Final
 
 from adapters.gpu.program import ProgramError, build_program
-from adapters.gpu.segments import Link, find_segments
+from adapters.gpu.segments import Link, find_segments, plain
 from adapters.gpu.specs import FAMILY
 from engine.durations import duration_ms
 from engine.plan import DEFAULT_POLICY, DEFAULT_STORAGE
@@ -24,7 +24,7 @@ REDUCE: Final = "opencl.reduce"
 
 
 def _plain(options: dict[str, object]) -> bool:
-    return options.get("policy", DEFAULT_POLICY) == DEFAULT_POLICY and options.get("storage", DEFAULT_STORAGE) == DEFAULT_STORAGE
+    return plain(options.get("policy", DEFAULT_POLICY), options.get("storage", DEFAULT_STORAGE))
 
 
 def check_segments(graph: object, doc: object) -> list[object]:

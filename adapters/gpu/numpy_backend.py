@@ -225,15 +225,16 @@ def run_numpy(program: Program, columns: dict[str, Array], entered: Array) -> Ou
     reduce = program.reduce
     keep = set(program.written) if reduce is None else {reduce.by} | {r.column for r in reduce.fields}
     keep.discard("")
-    env_types = dict(program.columns) | program.prefix(len(element_steps(program))).written
+    steps = element_steps(program)
+    env_types = dict(program.columns) | program.prefix(len(steps)).written
     out = {name: np.empty(n, dtype=NUMPY_TYPES[env_types[name]]) for name in keep if name in env_types}
     alive = entered.copy()
     with np.errstate(all="ignore"):
         for lo in range(0, n, CHUNK):
             hi = min(lo + CHUNK, n)
             targets = {name: target[lo:hi] for name, target in out.items()}
-            env = _run_chunk(program, {k: v[lo:hi] for k, v in columns.items()}, alive[lo:hi], stage[lo:hi],
-                             code[lo:hi], targets)
+            env = _run_chunk(program, steps, {k: v[lo:hi] for k, v in columns.items()}, alive[lo:hi],
+                             stage[lo:hi], code[lo:hi], targets)
             for name, target in targets.items():
                 if env[name] is not target:  # an entry column kept for a reduce, or set by a kernel
                     target[:] = env[name]
@@ -245,13 +246,12 @@ def run_numpy(program: Program, columns: dict[str, Array], entered: Array) -> Ou
 CHUNK: Final = 65536
 
 
-def _run_chunk(program: Program, env: dict[str, Array], alive: Array, stage: Array, code: Array,
-               targets: dict[str, Array]) -> dict[str, Array]:
+def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep], env: dict[str, Array],
+               alive: Array, stage: Array, code: Array, targets: dict[str, Array]) -> dict[str, Array]:
     """One chunk through the element-wise steps; `alive`, `stage` and `code` are views
     updated in place, and written columns land in `targets` (views of the outputs).
     Returns the columns after the last step."""
     n = len(alive)
-    steps = element_steps(program)
     everyone = bool(alive.all())  # kept up to date below, so no pass per step asks again
     for j, step in enumerate(steps):
         rows = Rows() if everyone else Rows(((alive, False),))

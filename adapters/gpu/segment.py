@@ -43,6 +43,8 @@ class GpuSegment(Chain):
         reduce = program.reduce
         self.totals = ReduceTotals(reduce) if reduce is not None else None
         self.batches = 0  # kernel runs, for statistics and tests
+        # The tail's `out` port among the chain's ports.
+        self.out_port = self.member_ports[-1][runners[-1].plan.outputs.index("out")]
         self.placement = ""  # where it runs, in words (set by the builder)
 
     # -- batching ---------------------------------------------------------------------------
@@ -94,21 +96,18 @@ class GpuSegment(Chain):
         steps = len(program.steps)
         if self.totals is None:
             rows = np.flatnonzero(outcome.stage == steps)
-            out_port = self.runners[-1].plan.outputs.index("out")
-            self.views[-1][out_port].extend(to_events(events, rows, outcome.columns))
+            self.emit(to_events(events, rows, outcome.columns), outs)
         else:
             assert outcome.partials is not None
             self.emit(self.totals.add(outcome.partials, self.clock.now()), outs)
-            self.point_views(outs)
         self.account(len(events), outcome.stage, outs, before)
 
     def emit(self, emitted: Batch, outs: list[Batch]) -> None:
-        if not emitted:
-            return
-        self.point_views(outs)
-        tail = self.runners[-1]
-        self.views[-1][tail.plan.outputs.index("out")].extend(emitted)
-        tail.events_out += len(emitted)
+        """Events leaving the tail's `out` port, counted here: a reduce also emits from
+        timers and at the end of input, outside any batch."""
+        if emitted:
+            outs[self.out_port].extend(emitted)
+            self.runners[-1].events_out += len(emitted)
 
     def fail_rows(self, events: Batch, columns: dict[str, Any], outcome: Outcome) -> None:
         failed = np.flatnonzero(outcome.code != 0)
@@ -154,13 +153,9 @@ class GpuSegment(Chain):
             passed = entering[j + 1] if j < last else 0
             if j < last:
                 self.cross_link(j, passed)
-            own = sum(len(outs[k]) - before[k] for k in self.ports_of[j])
-            if j == last and self.totals is not None:
-                own -= sum(len(outs[k]) - before[k] for k in self.ports_of[j] if self.is_out(j, k))
+            # Dead letters and the like; the tail's `out` was counted by `emit`.
+            own = sum(len(outs[k]) - before[k] for k in self.ports_of[j] if k != self.out_port)
             r.events_out += passed + own
-
-    def is_out(self, member: int, port: int) -> bool:
-        return self.member_ports[member][self.runners[member].plan.outputs.index("out")] == port
 
 
 class GpuTransform(Transform):

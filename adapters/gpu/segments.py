@@ -22,6 +22,11 @@ class Link:
     plain: bool  # block policy, in memory
 
 
+def plain(policy: object, storage: object) -> bool:
+    """An edge a segment can run across: in memory, with the `block` policy."""
+    return policy == DEFAULT_POLICY and storage == DEFAULT_STORAGE
+
+
 def find_segments(order: list[str], members: set[str], inputs: dict[str, list[Link]],
                   ends: set[str]) -> list[list[str]]:
     """The segments among `members` (node names), each in chain order, in `order`."""
@@ -50,8 +55,7 @@ def find_segments(order: list[str], members: set[str], inputs: dict[str, list[Li
 def plan_segments(plan: GraphPlan, family: set[str], ends: set[str]) -> list[list[str]]:
     """The segments of a compiled plan whose node types are in `family`."""
     edges = {e.id: e for e in plan.edges}
-    inputs = {n.name: [Link(edges[i].from_node, edges[i].from_port,
-                            edges[i].policy == DEFAULT_POLICY and edges[i].storage == DEFAULT_STORAGE)
+    inputs = {n.name: [Link(edges[i].from_node, edges[i].from_port, plain(edges[i].policy, edges[i].storage))
                        for i in n.inputs] for n in plan.nodes}
     members = {n.name for n in plan.nodes if n.type in family}
     reduce_nodes = {n.name for n in plan.nodes if n.type in ends}

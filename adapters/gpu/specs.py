@@ -3,6 +3,7 @@
 from typing import Final
 
 from adapters.gpu.dtypes import DTYPES
+from adapters.gpu.program import FILTER, KERNEL, MAP, REDUCE
 from engine.node import Batch, Failures, NodeContext, NodeFailure, Transform
 from engine.spec import DURATION, EACH_VALUE, EXPRESSION, ONE, TRANSFORM, ExprParam, NodeSpec, param, params_schema
 
@@ -41,7 +42,7 @@ def _params(own: dict[str, dict[str, object]], required: tuple[str, ...]) -> dic
 
 
 OPENCL_MAP: Final = NodeSpec(
-    name="opencl.map",
+    name=MAP,
     kind=TRANSFORM,
     summary="Sets numeric columns from expressions, as one step of a GPU segment (fused with its "
             "neighbours into one kernel). See [GPU segments](gpu.md).",
@@ -57,7 +58,7 @@ OPENCL_MAP: Final = NodeSpec(
 )
 
 OPENCL_FILTER: Final = NodeSpec(
-    name="opencl.filter",
+    name=FILTER,
     kind=TRANSFORM,
     summary="Passes on the events whose condition over the columns holds, as one step of a GPU "
             "segment. See [GPU segments](gpu.md).",
@@ -71,7 +72,7 @@ OPENCL_FILTER: Final = NodeSpec(
 )
 
 OPENCL_REDUCE: Final = NodeSpec(
-    name="opencl.reduce",
+    name=REDUCE,
     kind=TRANSFORM,
     summary="Totals columns per batch or per processing-time window, optionally by a small integer "
             "key; emits one event per group. It ends its GPU segment. See [GPU segments](gpu.md).",
@@ -93,7 +94,7 @@ OPENCL_REDUCE: Final = NodeSpec(
 )
 
 OPENCL_KERNEL: Final = NodeSpec(
-    name="opencl.kernel",
+    name=KERNEL,
     kind=TRANSFORM,
     summary="The escape hatch: OpenCL C statements run per event over declared input columns, "
             "assigning declared output columns. Needs an OpenCL device (PoCL runs it on a CPU). "
