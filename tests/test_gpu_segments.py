@@ -443,3 +443,37 @@ def test_a_tap_on_a_link_inside_a_segment_sees_the_events_crossing_it(backend: s
         assert asyncio.run(runtime.run())
     assert seen == [{"t": 1.0, "f": 2.0}, {"t": 2.0, "f": 4.0}, {"t": 3.0, "f": 6.0}]
     assert recorded("sink") == [{"t": 2.0, "f": 4.0}, {"t": 3.0, "f": 6.0}]
+
+
+def test_an_integer_literal_out_of_range_for_its_column_is_a_load_problem() -> None:
+    import textwrap
+    from loader.api import load_text
+    from tests.gpu_support import gpu_registry
+    text = graph([{"n": 1}], """
+      conv:
+        type: opencl.map
+        from: src
+        with:
+          columns: {n: int32}
+          set: {m: "n + 3000000000"}
+""", "", "conv")
+    result = load_text("g.yaml", textwrap.dedent(text), gpu_registry())
+    [problem] = [p for p in result.problems if p.severity == "error"]
+    assert (problem.code, problem.message) == ("HR048", "the literal 3000000000 is out of range for int32")
+    line = textwrap.dedent(text).splitlines()[problem.line - 1]
+    assert line[problem.column - 1:].startswith("3000000000")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_undefined_math_result_of_literals_alone_fails_the_event(backend: str) -> None:
+    body = """
+      conv:
+        type: opencl.map
+        from: src
+        with:
+          columns: {t: float64}
+          set: {y: "log(0)"}
+"""
+    runtime, ok = run(graph([{"t": 1.0}], body, "", "conv"), backend)
+    assert ok and recorded("sink") == []
+    assert runtime.stats()["nodes"]["conv"]["errors"] == 1  # type: ignore[index]

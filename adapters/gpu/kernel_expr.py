@@ -116,6 +116,7 @@ class _Typer:
         self.columns = columns
         self.defaults = defaults
         self.head = head
+        self.literals: dict[int, ast.AST] = {}  # id of a literal's Const -> where it is written
 
     def fail(self, node: ast.AST, kind: str, message: str, hint: str) -> KernelExprError:
         line, column = self.where.at_byte(expr._node_offset(node))
@@ -127,7 +128,15 @@ class _Typer:
         # segment never needs float64 on the device.
         want = concrete(kind, self.defaults)
         if isinstance(node, Const):
-            return Const(_convert(node.value, want), want)
+            value = _convert(node.value, want)
+            low, high = _INT_RANGE.get(want, (value, value))
+            if isinstance(value, int) and not low <= value <= high:
+                where = self.literals.get(id(node))
+                raise KernelExprError(expr.ExprError(
+                    NOT_IN_KERNEL, f"the literal {value} is out of range for {want}",
+                    "declare the column it meets as int64, or use a smaller number",
+                    *(self.where.at_byte(expr._node_offset(where)) if where is not None else (0, 0))))
+            return Const(value, want)
         if node.dtype == want:
             return node
         return Cast(node, want)
@@ -176,7 +185,9 @@ class _Typer:
         if isinstance(value, int):
             if abs(value) >= 2 ** 63:
                 raise self.fail(node, NOT_IN_KERNEL, "integer literal out of range for int64", "use a smaller number")
-            return Const(value, "int64"), Kind("int64", weak=True)
+            literal = Const(value, "int64")
+            self.literals[id(literal)] = node
+            return literal, Kind("int64", weak=True)
         if isinstance(value, float):
             return Const(value, "float64"), Kind("float64", weak=True)
         raise self.fail(node, NOT_IN_KERNEL, f"{_what(node)} is not available in a GPU segment",
@@ -193,6 +204,12 @@ class _Typer:
         if isinstance(node.op, ast.Not):
             return Unary("not", self.condition(node.operand), BOOL), Kind(BOOL)
         operand = self.visit(node.operand)
+        literal = operand[0]
+        if isinstance(literal, Const) and operand[1].weak and isinstance(node.op, ast.USub):
+            # `-5` is one literal: negated before it takes a type, so -2147483648 fits int32.
+            negated = Const(-_number(literal.value), literal.dtype)
+            self.literals[id(negated)] = node
+            return negated, operand[1]
         kind = numeric(operand[1], self.defaults)
         value = self.cast(operand, kind)
         if isinstance(node.op, ast.UAdd):
@@ -248,6 +265,9 @@ class _Typer:
             kind = as_float(kind, self.defaults)
         kind = Kind(concrete(kind, self.defaults))
         return Call(fn, tuple(self.cast(a, kind) for a in args), kind.dtype), kind
+
+
+_INT_RANGE: Final = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 
 
 def _number(value: object) -> int | float:

@@ -101,7 +101,7 @@ class _Eval:
             self.failed = True
 
     def check_finite(self, value: Array, rows: Rows, code: int) -> None:
-        if np.ndim(value) and _maybe_not_finite(value):
+        if _maybe_not_finite(value):  # a literal-only value is a 0-d array: checked too
             self.fail(~np.isfinite(value), rows, code)
 
     def into(self, node: Node, active: Rows, code: int, out: Array) -> Array:
