@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 cl = pytest.importorskip("pyopencl")
 
-from adapters.gpu import opencl_backend  # noqa: E402
+from adapters.gpu import numpy_backend, opencl_backend  # noqa: E402
 from adapters.gpu.numpy_backend import NOT_ENTERED, element_steps, run_numpy  # noqa: E402
 from adapters.gpu.opencl_backend import KernelBuildError, OpenclRunner  # noqa: E402
 from adapters.gpu.program import NOT_FINITE, build_program  # noqa: E402
@@ -373,3 +373,18 @@ def test_device_without_float64(ctx, queue, monkeypatch):
         np.testing.assert_allclose(got.partials.values[name], want.partials.values[name], rtol=1e-4)
     with pytest.raises(KernelBuildError, match="GPU segment 'a': the device .* has no float64"):
         OpenclRunner(program(head({"d": "float64"}, y="d + 1")), ctx, queue)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_numpy_split_in_chunks_and_threads_matches_opencl(ctx, queue, monkeypatch, threads):
+    """run_numpy cuts a batch into chunks shared out among threads; the kernel sees it whole."""
+    monkeypatch.setattr(numpy_backend, "CHUNK", 128)
+    prog = program(head(SINGLE, x="f / z + g", key="i % 7 - 1", y="sqrt(f) * 2 if b else f // g"),
+                   ("keep", "opencl.filter", {"where": "x > -3 or b"}),
+                   ("r", "opencl.reduce", {"fields": REDUCE_FIELDS, "by": "key", "groups": 5}))
+    columns = data(SINGLE)
+    columns["z"][::9] = 0
+    entered = entered_rows(len(columns["f"]))
+    got = OpenclRunner(prog, ctx, queue).run(columns, entered)
+    compare(prog, got, run_numpy(prog, columns, entered, threads=threads))
+    assert {int(c) % 4 for c in got.code if c} >= {1, 2} and (got.stage == 1).any()

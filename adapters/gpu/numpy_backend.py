@@ -10,7 +10,12 @@ The OpenCL backend (opencl_backend.py) produces the same `Outcome` for the same 
 """
 
 import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -82,9 +87,36 @@ class Rows:
 
 
 def _maybe_not_finite(value: Array) -> bool:
-    """A cheap first look: the sum of finite numbers is finite unless it overflows, and
-    then the exact check below finds nothing. One pass, no allocation."""
+    """A cheap first look, one pass and no allocation; the exact check follows only when it
+    says maybe. A dot product with zeros is 0 for finite values and NaN as soon as one is
+    infinite or NaN (0 * inf is NaN), and BLAS computes it faster than any reduction."""
+    if _DOT_FINDS_NON_FINITE and value.ndim == 1 and value.dtype.kind == "f" and len(value) >= 64:
+        zeros = _zeros.get((value.dtype, len(value)))
+        if zeros is None:
+            zeros = _zeros.setdefault((value.dtype, len(value)), np.zeros(len(value), dtype=value.dtype))
+        return not math.isfinite(float(np.dot(value, zeros)))
+    # The sum of finite numbers is finite unless it overflows, and then the exact check finds nothing.
     return not math.isfinite(float(np.add.reduce(value, axis=None)))
+
+
+_zeros: dict[tuple[Any, int], Array] = {}  # one per chunk length and float type: a handful
+
+
+def _dot_finds_non_finite() -> bool:
+    """Whether this NumPy's BLAS keeps IEEE semantics in a dot product (0 * inf is NaN); a
+    BLAS that skipped zeros would hide an infinity, so the plain sum is used instead."""
+    with np.errstate(all="ignore"):
+        for dtype in (np.float32, np.float64):
+            zeros = np.zeros(256, dtype=dtype)
+            for bad in (np.inf, -np.inf, np.nan):
+                probe = np.ones(256, dtype=dtype)
+                probe[137] = bad
+                if math.isfinite(float(np.dot(probe, zeros))):
+                    return False
+    return True
+
+
+_DOT_FINDS_NON_FINITE: Final = _dot_finds_non_finite()
 
 
 class _Eval:
@@ -214,36 +246,87 @@ def element_steps(program: Program) -> list[MapStep | FilterStep | KernelStep]:
     return [s for s in program.steps if not isinstance(s, ReduceStep)]
 
 
-def run_numpy(program: Program, columns: dict[str, Array], entered: Array) -> Outcome:
+def run_numpy(program: Program, columns: dict[str, Array], entered: Array, threads: int = 0) -> Outcome:
     """Run the steps over typed entry columns (`entered`: rows that converted).
 
     Rows go through in chunks of CHUNK, so a chain's temporaries stay in the CPU cache
-    instead of streaming through memory once per operation (numexpr's trick)."""
+    instead of streaming through memory once per operation (numexpr's trick). A batch of
+    several chunks is shared out among `threads` threads (0: as many as the process may
+    use, see usable_cpus): NumPy releases the GIL inside each operation, and every chunk
+    writes only its own rows, so the outcome does not depend on the split."""
     n = len(entered)
     code = np.zeros(n, dtype=np.uint32)
-    stage = np.where(entered, 0, NOT_ENTERED).astype(np.uint8)
+    stage = np.empty(n, dtype=np.uint8)  # every row's stage is set by its chunk
     reduce = program.reduce
     keep = set(program.written) if reduce is None else {reduce.by} | {r.column for r in reduce.fields}
     keep.discard("")
     steps = element_steps(program)
     env_types = dict(program.columns) | program.prefix(len(steps)).written
     out = {name: np.empty(n, dtype=NUMPY_TYPES[env_types[name]]) for name in keep if name in env_types}
-    alive = entered.copy()
-    with np.errstate(all="ignore"):
-        for lo in range(0, n, CHUNK):
-            hi = min(lo + CHUNK, n)
-            targets = {name: target[lo:hi] for name, target in out.items()}
-            env = _run_chunk(program, steps, {k: v[lo:hi] for k, v in columns.items()}, alive[lo:hi],
-                             stage[lo:hi], code[lo:hi], targets)
-            for name, target in targets.items():
-                if env[name] is not target:  # an entry column kept for a reduce, or set by a kernel
-                    target[:] = env[name]
+    alive = entered.copy() if reduce is not None else None  # the reduce needs every row's outcome
+
+    def run_span(first: int, last: int) -> None:
+        with np.errstate(all="ignore"):  # per thread: NumPy keeps the error state per context
+            for lo in range(first, last, CHUNK):
+                hi = min(lo + CHUNK, last)
+                rows = alive[lo:hi] if alive is not None else entered[lo:hi].copy()
+                targets = {name: target[lo:hi] for name, target in out.items()}
+                env = _run_chunk(program, steps, {k: v[lo:hi] for k, v in columns.items()}, rows,
+                                 stage[lo:hi], code[lo:hi], targets)
+                for name, target in targets.items():
+                    if env[name] is not target:  # an entry column kept for a reduce, or set by a kernel
+                        target[:] = env[name]
+
+    _share_out(run_span, n, threads or usable_cpus())
     if reduce is not None:
         return Outcome({}, stage, code, reduce_numpy(reduce, out, alive, code, stage))
     return Outcome({name: out[name] for name in program.written}, stage, code)
 
 
 CHUNK: Final = 65536
+MAX_THREADS: Final = 8  # past this, memory bandwidth, not cores, bounds a chain
+CPU_MAX: Final = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD", or "max PERIOD"
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _share_out(run_span: Callable[[int, int], None], n: int, threads: int) -> None:
+    """Call run_span over [0, n) in contiguous whole-chunk spans, one per thread; this
+    thread takes the first span, so one thread means no pool at all."""
+    chunks = -(-n // CHUNK)
+    parts = max(1, min(threads, chunks, MAX_THREADS))
+    per = max(1, -(-chunks // parts)) * CHUNK
+    spans = [(lo, min(lo + per, n)) for lo in range(0, n, per)] or [(0, 0)]
+    others = [_thread_pool().submit(run_span, lo, hi) for lo, hi in spans[1:]]
+    try:
+        run_span(*spans[0])
+    finally:
+        for future in others:
+            future.result()  # waits for every span, and raises the first error among them
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(MAX_THREADS - 1, thread_name_prefix="headrace-numpy")
+        return _pool
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, lowered by a cgroup v2 CPU quota
+    (a container's `cpus`, a Kubernetes CPU limit), so a one-CPU container runs one thread."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to honour
+    return max(1, cpus)
 
 
 def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep], env: dict[str, Array],
@@ -253,6 +336,8 @@ def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep],
     Returns the columns after the last step."""
     n = len(alive)
     everyone = bool(alive.all())  # kept up to date below, so no pass per step asks again
+    if not everyone:
+        stage.fill(NOT_ENTERED)  # rows that entered get their stage below
     for j, step in enumerate(steps):
         rows = Rows() if everyone else Rows(((alive, False),))
         evaluator = _Eval(env, code, n)
@@ -268,11 +353,11 @@ def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep],
                     value = evaluator.value(assign.expr, rows, assign.code)
                 if is_float(assign.expr.dtype) and not _checked_call(assign.expr):
                     evaluator.check_finite(value, rows, assign.code + NOT_FINITE)
-                results.append((assign.column, np.broadcast_to(value, (n,))))
+                results.append((assign.column, _full(value, n)))
             env.update(results)
             stopped = alive & (code != 0) if evaluator.failed else None
         elif isinstance(step, FilterStep):
-            keep = np.broadcast_to(evaluator.value(step.cond, rows, step.code), (n,))
+            keep = _full(evaluator.value(step.cond, rows, step.code), n)
             stopped = alive & ~keep
             if evaluator.failed:
                 stopped |= alive & (code != 0)
@@ -287,6 +372,11 @@ def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep],
     else:
         stage[alive] = len(steps)
     return env
+
+
+def _full(value: Array, n: int) -> Array:
+    """`value` as n rows: a literal-only value (0-d) is broadcast, a column is itself."""
+    return value if value.shape == (n,) else np.broadcast_to(value, (n,))
 
 
 def _checked_call(node: Node) -> bool:
