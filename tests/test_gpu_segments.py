@@ -477,3 +477,30 @@ def test_an_undefined_math_result_of_literals_alone_fails_the_event(backend: str
     runtime, ok = run(graph([{"t": 1.0}], body, "", "conv"), backend)
     assert ok and recorded("sink") == []
     assert runtime.stats()["nodes"]["conv"]["errors"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_segment_fed_by_a_durable_edge_runs_each_delivery_whole_before_it_is_acknowledged(
+        backend: str, tmp_path: "object") -> None:
+    """A batch_size and max_delay far beyond the input would hold every event until the end;
+    behind a durable edge the segment runs what each take delivered, so the acknowledgement
+    that removes events from disk comes after they went through, and one run per delivery."""
+    from adapters.lmdb_edge import LmdbEdge, durable_edges
+    from adapters.lmdb_store import LmdbStore
+
+    events = [{"x": float(i)} for i in range(300)]
+    body = """
+      double:
+        type: opencl.map
+        from: {node: src, edge: {durable: true, capacity: 64}}
+        with: {columns: {x: float32}, batch_size: 100000, max_delay: 1h, set: {y: "x * 2"}}
+"""
+    store = LmdbStore(tmp_path)  # type: ignore[arg-type]
+    runtime, ok = run(graph(events, body, "", "double"), backend, durable=durable_edges(store))
+    assert ok
+    assert recorded("sink") == [{"x": float(i), "y": 2.0 * i} for i in range(300)]
+    [segment] = [s.segment for s in runtime.segments if hasattr(s.segment, "program")]
+    assert 300 / 64 <= segment.batches <= 300 / 10  # per delivery: not all at once, not one by one
+    [edge] = [e for e in runtime.edges.values() if isinstance(e, LmdbEdge)]
+    assert store.read(lambda txn: sum(1 for _ in txn.cursor(edge.table.db))) == 0
+    store.close()

@@ -388,3 +388,23 @@ def test_numpy_split_in_chunks_and_threads_matches_opencl(ctx, queue, monkeypatc
     got = OpenclRunner(prog, ctx, queue).run(columns, entered)
     compare(prog, got, run_numpy(prog, columns, entered, threads=threads))
     assert {int(c) % 4 for c in got.code if c} >= {1, 2} and (got.stage == 1).any()
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "no host-allocated buffers"])
+def test_batches_of_changing_size_reuse_the_download_areas(ctx, queue, monkeypatch, pinned):
+    """Downloads land in host memory kept from batch to batch (pinned where the driver
+    allows); a smaller batch after a larger one, and a larger after a smaller, come out right."""
+    if not pinned:
+        def refuse(*args, **kwargs):
+            raise cl.RuntimeError("no host-allocated buffers here")
+        monkeypatch.setattr(opencl_backend.cl, "enqueue_map_buffer", refuse)
+    prog = program(head(SINGLE, y="f * 2 + g", k="i // 3"), ("pos", "opencl.filter", {"where": "y > -5"}))
+    runner = OpenclRunner(prog, ctx, queue)
+    for n in (3000, 250, 3000, 7000):
+        columns = data(SINGLE, n=n, seed=n)
+        entered = entered_rows(n, seed=n)
+        got = runner.run(columns, entered)
+        assert len(got.stage) == n and len(got.columns["y"]) == n
+        compare(prog, got, run_numpy(prog, columns, entered))
+    held = [buf for buf, _ in runner._landing.values()]
+    assert all((buf is not None) == pinned for buf in held) and len(held) == 4  # stage, code, y, k

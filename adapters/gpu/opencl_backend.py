@@ -142,7 +142,10 @@ def _extreme(dtype: Any, low: bool) -> Any:
 
 
 class OpenclRunner:
-    """A program built for one device; `run` executes a batch."""
+    """A program built for one device; `run` executes a batch.
+
+    The arrays of the Outcome `run` returns are the runner's own download areas, valid until
+    its next `run`: the segment turns them into events before it runs the next batch."""
 
     def __init__(self, program: Program, context: "cl.Context", queue: "cl.CommandQueue") -> None:
         self.program = program
@@ -167,6 +170,7 @@ class OpenclRunner:
         self.profiling = bool(queue.properties & cl.command_queue_properties.PROFILING_ENABLE)
         self.last_timing: dict[str, float] = {"upload": 0.0, "kernel": 0.0, "download": 0.0}
         self._buffers: dict[str, "cl.Buffer"] = {}
+        self._landing: dict[str, tuple[Any, Array]] = {}  # role -> (pinned buffer or None, host bytes)
 
     def run(self, columns: dict[str, Array], entered: Array) -> Outcome:
         entered = np.ascontiguousarray(entered, dtype=np.bool_)
@@ -239,10 +243,10 @@ class OpenclRunner:
             local = self._local[self._reduce]
             phases["kernel"].append(cl.enqueue_nd_range_kernel(queue, self._reduce, (_padded(items, local),), (local,)))
         phase_done("kernel")
-        stage_host = download(stage, np.full(n, NOT_ENTERED, dtype=np.uint8))
-        code_host = download(code, np.zeros(n, dtype=np.uint32))
+        stage_host = download(stage, self._landing_area("stage", np.uint8, n))  # the kernels set every row
+        code_host = download(code, self._landing_area("code", np.uint32, n))
         written = {} if reduce is not None else {
-            c: download(outputs[c], np.zeros(n, dtype=NUMPY_TYPES[t])) for c, t in gen.outputs}
+            c: download(outputs[c], self._landing_area(f"out {c}", NUMPY_TYPES[t], n)) for c, t in gen.outputs}
         totals = {name: download(buf, host) for name, (buf, host) in partials.items()}
         cl.wait_for_events([e for events in phases.values() for e in events])
         phase_done("download")
@@ -254,6 +258,27 @@ class OpenclRunner:
         if reduce is not None:
             outcome.partials = self._combine(totals)
         return outcome
+
+    def _landing_area(self, role: str, dtype: Any, n: int) -> Array:
+        """Where a download lands: host memory kept from batch to batch, so no copy faults
+        in fresh pages, and pinned (a mapped ALLOC_HOST_PTR buffer) where the driver gives
+        it, so a GPU's copy engine writes it directly instead of through a staging copy."""
+        nbytes = n * np.dtype(dtype).itemsize
+        held = self._landing.get(role)
+        if held is None or held[1].nbytes < nbytes:
+            self._landing[role] = held = self._pinned(max(nbytes, 1))
+        area: Array = held[1][:nbytes].view(dtype)
+        return area
+
+    def _pinned(self, nbytes: int) -> tuple[Any, Array]:
+        flags = cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR
+        try:
+            buf = cl.Buffer(self.context, flags, nbytes)
+            mapped, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0,
+                                              (nbytes,), np.uint8, is_blocking=True)
+        except cl.Error:  # a driver without host-allocated buffers: plain host memory
+            return None, np.empty(nbytes, dtype=np.uint8)
+        return buf, mapped
 
     @staticmethod
     def _host(array: Array, dtype: str, n: int) -> Array:

@@ -36,7 +36,8 @@ class GpuSegment(Chain):
         self.program = program
         self.run = run
         self.clock = clock
-        self.batch_size = 1 if immediate else program.batch_size
+        self.batch_size = program.batch_size
+        self.immediate = immediate  # fed by a durable edge: nothing may wait past its acknowledgement
         self.max_delay_s = program.max_delay_ms / 1000.0
         self.buffer: Batch = []
         self.first_at = 0.0
@@ -50,6 +51,10 @@ class GpuSegment(Chain):
     # -- batching ---------------------------------------------------------------------------
 
     def add(self, batch: Batch, outs: list[Batch]) -> None:
+        if self.immediate:  # the whole delivery now, in runs of at most batch_size
+            for lo in range(0, len(batch), self.batch_size):
+                self.run_batch(batch[lo:lo + self.batch_size], outs)
+            return
         if not self.buffer:
             self.first_at = self.clock.now()
         self.buffer.extend(batch)
