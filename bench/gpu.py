@@ -7,8 +7,8 @@ On the OpenCL device (`--device`, same forms as HEADRACE_OPENCL_DEVICE; with `au
 the first device, e.g. PoCL on the CPU, so the OpenCL path is still measured):
   device bandwidth   the better of a buffer->buffer enqueue_copy and a float4 copy kernel,
                      2 * bytes / profiled time (each byte is read once and written once)
-  host<->device      enqueue_copy of N*4 bytes up (host->device) and down; pageable host memory,
-                     as the backend uses
+  host<->device      enqueue_copy of N*4 bytes up (host->device, from pageable memory) and down
+                     (into pinned memory), as the backend copies
   kernel             bytes the fused kernel must move / last_timing["kernel"], where bytes =
                      per row: `entered` (1) + entry columns read (a, b: 8) + `stage` (1) + `code`
                      (4) + written columns (x, y, z, w: 16) = 30; as a fraction of device bandwidth
@@ -97,7 +97,12 @@ def bandwidths(context: Any, queue: Any, nbytes: int, repeat: int) -> dict[str, 
 
     nbytes = max(16 * 256, nbytes - nbytes % (16 * 256))  # whole float4s, whole work-groups
     host = np.ones(nbytes // 4, dtype=np.float32)
-    back = np.empty_like(host)
+    try:  # downloads land in pinned memory, as the backend's do (uploads read the caller's arrays)
+        pinned = cl.Buffer(context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, nbytes)
+        back, _ = cl.enqueue_map_buffer(queue, pinned, cl.map_flags.READ | cl.map_flags.WRITE, 0,
+                                        host.shape, host.dtype, is_blocking=True)
+    except cl.Error:
+        back = np.empty_like(host)
     src, dst = (cl.Buffer(context, cl.mem_flags.READ_WRITE, nbytes) for _ in range(2))
     copy = cl.Program(context, COPY_KERNEL).build().copy
     times: dict[str, list[float]] = {"copy": [], "kernel": [], "up": [], "down": []}
