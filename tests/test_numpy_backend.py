@@ -149,3 +149,12 @@ def test_usable_cpus_honours_a_container_cpu_limit(monkeypatch: pytest.MonkeyPat
     assert nb.usable_cpus() == (8 if want is None else want)
     monkeypatch.setattr(nb, "CPU_MAX", tmp_path / "missing")
     assert nb.usable_cpus() == 8
+
+
+def test_batches_of_every_size_share_one_zero_vector_per_type() -> None:
+    """The finite check's zeros are sliced, not kept per batch length (a server sees many)."""
+    for n in range(1, 300, 7):
+        columns = {"f": np.ones(n, dtype=np.float32), "g": np.ones(n, dtype=np.float32),
+                   "i": np.ones(n, dtype=np.int32)}
+        assert (nb.run_numpy(CHAIN, columns, np.ones(n, dtype=bool)).stage == 4).all()
+    assert set(nb._zeros) <= {np.dtype(np.float32), np.dtype(np.float64)}

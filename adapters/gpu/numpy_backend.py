@@ -91,15 +91,15 @@ def _maybe_not_finite(value: Array) -> bool:
     says maybe. A dot product with zeros is 0 for finite values and NaN as soon as one is
     infinite or NaN (0 * inf is NaN), and BLAS computes it faster than any reduction."""
     if _DOT_FINDS_NON_FINITE and value.ndim == 1 and value.dtype.kind == "f" and len(value) >= 64:
-        zeros = _zeros.get((value.dtype, len(value)))
-        if zeros is None:
-            zeros = _zeros.setdefault((value.dtype, len(value)), np.zeros(len(value), dtype=value.dtype))
-        return not math.isfinite(float(np.dot(value, zeros)))
+        zeros = _zeros.get(value.dtype)
+        if zeros is None or len(zeros) < len(value):  # values are chunks: this happens once per type
+            zeros = _zeros[value.dtype] = np.zeros(max(len(value), CHUNK), dtype=value.dtype)
+        return not math.isfinite(float(np.dot(value, zeros[:len(value)])))
     # The sum of finite numbers is finite unless it overflows, and then the exact check finds nothing.
     return not math.isfinite(float(np.add.reduce(value, axis=None)))
 
 
-_zeros: dict[tuple[Any, int], Array] = {}  # one per chunk length and float type: a handful
+_zeros: dict[Any, Array] = {}  # per float type, as long as a chunk: sliced to a value's length
 
 
 def _dot_finds_non_finite() -> bool:
