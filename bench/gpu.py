@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from adapters.gpu import devices
-from adapters.gpu.numpy_backend import run_numpy, usable_cpus
+from adapters.gpu.cpu_share import usable_cpus
+from adapters.gpu.numpy_backend import run_numpy
 from adapters.gpu.program import build_program
 from engine.durations import duration_ms
 

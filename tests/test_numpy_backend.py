@@ -2,10 +2,15 @@
 falls between come out as if the batch were one piece, checked row by row against Python."""
 
 import math
+import os
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
 
+from adapters.gpu import cpu_share
 from adapters.gpu import numpy_backend as nb
 from adapters.gpu.program import DIVISION_BY_ZERO, NOT_FINITE, UNDEFINED, build_program
 from engine.durations import duration_ms
@@ -62,10 +67,13 @@ def expected(columns: dict[str, np.ndarray], entered: np.ndarray) -> list[tuple[
     return rows
 
 
+@pytest.mark.filterwarnings("error")  # every thread ignores NumPy's floating-point warnings itself
 @pytest.mark.parametrize("threads", [1, 2, 3, 16])
 def test_every_row_comes_out_as_python_computes_it_whatever_the_split(threads: int) -> None:
     columns, entered = batch()
+    given = entered.copy()
     got = nb.run_numpy(CHAIN, columns, entered, threads=threads)
+    np.testing.assert_array_equal(entered, given)  # the caller's array is not written
     want = expected(columns, entered)
     assert [int(s) for s in got.stage] == [w[0] for w in want]
     assert [int(c) % 4 for c in got.code] == [w[1] for w in want]
@@ -76,7 +84,6 @@ def test_every_row_comes_out_as_python_computes_it_whatever_the_split(threads: i
     assert got.columns["x"][done].tolist() == [w[2] for w in want if w[0] == 4]
     assert got.columns["y"][done].tolist() == [w[3] for w in want if w[0] == 4]
     assert got.columns["k"][done].tolist() == [w[4] for w in want if w[0] == 4]
-    assert list(entered)[64:128] == [False] * 64  # the caller's array is not written
 
 
 def test_a_reduce_over_many_chunks_counts_every_row_once() -> None:
@@ -119,18 +126,52 @@ def test_a_single_non_finite_value_anywhere_fails_its_row_only(monkeypatch: pyte
     assert (np.delete(got.stage, where) == 1).all()
 
 
-def test_this_blas_keeps_infinities_in_a_dot_product() -> None:
-    """Where it did not, the backend would check with a sum instead (the test above covers both)."""
-    assert nb._dot_finds_non_finite() is True
+def test_a_blas_that_skips_zeros_is_found_and_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe at import decides between the dot product and the sum (both tested above)."""
+    monkeypatch.setattr(np, "dot", lambda a, b: 0.0)  # what a BLAS skipping zero weights returns
+    assert nb._dot_finds_non_finite() is False
+    monkeypatch.undo()
+    assert nb._dot_finds_non_finite() is True  # NumPy's own BLAS here keeps IEEE semantics
 
 
-def test_an_error_in_another_thread_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    program = build_program([
-        ("m", "opencl.map", {"columns": {"f": "float32"}, "set": {"x": "f + 1"}}),
-        ("k", "opencl.kernel", {"inputs": {"x": "float32"}, "outputs": {"y": "float32"}, "source": "y = x;"}),
-    ], duration_ms)
-    with pytest.raises(nb.KernelNeedsOpenCL, match="^k$"):
-        nb.run_numpy(program, {"f": np.zeros(N, dtype=np.float32)}, np.ones(N, dtype=bool), threads=4)
+def test_an_error_in_a_pool_thread_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = nb._run_chunk
+
+    def chunk(*args: object) -> object:
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("a chunk failed in a pool thread")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nb, "_run_chunk", chunk)
+    columns, entered = batch()
+    with pytest.raises(RuntimeError, match="pool thread"):
+        nb.run_numpy(CHAIN, columns, entered, threads=4)
+
+
+def test_share_out_returns_only_when_every_span_stopped_and_prefers_its_own_error() -> None:
+    lock = threading.Lock()
+    running, finished = [0], []
+
+    def spans(fail: set[int]) -> "object":
+        def run_span(lo: int, hi: int) -> None:
+            with lock:
+                running[0] += 1
+            try:
+                if lo in fail:
+                    raise RuntimeError(f"span at {lo}")
+                time.sleep(0.2 if lo == 384 else 0)  # still busy when the error is known
+                finished.append((lo, hi))
+            finally:
+                with lock:
+                    running[0] -= 1
+        return run_span
+
+    with pytest.raises(RuntimeError, match="span at 192"):
+        cpu_share.share_out(spans({192}), 640, 64, 4)  # spans of 3 chunks: 0, 192, 384, 576
+    assert running[0] == 0 and sorted(finished) == [(0, 192), (384, 576), (576, 640)]
+    with pytest.raises(RuntimeError, match="span at 0"):  # this thread's own error wins
+        cpu_share.share_out(spans({0, 192}), 640, 64, 4)
+    assert running[0] == 0
 
 
 def test_an_empty_batch() -> None:
@@ -138,17 +179,50 @@ def test_an_empty_batch() -> None:
     assert len(got.stage) == 0 and len(got.columns["x"]) == 0
 
 
-@pytest.mark.parametrize(("cpu_max", "want"), [
-    ("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("broken", None)])
-def test_usable_cpus_honours_a_container_cpu_limit(monkeypatch: pytest.MonkeyPatch, tmp_path, cpu_max: str,
-                                                   want: int | None) -> None:
-    limit = tmp_path / "cpu.max"
-    limit.write_text(cpu_max)
-    monkeypatch.setattr(nb, "CPU_MAX", limit)
-    monkeypatch.setattr(nb.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
-    assert nb.usable_cpus() == (8 if want is None else want)
-    monkeypatch.setattr(nb, "CPU_MAX", tmp_path / "missing")
-    assert nb.usable_cpus() == 8
+@pytest.mark.parametrize(("files", "want"), [
+    ({}, 8),
+    ({"cpu.max": "max 100000\n"}, 8),
+    ({"cpu.max": "150000 100000\n"}, 2),  # a 1.5-CPU limit: two threads
+    ({"cpu.max": "50000 100000\n"}, 1),
+    ({"cpu.max": "broken"}, 8),
+    ({"cpu.max": "max 100000", "kube/cpu.max": "max 100000", "kube/pod/cpu.max": "300000 100000"}, 3),
+    ({"cpu.max": "200000 100000", "kube/pod/cpu.max": "max 100000"}, 2),  # a limit above the process
+])
+def test_usable_cpus_honours_a_cgroup_v2_cpu_limit_on_the_way_up(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                                   files: dict[str, str], want: int) -> None:
+    (tmp_path / "kube" / "pod").mkdir(parents=True)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "self").write_text("0::/kube/pod\n")
+    monkeypatch.setattr(cpu_share, "CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(cpu_share, "PROC_CGROUP", tmp_path / "self")
+    monkeypatch.setattr(cpu_share.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert cpu_share.usable_cpus() == want
+
+
+def test_usable_cpus_honours_a_cgroup_v1_quota(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    cpu = tmp_path / "cpu,cpuacct"
+    cpu.mkdir()
+    (cpu / "cpu.cfs_quota_us").write_text("100000\n")
+    (cpu / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "self").write_text("4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n1:name=systemd:/\n")
+    monkeypatch.setattr(cpu_share, "CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(cpu_share, "PROC_CGROUP", tmp_path / "self")
+    monkeypatch.setattr(cpu_share.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    assert cpu_share.usable_cpus() == 1  # the container sees its own cgroup as the mount
+    (cpu / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_share.usable_cpus() == 4
+    monkeypatch.setattr(cpu_share, "PROC_CGROUP", tmp_path / "missing")
+    assert cpu_share.usable_cpus() == 4
+
+
+def test_a_single_chunk_never_asks_how_many_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    def asked() -> int:
+        raise AssertionError("usable_cpus called for one chunk")
+    monkeypatch.setattr(cpu_share, "usable_cpus", asked)
+    columns, entered = batch()
+    small = {k: v[:64] for k, v in columns.items()}
+    assert len(nb.run_numpy(CHAIN, small, entered[:64]).stage) == 64
 
 
 def test_batches_of_every_size_share_one_zero_vector_per_type() -> None:
@@ -158,3 +232,37 @@ def test_batches_of_every_size_share_one_zero_vector_per_type() -> None:
                    "i": np.ones(n, dtype=np.int32)}
         assert (nb.run_numpy(CHAIN, columns, np.ones(n, dtype=bool)).stage == 4).all()
     assert set(nb._zeros) <= {np.dtype(np.float32), np.dtype(np.float64)}
+
+
+@pytest.mark.parametrize("expression", ["x * 2 if i > 0 else 0", "0 if i > 0 else x * 2", "sqrt(x) + x"])
+def test_a_step_that_reads_the_column_it_writes_reads_the_old_value(expression: str) -> None:
+    """Written straight into the output column, `x = x * 2 if ...` would read its own half-
+    written result; such a step computes first and writes after."""
+    program = build_program([
+        ("one", "opencl.map", {"columns": {"f": "float32", "i": "int32"}, "set": {"x": "f + 1"}}),
+        ("two", "opencl.map", {"set": {"x": expression}}),
+    ], duration_ms)
+    f = np.arange(N, dtype=np.float32)
+    i = np.resize(np.array([1, -1, 5], dtype=np.int32), N)
+    got = nb.run_numpy(program, {"f": f, "i": i}, np.ones(N, dtype=bool), threads=2)
+    x = f + np.float32(1)
+    want = {"x * 2 if i > 0 else 0": np.where(i > 0, x * 2, 0), "0 if i > 0 else x * 2": np.where(i > 0, 0, x * 2),
+            "sqrt(x) + x": np.sqrt(x) + x}[expression].astype(np.float32)
+    assert (got.stage == 2).all()
+    np.testing.assert_array_equal(got.columns["x"], want)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_shares_out_with_threads_of_its_own() -> None:
+    """The parent's pool threads do not exist in a child it forks (an embedding server's
+    workers): the child must start a pool, not wait forever on threads that are not there."""
+    columns, entered = batch()
+    want = nb.run_numpy(CHAIN, columns, entered, threads=4)
+    time.sleep(0.3)  # the parent's pool threads have gone idle: a child would count on them
+    pid = os.fork()
+    if pid == 0:  # the child: killed by SIGALRM if it hangs, exit 0 if it computed the same
+        signal.alarm(20)
+        same = np.array_equal(nb.run_numpy(CHAIN, columns, entered, threads=2).stage, want.stage)
+        os._exit(0 if same else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

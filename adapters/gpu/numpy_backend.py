@@ -10,16 +10,12 @@ The OpenCL backend (opencl_backend.py) produces the same `Outcome` for the same 
 """
 
 import math
-import os
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from adapters.gpu.cpu_share import share_out
 from adapters.gpu.dtypes import NUMPY_TYPES, is_float
 from adapters.gpu.kernel_expr import (
     CHECKED, Binary, Call, Cast, Col, Compare, Const, Logic, Node, Select, Unary,
@@ -252,8 +248,8 @@ def run_numpy(program: Program, columns: dict[str, Array], entered: Array, threa
     Rows go through in chunks of CHUNK, so a chain's temporaries stay in the CPU cache
     instead of streaming through memory once per operation (numexpr's trick). A batch of
     several chunks is shared out among `threads` threads (0: as many as the process may
-    use, see usable_cpus): NumPy releases the GIL inside each operation, and every chunk
-    writes only its own rows, so the outcome does not depend on the split."""
+    use, see cpu_share.py): every chunk writes only its own rows, so the outcome does not
+    depend on the split."""
     n = len(entered)
     code = np.zeros(n, dtype=np.uint32)
     stage = np.empty(n, dtype=np.uint8)  # every row's stage is set by its chunk
@@ -277,56 +273,13 @@ def run_numpy(program: Program, columns: dict[str, Array], entered: Array, threa
                     if env[name] is not target:  # an entry column kept for a reduce, or set by a kernel
                         target[:] = env[name]
 
-    _share_out(run_span, n, threads or usable_cpus())
+    share_out(run_span, n, CHUNK, threads)
     if reduce is not None:
         return Outcome({}, stage, code, reduce_numpy(reduce, out, alive, code, stage))
     return Outcome({name: out[name] for name in program.written}, stage, code)
 
 
 CHUNK: Final = 65536
-MAX_THREADS: Final = 8  # past this, memory bandwidth, not cores, bounds a chain
-CPU_MAX: Final = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD", or "max PERIOD"
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _share_out(run_span: Callable[[int, int], None], n: int, threads: int) -> None:
-    """Call run_span over [0, n) in contiguous whole-chunk spans, one per thread; this
-    thread takes the first span, so one thread means no pool at all."""
-    chunks = -(-n // CHUNK)
-    parts = max(1, min(threads, chunks, MAX_THREADS))
-    per = max(1, -(-chunks // parts)) * CHUNK
-    spans = [(lo, min(lo + per, n)) for lo in range(0, n, per)] or [(0, 0)]
-    others = [_thread_pool().submit(run_span, lo, hi) for lo, hi in spans[1:]]
-    try:
-        run_span(*spans[0])
-    finally:
-        for future in others:
-            future.result()  # waits for every span, and raises the first error among them
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(MAX_THREADS - 1, thread_name_prefix="headrace-numpy")
-        return _pool
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may use: its affinity mask, lowered by a cgroup v2 CPU quota
-    (a container's `cpus`, a Kubernetes CPU limit), so a one-CPU container runs one thread."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cpus = os.cpu_count() or 1
-    try:
-        quota, period = CPU_MAX.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota to honour
-    return max(1, cpus)
 
 
 def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep], env: dict[str, Array],

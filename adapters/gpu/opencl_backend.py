@@ -265,8 +265,8 @@ class OpenclRunner:
         it, so a GPU's copy engine writes it directly instead of through a staging copy."""
         nbytes = n * np.dtype(dtype).itemsize
         held = self._landing.get(role)
-        if held is None or held[1].nbytes < nbytes:
-            self._landing[role] = held = self._pinned(max(nbytes, 1))
+        if held is None or held[1].nbytes < nbytes:  # doubling: a growing batch maps a few times, not each run
+            self._landing[role] = held = self._pinned(max(nbytes, 2 * held[1].nbytes if held else 1))
         area: Array = held[1][:nbytes].view(dtype)
         return area
 

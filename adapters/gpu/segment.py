@@ -26,7 +26,9 @@ from engine.edges import Edge
 from engine.node import INFINITY, Batch, Clock, Failures, Transform
 from engine.runner import NodeRunner
 
-Runner = Callable[[Program, dict[str, Any], Any], Outcome]  # (program, columns, entered) -> Outcome
+# (program, columns, entered) -> Outcome. The Outcome's arrays may be the runner's own and
+# overwritten by its next run of the same program (OpenCL's download areas): read them first.
+Runner = Callable[[Program, dict[str, Any], Any], Outcome]
 
 
 class GpuSegment(Chain):
