@@ -48,6 +48,11 @@ _INDENTS: Final = _indents()
 # Comment lines before `---` or a directive, which ruamel.yaml does not keep.
 _PREFIX: Final = re.compile(r"((?:[ \t]*(?:#[^\n]*)?\n)*)(?=---(?:[ \t\n]|$)|%)")
 _EOL_SLOT: Final = 2  # in a map's comment entry; a sequence's is at 0
+# ruamel.yaml's round trip breaks a few layouts of comments between list items when it
+# writes them back (seen: `- node: "a" -`); the file is then left as it was.
+UNWRITABLE: Final = ("ruamel.yaml cannot write this file back intact (the comments between the items of a "
+                     "list are laid out in a way it breaks); the file is unchanged: move those comments, or "
+                     "make the changes by hand (docs/migrations.md lists them)")
 
 
 @dataclass(frozen=True)
@@ -365,7 +370,11 @@ def rewrite_yaml(text: str, to: int) -> Rewritten:
     _keep_quotes(document, values, where)
     dropped = _carry_comments(document, keys, where, layout.mapping)
     written = _dump(document, layout)
-    lost = sorted(before - all_comments(_yaml().load(written)) - set(dropped))
+    try:
+        reread = _yaml().load(written)
+    except YAMLError as exc:  # ruamel.yaml wrote something it cannot read: never save that
+        raise RewriteError(UNWRITABLE) from exc
+    lost = sorted(before - all_comments(reread) - set(dropped))
     if lost:
         raise RewriteError(f"the comment {lost[0]!r} would be lost")
     return Rewritten(written, changes, decisions, dropped)
