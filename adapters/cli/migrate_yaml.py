@@ -17,6 +17,7 @@ the file is written back. What the round trip does not do by itself is done here
 import difflib
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final, Iterator
 
@@ -192,6 +193,21 @@ def _tokens(node: Any) -> Iterator[tuple[list[Any], int]]:
     yield from walk(node)
 
 
+_QUOTED: Final = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'')
+_COMMENT: Final = re.compile(r"(?:^|\s)(#.*)$")
+
+
+def text_comments(text: str) -> Counter[str]:
+    """The comments in YAML text, line by line, as comment_lines gives them (a `#` inside a
+    quoted string is not one; a block scalar's `#` lines count on both sides alike)."""
+    found: Counter[str] = Counter()
+    for line in text.splitlines():
+        match = _COMMENT.search(_QUOTED.sub(lambda m: "_" * len(m.group(0)), line))
+        if match:
+            found[line[match.start(1):].strip()] += 1
+    return found
+
+
 def all_comments(document: Any) -> set[str]:
     return {line for items, i in _tokens(document) for line in comment_lines(items[i].value)}
 
@@ -350,6 +366,15 @@ def _keep_anchors(document: Any) -> None:
             stack.extend(node)
 
 
+def _writes_back(text: str, layout: _Layout) -> bool:
+    """Whether ruamel.yaml writes the document unchanged back as YAML of the same values."""
+    document = _yaml().load(text)
+    try:
+        return bool(_yaml().load(_dump(document, layout)) == document)
+    except YAMLError:
+        return False
+
+
 def rewrite_yaml(text: str, to: int) -> Rewritten:
     """`text` (one YAML document) migrated to version `to`, or unchanged with the decisions."""
     try:
@@ -374,7 +399,14 @@ def rewrite_yaml(text: str, to: int) -> Rewritten:
         reread = _yaml().load(written)
     except YAMLError as exc:  # ruamel.yaml wrote something it cannot read: never save that
         raise RewriteError(UNWRITABLE) from exc
-    lost = sorted(before - all_comments(reread) - set(dropped))
+    if reread != document and not _writes_back(text, layout):
+        raise RewriteError(UNWRITABLE)  # it changes values even where nothing was migrated
+    dropped_lines = {line for text_ in dropped for line in comment_lines(text_)}
+    lost = sorted(before - all_comments(reread) - dropped_lines)
+    # ruamel.yaml does not even load a few comments (one on its own line after a flow
+    # `{...}` list item): compare the texts too, so none disappears unnoticed.
+    lost += sorted(set(text_comments(text) - text_comments(written)) - dropped_lines)
     if lost:
-        raise RewriteError(f"the comment {lost[0]!r} would be lost")
+        raise RewriteError(f"the comment {lost[0]!r} would be lost; the file is unchanged: move the comment "
+                           "onto a line of its own before a key, or make the changes by hand")
     return Rewritten(written, changes, decisions, dropped)
