@@ -1,8 +1,11 @@
 """What the YAML and TOML rewriters of `engine migrate` share: their result, and where each
 key of the original document ended up after a migration's changes."""
 
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from migrations.change import Change, Decision, Path
 
@@ -47,3 +50,18 @@ def comment_lines(text: str) -> list[str]:
     """The comment lines in a comment's text, stripped: `# eight\\n   # the policy\\n\\n` ->
     ['# eight', '# the policy']."""
     return [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+
+
+_QUOTED: Final = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'')
+_COMMENT: Final = re.compile(r"(?:^|\s)(#.*)$")
+
+
+def text_comments(text: str) -> Counter[str]:
+    """The comments in YAML text, line by line, as comment_lines gives them (a `#` inside a
+    quoted string is not one; a block scalar's `#` lines count on both sides alike)."""
+    found: Counter[str] = Counter()
+    for line in text.splitlines():
+        match = _COMMENT.search(_QUOTED.sub(lambda m: "_" * len(m.group(0)), line))
+        if match:
+            found[line[match.start(1):].strip()] += 1
+    return found

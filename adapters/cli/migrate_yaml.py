@@ -17,7 +17,6 @@ the file is written back. What the round trip does not do by itself is done here
 import difflib
 import io
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final, Iterator
 
@@ -27,7 +26,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from adapters.cli.migrate_common import Rewritten, RewriteError, carried, comment_lines, follow
+from adapters.cli.migrate_common import Rewritten, RewriteError, carried, comment_lines, follow, text_comments
 from migrations import upgrade
 from migrations.change import Path
 
@@ -191,21 +190,6 @@ def _tokens(node: Any) -> Iterator[tuple[list[Any], int]]:
             yield from walk(child)
 
     yield from walk(node)
-
-
-_QUOTED: Final = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'')
-_COMMENT: Final = re.compile(r"(?:^|\s)(#.*)$")
-
-
-def text_comments(text: str) -> Counter[str]:
-    """The comments in YAML text, line by line, as comment_lines gives them (a `#` inside a
-    quoted string is not one; a block scalar's `#` lines count on both sides alike)."""
-    found: Counter[str] = Counter()
-    for line in text.splitlines():
-        match = _COMMENT.search(_QUOTED.sub(lambda m: "_" * len(m.group(0)), line))
-        if match:
-            found[line[match.start(1):].strip()] += 1
-    return found
 
 
 def all_comments(document: Any) -> set[str]:
