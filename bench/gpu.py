@@ -97,13 +97,12 @@ def bandwidths(context: Any, queue: Any, nbytes: int, repeat: int) -> dict[str, 
     import pyopencl as cl
 
     nbytes = max(16 * 256, nbytes - nbytes % (16 * 256))  # whole float4s, whole work-groups
+    from adapters.gpu.opencl_backend import pinned_host
+
     host = np.ones(nbytes // 4, dtype=np.float32)
-    try:  # downloads land in pinned memory, as the backend's do (uploads read the caller's arrays)
-        pinned = cl.Buffer(context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR, nbytes)
-        back, _ = cl.enqueue_map_buffer(queue, pinned, cl.map_flags.READ | cl.map_flags.WRITE, 0,
-                                        host.shape, host.dtype, is_blocking=True)
-    except cl.Error:
-        back = np.empty_like(host)
+    # Downloads land in pinned memory, as the backend's do (uploads read the caller's arrays).
+    _owner, back_bytes = pinned_host(context, queue, nbytes)  # _owner: the buffer the mapping belongs to
+    back = back_bytes.view(np.float32)
     src, dst = (cl.Buffer(context, cl.mem_flags.READ_WRITE, nbytes) for _ in range(2))
     copy = cl.Program(context, COPY_KERNEL).build().copy
     times: dict[str, list[float]] = {"copy": [], "kernel": [], "up": [], "down": []}
@@ -155,8 +154,9 @@ def main() -> int:
         except (devices.DeviceError, KernelBuildError, cl.Error) as exc:
             why = f"{device.label}: {exc}"
             device, runner = None, None
+    threads = usable_cpus()
     print(f"chain of {done} opencl.map nodes over {n:,} float32 rows, median of {repeat}; "
-          f"run_numpy uses {usable_cpus()} thread(s), hand-written NumPy one")
+          f"run_numpy uses {threads} thread(s), hand-written NumPy one")
     print(f"OpenCL: {device.label + ' (' + device.kind + ')' if device else 'skipped'}; {why}")
 
     def checked(outcome: Any) -> Array:  # every row must go through every step, without an error
@@ -169,7 +169,6 @@ def main() -> int:
     backends: dict[str, Callable[[], Any]] = {
         "hand-written NumPy": lambda: hand_numpy(a, b)["w"],
         "run_numpy (Headrace NumPy)": lambda: run_numpy(program, {"a": a, "b": b}, entered)}
-    threads = usable_cpus()
     if threads > 1:  # the same backend on one core, to show what the other cores add
         backends["run_numpy, 1 thread"] = lambda: run_numpy(program, {"a": a, "b": b}, entered, threads=1)
     if runner is not None:

@@ -192,10 +192,6 @@ def _tokens(node: Any) -> Iterator[tuple[list[Any], int]]:
     yield from walk(node)
 
 
-def all_comments(document: Any) -> set[str]:
-    return {line for items, i in _tokens(document) for line in comment_lines(items[i].value)}
-
-
 def _shift_text(text: str, shift: int, from_column: int) -> str:
     """Indent by `shift` the comment lines (after the first) at `from_column` or deeper."""
     if not shift:
@@ -371,7 +367,6 @@ def rewrite_yaml(text: str, to: int) -> Rewritten:
     layout = _choose_layout(text, document)
     keys = _snapshot(document)
     values = {path: info.owner[info.key] for path, info in keys.items()}
-    before = all_comments(document)
     changes, decisions = upgrade(document, to)
     if decisions:
         return Rewritten(text, changes, decisions)
@@ -385,11 +380,10 @@ def rewrite_yaml(text: str, to: int) -> Rewritten:
         raise RewriteError(UNWRITABLE) from exc
     if reread != document and not _writes_back(text, layout):
         raise RewriteError(UNWRITABLE)  # it changes values even where nothing was migrated
+    # Compared in the text, not in ruamel.yaml's tree: it does not even load a few comments
+    # (one on its own line after a flow `{...}` list item), and a count catches a duplicate.
     dropped_lines = {line for text_ in dropped for line in comment_lines(text_)}
-    lost = sorted(before - all_comments(reread) - dropped_lines)
-    # ruamel.yaml does not even load a few comments (one on its own line after a flow
-    # `{...}` list item): compare the texts too, so none disappears unnoticed.
-    lost += sorted(set(text_comments(text) - text_comments(written)) - dropped_lines)
+    lost = sorted(set(text_comments(text) - text_comments(written)) - dropped_lines)
     if lost:
         raise RewriteError(f"the comment {lost[0]!r} would be lost; the file is unchanged: move the comment "
                            "onto a line of its own before a key, or make the changes by hand")

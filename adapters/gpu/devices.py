@@ -259,7 +259,8 @@ def _auto(devices: list[DeviceInfo], need_fp64: bool, need_opencl: bool) -> Choi
             return with_fp64[0], f"auto: the first GPU with float64 support, {with_fp64[0].label}"
         return gpus[0], f"auto: the first GPU, {gpus[0].label}"
     if not need_opencl:
-        return Choice("numpy", None, "auto: no GPU found; running on NumPy (HEADRACE_OPENCL_DEVICE=cpu picks an OpenCL CPU device)")
+        return Choice("numpy", None, f"auto: no GPU found; running on NumPy ({DEVICE_VARIABLE}=cpu picks an "
+                                     "OpenCL CPU device)")
     if not devices:
         raise DeviceError("opencl.kernel needs an OpenCL device and none was found; "
                           "install headrace[gpu] (PoCL runs OpenCL on the CPU)")

@@ -141,6 +141,19 @@ def _extreme(dtype: Any, low: bool) -> Any:
     return info.max if low else info.min
 
 
+def pinned_host(context: "cl.Context", queue: "cl.CommandQueue", nbytes: int) -> tuple[Any, Array]:
+    """`nbytes` of pinned host memory, as (the ALLOC_HOST_PTR buffer that owns it, its bytes
+    mapped once and kept mapped); (None, plain host memory) where the driver refuses."""
+    flags = cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR
+    try:
+        buf = cl.Buffer(context, flags, nbytes)
+        mapped, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0,
+                                          (nbytes,), np.uint8, is_blocking=True)
+    except cl.Error:
+        return None, np.empty(nbytes, dtype=np.uint8)
+    return buf, mapped
+
+
 class OpenclRunner:
     """A program built for one device; `run` executes a batch.
 
@@ -266,19 +279,10 @@ class OpenclRunner:
         nbytes = n * np.dtype(dtype).itemsize
         held = self._landing.get(role)
         if held is None or held[1].nbytes < nbytes:  # doubling: a growing batch maps a few times, not each run
-            self._landing[role] = held = self._pinned(max(nbytes, 2 * held[1].nbytes if held else 1))
+            self._landing[role] = held = pinned_host(self.context, self.queue,
+                                                     max(nbytes, 2 * held[1].nbytes if held else 1))
         area: Array = held[1][:nbytes].view(dtype)
         return area
-
-    def _pinned(self, nbytes: int) -> tuple[Any, Array]:
-        flags = cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR
-        try:
-            buf = cl.Buffer(self.context, flags, nbytes)
-            mapped, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0,
-                                              (nbytes,), np.uint8, is_blocking=True)
-        except cl.Error:  # a driver without host-allocated buffers: plain host memory
-            return None, np.empty(nbytes, dtype=np.uint8)
-        return buf, mapped
 
     @staticmethod
     def _host(array: Array, dtype: str, n: int) -> Array:
