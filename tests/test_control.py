@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 
 import grpc
 import pytest
@@ -11,6 +12,7 @@ from adapters.control.audit import verify
 from adapters.control.server import ControlPlane
 from adapters.control.v1 import control_pb2 as pb
 from adapters.control.v1 import control_pb2_grpc
+from adapters.serve import server as server_module
 from tests.serve_support import Serving, events, ticking_graph
 
 SECRET_GRAPH = """version: 1
@@ -138,6 +140,40 @@ def test_apply_valid_invalid_and_stale_and_remove(tmp_path):
                 break
         assert seen == [("reload", "new.yaml", "applied"), ("reload", "new.yaml", "applied"),
                         ("reload", "new.yaml", "removed")]
+
+    control(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("scanned_first", [True, False], ids=["scanned", "about-to-scan"])
+def test_apply_during_a_watch_reload_reports_its_own_change(tmp_path, monkeypatch, scanned_first):
+    """A watch reload caught mid-scan must not take Apply's reload or answer for it."""
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "g.yaml").write_text(ticking_graph(out, "A", name="ticks"))
+    scanning, release = threading.Event(), threading.Event()
+    real_scan = server_module.scan
+
+    def held_scan(directory):  # type: ignore[no-untyped-def]
+        snapshot = real_scan(directory) if scanned_first else None
+        if not release.is_set():
+            scanning.set()
+            release.wait(10)
+        return snapshot if scanned_first else real_scan(directory)
+
+    async def scenario(s, stub, channel, plane):  # type: ignore[no-untyped-def]
+        running = s.running("g.yaml").plan_hash
+        reloads_before = len(s.history)
+        monkeypatch.setattr(server_module, "scan", held_scan)
+        s.server.dirty.set()  # what a watch event does
+        await s.until(scanning.is_set, what="the watch reload to scan")
+        apply = asyncio.ensure_future(stub.Apply(pb.ApplyRequest(
+            file="g.yaml", document=ticking_graph(out, "B", name="ticks"), expected_plan_hash=running)))
+        await asyncio.sleep(0.3)  # Apply is waiting for the reload lock
+        release.set()
+        reply = await apply
+        assert reply.result.result == "applied" and reply.result.plan_hash != running
+        await s.until(lambda: any(e.get("v") == "B" for e in events(out)), what="the applied graph")
+        assert [[r.result for r in batch] for batch in s.history[reloads_before:]] == [["applied"]]
 
     control(tmp_path, scenario)
 

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 from tests.conftest import ROOT
+from tests.process_support import Lines
 
 
 def quickstart_expected(count: int) -> list[dict[str, object]]:
@@ -72,10 +73,15 @@ def test_alerts_streams_until_stopped(tmp_path):
          "--stats-file", str(tmp_path / "stats.json")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    out_lines, err_lines = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        # About one reading in six is critical: 200 of them means well over 1000 readings.
+        out_lines.wait(lambda lines: sum('"celsius"' in line for line in lines) >= 200)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, err_lines.text()
+    finally:
+        proc.kill()
+    out = out_lines.text()
     events = [json.loads(line) for line in out.splitlines()]
     critical = [e for e in events if "celsius" in e]
     summaries = [e for e in events if "warnings" in e]
@@ -97,13 +103,17 @@ def test_tail_errors_follows_the_log(tmp_path):
         [sys.executable, "-m", "adapters.cli.main", "run", "graphs/tail_errors.yaml"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(1.0)
-    with log.open("a") as handle:
-        handle.write("2026-11-21T10:01:00Z ERROR disk almost full\n2026-11-21T10:01:01Z INFO ok\n")
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    out_lines, err_lines = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        out_lines.wait(lambda lines: len(lines) == 2)  # the errors already in the log
+        with log.open("a") as handle:
+            handle.write("2026-11-21T10:01:00Z ERROR disk almost full\n2026-11-21T10:01:01Z INFO ok\n")
+        out_lines.wait(lambda lines: len(lines) == 3)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, err_lines.text()
+    finally:
+        proc.kill()
+    out = out_lines.text()
     assert [json.loads(line) for line in out.splitlines()] == [
         {"time": "2026-11-21T10:00:05Z", "message": "cannot reach the payments API"},
         {"time": "2026-11-21T10:00:09Z", "message": "payments API timed out after 3 attempts"},

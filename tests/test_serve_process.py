@@ -6,11 +6,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.process_support import Lines
 
 
 def serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -21,23 +21,6 @@ def serve(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subproces
                             env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-class Lines:
-    """Standard error read on a thread, so the test can wait for a line without blocking."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        assert proc.stderr is not None
-        stream = proc.stderr
-        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True)
-        self.thread.start()
-
-    def wait(self, condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while not condition(self.lines):
-            assert time.monotonic() < deadline, f"timed out; stderr so far: {self.lines}"
-            time.sleep(0.05)
-
-
 def shipped_graphs(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "graphs", tmp_path / "graphs")
     return tmp_path
@@ -46,7 +29,7 @@ def shipped_graphs(tmp_path: Path) -> Path:
 def test_serve_runs_the_shipped_graphs_and_drains_on_sigterm(tmp_path):
     cwd = shipped_graphs(tmp_path)
     proc = serve(cwd, "graphs/")
-    out = Lines(proc)
+    out = Lines(proc.stderr)
     out.wait(lambda lines: sum(": applied (graph" in line for line in lines) == 7)
     assert not any("rejected" in line for line in out.lines)
     time.sleep(0.5)
@@ -59,7 +42,7 @@ def test_serve_runs_the_shipped_graphs_and_drains_on_sigterm(tmp_path):
 def test_serve_logs_json_and_reloads_a_changed_file(tmp_path):
     cwd = shipped_graphs(tmp_path)
     proc = serve(cwd, "graphs/", env={"HEADRACE_LOG_FORMAT": "json", "HEADRACE_WATCH_DEBOUNCE_MS": "50"})
-    out = Lines(proc)
+    out = Lines(proc.stderr)
 
     def reloads(lines: list[str]) -> list[dict[str, object]]:
         return [r for r in (json.loads(line) for line in lines if line.startswith("{")) if "result" in r]

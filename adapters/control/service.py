@@ -8,7 +8,7 @@ log when one is configured.
 """
 
 import time
-from typing import AsyncIterator, Final
+from typing import AsyncIterator, Callable, Final
 
 import grpc
 
@@ -28,6 +28,14 @@ from loader.problems import ERROR
 
 PAUSED: Final = "paused"
 REJECTED_STATE: Final = "rejected"
+
+
+class _StalePlan(Exception):
+    """Apply's expected plan hash is not the running one."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(current)
+        self.current = current
 
 
 def _result(r: ReloadResult) -> pb.ReloadResult:
@@ -143,8 +151,9 @@ class ControlService(control_pb2_grpc.ControlServicer):
                           {"graph": running.name, "state": DRAINED, "remaining": remaining})
         return pb.DrainResponse(graph=running.name, drained=remaining == 0, remaining=remaining)
 
-    async def _reload(self, context: grpc.aio.ServicerContext, restart_drained: bool = False) -> list[ReloadResult]:
-        results = await self.server.reload_now(restart_drained)
+    async def _reload(self, context: grpc.aio.ServicerContext, restart_drained: bool = False,
+                      change: Callable[[], None] | None = None) -> list[ReloadResult]:
+        results = await self.server.reload_now(restart_drained, change)
         if results is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"the served directory {self.server.directory} is missing")
@@ -180,21 +189,26 @@ class ControlService(control_pb2_grpc.ControlServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS,
                                 f"the graph name '{loaded.plan.name}' is already used by {owner.file}; "
                                 "give the document another `name:`, or apply it as that file")
-        running = self.host.graphs.get(name)
-        current = running.plan_hash if running is not None else "none"
-        if request.expected_plan_hash and request.expected_plan_hash != current:
+
+        def write() -> None:  # under the reload lock: the hash check and the write are one step
+            running = self.host.graphs.get(name)
+            current = running.plan_hash if running is not None else "none"
+            if request.expected_plan_hash and request.expected_plan_hash != current:
+                raise _StalePlan(current)
+            replace_file(path, request.document.encode("utf-8"))
+
+        try:
+            results = await self._reload(context, change=write)
+        except _StalePlan as stale:
             self._audit(context, "Apply", name, "refused: stale plan hash")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"{name} runs plan {current}, not the expected {request.expected_plan_hash}; "
+                                f"{name} runs plan {stale.current}, not the expected {request.expected_plan_hash}; "
                                 "get the current hash with `engine ctl status` and apply again")
-        try:
-            replace_file(path, request.document.encode("utf-8"))
         except OSError as exc:
             self._audit(context, "Apply", name, "refused: cannot write")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"cannot write {path}: {exc.strerror or exc} (a git-synced or ConfigMap "
                                 "directory is read-only: change the graph in git instead)")
-        results = await self._reload(context)
         mine = next((r for r in results if r.file == name), ReloadResult(name, "", "unchanged"))
         self._audit(context, "Apply", name, mine.result, mine.plan_hash)
         return pb.ApplyResponse(result=_result(mine))
@@ -203,13 +217,10 @@ class ControlService(control_pb2_grpc.ControlServicer):
         running = await self._running(request.graph, context)
         path = self.server.directory / running.file
         try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+            results = await self._reload(context, change=lambda: path.unlink(missing_ok=True))
         except OSError as exc:
             self._audit(context, "Remove", running.name, "refused: cannot delete")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"cannot delete {path}: {exc.strerror or exc}")
-        results = await self._reload(context)
         mine = next((r for r in results if r.file == running.file), ReloadResult(running.file, running.name, "removed"))
         self._audit(context, "Remove", running.name, mine.result)
         return pb.RemoveResponse(result=_result(mine))

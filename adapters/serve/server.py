@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Final
+from typing import Callable, Final
 
 import watchfiles
 
@@ -72,19 +72,28 @@ class Server:
             await asyncio.gather(*tasks, return_exceptions=True)
         return await self.host.stop_all()
 
-    async def reload_now(self, restart_stopped: bool = True) -> list[ReloadResult] | None:
+    async def reload_now(self, restart_stopped: bool = True,
+                         change: Callable[[], None] | None = None) -> list[ReloadResult] | None:
         """A reload on request (the control plane): every graph reported, and drained graphs
-        restarted unless `restart_stopped` is False; None when the directory is missing."""
-        self.forced = True
-        if not await self._reload(restart_stopped=restart_stopped):
-            return None
-        return self.last_results
-
-    async def _reload(self, restart_stopped: bool = False) -> bool:
+        restarted unless `restart_stopped` is False; None when the directory is missing.
+        `change` (writing or deleting a graph file) runs under the reload lock first, so no
+        watch reload comes between and the results compare with what ran before it. An
+        OSError from it propagates, with nothing reloaded."""
         async with self.lock:
-            return await self._reload_locked(restart_stopped)
+            if change is not None:
+                change()
+            if not await self._reload_locked(restart_stopped, forced=True):
+                return None
+            return self.last_results
 
-    async def _reload_locked(self, restart_stopped: bool) -> bool:
+    async def _reload(self) -> bool:
+        async with self.lock:
+            return await self._reload_locked(False, False)
+
+    async def _reload_locked(self, restart_stopped: bool, forced: bool) -> bool:
+        # `forced` comes with the call: a shared flag set before waiting for the lock was taken
+        # by the watch reload holding it, which applied an older snapshot without
+        # `restart_stopped` and left the control plane's reload seeing nothing new.
         self.dirty.clear()
         snapshot = await asyncio.to_thread(scan, self.directory)
         if snapshot is None:
@@ -94,7 +103,8 @@ class Server:
                 self.missing_reported = True
             return False
         self.missing_reported = False
-        if snapshot == self.applied and not self.forced:
+        forced = forced or self.forced
+        if snapshot == self.applied and not forced:
             return True  # a watch event or a periodic scan with nothing new: no reload
         self.forced = False
         self.applied = snapshot
