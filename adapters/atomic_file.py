@@ -37,13 +37,18 @@ def replace_file(path: Path, data: bytes, before_rename: Callable[[Path], None] 
         except FileNotFoundError:
             pass
         raise
+    fsync_directory(real.parent)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a new or renamed file's directory entry durable (where the platform allows it)."""
     try:
-        directory = os.open(real.parent, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
     try:
-        os.fsync(directory)
+        os.fsync(fd)
     except OSError:
         pass
     finally:
-        os.close(directory)
+        os.close(fd)

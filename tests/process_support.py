@@ -6,6 +6,15 @@ import time
 from typing import IO, Callable
 
 
+def wait_for(condition: Callable[[], object], timeout: float = 30.0,
+             seen: Callable[[], object] = lambda: "") -> None:
+    """Poll until `condition()` holds; fail after `timeout` seconds, showing `seen()` then."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out; seen: {seen()}"
+        time.sleep(0.02)
+
+
 class Lines:
     """One output stream of a child, read on a thread into `lines`."""
 
@@ -16,10 +25,7 @@ class Lines:
         self.thread.start()
 
     def wait(self, condition: Callable[[list[str]], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition(self.lines):
-            assert time.monotonic() < deadline, f"timed out; output so far: {self.lines[-20:]}"
-            time.sleep(0.05)
+        wait_for(lambda: condition(self.lines), timeout, seen=lambda: self.lines[-20:])
 
     def text(self, timeout: float = 30.0) -> str:
         """Everything, once the child has closed the stream (it exited)."""

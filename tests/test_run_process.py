@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.process_support import wait_for
 
 
 def start(tmp_path: Path, graph: str, *args: str, stdin: int | None = None) -> subprocess.Popen[str]:
@@ -19,13 +20,6 @@ def start(tmp_path: Path, graph: str, *args: str, stdin: int | None = None) -> s
         [sys.executable, "-m", "adapters.cli.main", "run", "g.yaml", *args],
         cwd=tmp_path, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def lines(path: Path) -> list[dict[str, object]]:

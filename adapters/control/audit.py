@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from adapters.atomic_file import fsync_directory
 from adapters.control.auth import ControlSecurityError
 
 GENESIS: Final = "0" * 64
@@ -46,7 +47,7 @@ class AuditLog:
             with path.open("ab"):
                 pass
             if created:
-                _fsync_directory(path.parent)
+                fsync_directory(path.parent)
             self._last_hash, self._needs_newline = _tail(path)
         except OSError as exc:
             raise AuditError(f"HEADRACE_AUDIT_LOG: cannot open {path}: {exc.strerror or exc}") from None
@@ -160,17 +161,3 @@ def verify(path: Path) -> list[str]:
     """[] when the chain in `path` is intact; else one problem per broken link, each
     `FILE:LINE: what is wrong`. Raises OSError (FileNotFoundError, ...) when it cannot be read."""
     return check(path).problems
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a new file's directory entry durable (where the platform allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

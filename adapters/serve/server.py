@@ -81,7 +81,7 @@ class Server:
         OSError from it propagates, with nothing reloaded."""
         async with self.lock:
             if change is not None:
-                change()
+                await asyncio.to_thread(change)  # it syncs to disk: off the loop the graphs run on
             if not await self._reload_locked(restart_stopped, forced=True):
                 return None
             return self.last_results
@@ -91,9 +91,9 @@ class Server:
             return await self._reload_locked(False, False)
 
     async def _reload_locked(self, restart_stopped: bool, forced: bool) -> bool:
-        # `forced` comes with the call: a shared flag set before waiting for the lock was taken
-        # by the watch reload holding it, which applied an older snapshot without
-        # `restart_stopped` and left the control plane's reload seeing nothing new.
+        # `forced` comes with the call, not through `self.forced` (kept for SIGHUP): a flag set
+        # before waiting for the lock would be taken by a watch reload already holding it,
+        # which would apply its older snapshot without `restart_stopped`.
         self.dirty.clear()
         snapshot = await asyncio.to_thread(scan, self.directory)
         if snapshot is None:
