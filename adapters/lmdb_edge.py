@@ -64,7 +64,6 @@ class LmdbEdge(Edge):
         self.seq_of: dict[object, int] = {}  # coalesce: key -> the undelivered event taking merges
         self.staged: dict[str, str] = {}  # producer -> position, saved with the next complete offer
         self.staged_states: dict[str, str] = {}  # consumer -> state, saved with the next acknowledgement
-        self.recovered = 0  # events found in the database when loaded
         self.warned = False
 
     # -- the runtime's interface ----------------------------------------------------------
@@ -181,7 +180,13 @@ class LmdbEdge(Edge):
         self.read_seq, self.next_seq, self.undelivered, stored = self.table.scan(self.policy == COALESCE)
         # Coalesce: a later stored event with the same key takes the merges.
         self.seq_of = {self._key(event): seq for seq, event in stored}
-        self.recovered = self.enqueued = self.high_water = self.undelivered
+        # Keep the newest as objects too, so merges into them need no read back; the cache
+        # holds consecutive keys ending at the newest (after a crash, in-flight ones remain).
+        run = 0
+        while run < min(len(stored), self.cache_limit) and stored[-1 - run][0] == self.next_seq - 1 - run:
+            run += 1
+        self.cache.extend(stored[len(stored) - run:])
+        self.enqueued = self.high_water = self.undelivered
         self.store.claim(self.table.name, self)
         self.loaded = True
 

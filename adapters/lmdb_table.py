@@ -41,8 +41,21 @@ def database_name(graph: str, edge_id: str) -> bytes:
     return f"{graph}/{edge_id}".encode()
 
 
+def edge_of(name: bytes) -> tuple[str, str] | None:
+    """(graph, edge id) of a database `database_name` made; None for the store's own."""
+    if name.startswith(b"#") or b"/" not in name:
+        return None
+    graph, edge_id = name.decode().split("/", 1)  # a graph name has no '/'
+    return graph, edge_id
+
+
+def checkpoint_prefix(graph: str, edge_id: str) -> bytes:
+    """What every checkpoint key of one edge starts with (one per reading owner)."""
+    return json.dumps([graph, edge_id], separators=(",", ":"))[:-1].encode() + b","
+
+
 def checkpoint_key(graph: str, edge_id: str, owner: str) -> bytes:
-    return json.dumps([graph, edge_id, owner], separators=(",", ":")).encode()
+    return checkpoint_prefix(graph, edge_id) + json.dumps(owner).encode() + b"]"
 
 
 _PACKER: Final = msgpack.Packer(use_bin_type=True)

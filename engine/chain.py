@@ -10,16 +10,16 @@ or kernels over typed columns (adapters/gpu). Adapters subclass `Chain` from int
 code, hence `allow_interpreted_subclasses`.
 """
 
-from typing import Callable, Final
+from typing import Callable
 
 from mypy_extensions import mypyc_attr
 
 from engine.edges import Edge
+from engine.ids import DEFAULT_PORT
 from engine.node import Batch, Clock, Source, Transform
 from engine.plan import GraphPlan
 from engine.runner import NodeRunner
 
-OUT_PORT: Final = "out"
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -33,7 +33,7 @@ class Chain:
         for j, r in enumerate(runners):
             mapping: list[int] = []
             for p, port in enumerate(r.plan.outputs):
-                if j < last and port == OUT_PORT:
+                if j < last and port == DEFAULT_PORT:
                     mapping.append(-1)
                     continue
                 mapping.append(len(self.outputs))

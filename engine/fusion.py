@@ -17,9 +17,9 @@ copying it: only when no other node can hold the same event object.
 from typing import Final
 
 from engine.edges import BLOCK
+from engine.ids import DEFAULT_PORT
 from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan, NodePlan
 
-OUT_PORT: Final = "out"
 GENERATE: Final = "generate"
 STEPS: Final = frozenset({"map", "filter"})  # may sit anywhere in a chain
 LAST_ONLY: Final = frozenset({"route", "aggregate", "null"})
@@ -51,7 +51,7 @@ class ChainFinder:
         """The edge a chain continues along from `node`, or None where it must end."""
         if node.type != GENERATE and node.type not in STEPS:
             return None
-        out = self.leaving.get((node.name, OUT_PORT), [])
+        out = self.leaving.get((node.name, DEFAULT_PORT), [])
         if len(out) != 1 or out[0].policy != BLOCK or out[0].storage != DEFAULT_STORAGE:
             return None
         target = self.nodes[out[0].to_node]
@@ -85,7 +85,7 @@ class ChainFinder:
     def owned(self, edge_id: str, seen: frozenset[str] = frozenset()) -> bool:
         """Whether the consumer of this edge is the only holder of the events on it."""
         edge = self.edges[edge_id]
-        if len(self.leaving.get((edge.from_node, edge.from_port), [])) != 1 or edge.from_port != OUT_PORT:
+        if len(self.leaving.get((edge.from_node, edge.from_port), [])) != 1 or edge.from_port != DEFAULT_PORT:
             return False
         producer = self.nodes[edge.from_node]
         if producer.type in FRESH:

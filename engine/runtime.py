@@ -47,10 +47,13 @@ class Runtime:
             else:
                 self.edges[e.id] = durable(plan, e)  # built by adapters (LMDB): the engine never opens files
         self.runners: dict[str, NodeRunner] = {}
+        families: set[str] = set()  # of the types that run as chains of their own
         for node in plan.nodes:
             spec = registry.get(node.type)
             if spec is None or spec.factory is None:
                 raise NodeFailure(f"node '{node.name}': type '{node.type}' cannot run in this engine")
+            if spec.segment:
+                families.add(spec.segment)
             ctx = NodeContext(node.name, node.type, node.params(), node.outputs, node.on_error, self.clock)
             outputs = [[e for e in self.edges.values() if e.plan.from_node == node.name and e.plan.from_port == port]
                        for port in node.outputs]
@@ -60,9 +63,11 @@ class Runtime:
         # runs every node on its own, which tests use as the reference.
         self.segments = build_segments(plan, self.runners, self.edges, self.clock) if fuse else []
         # Families that run as chains of their own (GPU segments) are built whatever `fuse`
-        # says: their members cannot run one by one.
-        for build in registry.segment_builders.values():
-            self.segments.extend(build(plan, self.runners, self.edges, self.clock))
+        # says: their members cannot run one by one. A builder runs only for a graph with its
+        # types (the GPU one imports NumPy and PyOpenCL).
+        for family, build in registry.segment_builders.items():
+            if family in families:
+                self.segments.extend(build(plan, self.runners, self.edges, self.clock))
         self.order = self._schedule_order()
         self.signal = Wakeup()
         # Pause, resume and taps, for the control plane (engine/controls.py).

@@ -6,40 +6,32 @@ tables follow them, so a problem found after the upgrade names the line the user
 """
 
 from migrations import upgrade
+from migrations.change import moved
 
 from loader.document import Document, KeyPath
 from loader.problems import WARNING, Problem, format_path
 from loader.schema_gen import CURRENT_VERSION
 
 
-def _moved(path: KeyPath, source: KeyPath, target: KeyPath) -> KeyPath | None:
-    """`path` after `source` moved to `target` (None: removed); unchanged when unrelated."""
-    if path[:len(source)] != source:
-        return path
-    if not target:
-        return None
-    return target + path[len(source):]
-
-
 def _remap(doc: Document, source: KeyPath, target: KeyPath) -> None:
     for table in (doc.keys, doc.values):
-        moved = {}
+        relocated = {}
         for path in list(table):
-            new = _moved(path, source, target)
+            new = moved(path, source, target)
             if new != path:
                 pos = table.pop(path)
                 if new is not None:
-                    moved[new] = pos
-        table.update(moved)
+                    relocated[new] = pos
+        table.update(relocated)
     for marks in (doc.quoted, doc.unresolved):
         for path in list(marks):
-            new = _moved(path, source, target)
+            new = moved(path, source, target)
             if new != path:
                 marks.discard(path)
                 if new is not None:
                     marks.add(new)
     for path in list(doc.interpolated):
-        new = _moved(path, source, target)
+        new = moved(path, source, target)
         if new != path:
             names = doc.interpolated.pop(path)
             if new is not None:
@@ -52,12 +44,10 @@ def upgrade_document(doc: Document) -> tuple[list[Problem], list[tuple[KeyPath, 
     found later can name paths as written."""
     if not isinstance(doc.data, dict):
         return [], []
-    located = {}
     changes, decisions = upgrade(doc.data, CURRENT_VERSION)
     problems = []
     for decision in decisions:
         pos = doc.locate(decision.path, at_key=True)
-        located[decision.path] = pos
         problems.append(Problem("HR080", WARNING, doc.file, pos.line, pos.column, format_path(decision.path),
                                 decision.message, "change the file as you decide, then run `engine migrate` on it "
                                 "(until then it runs as before)"))

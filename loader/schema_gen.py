@@ -12,9 +12,10 @@ from engine.plan import (
     ERROR_ACTIONS, MERGE_FUNCTIONS,
 )
 from engine.spec import DURATION, SpecRegistry
+from migrations import LATEST, VERSIONS
 
-CURRENT_VERSION: Final = 2
-SUPPORTED_VERSIONS: Final = (1, 2)
+CURRENT_VERSION: Final = LATEST
+SUPPORTED_VERSIONS: Final = VERSIONS
 MAX_CAPACITY: Final = 16_777_216
 PORT_REF_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 

@@ -14,8 +14,9 @@ from migrations.change import Change, Decision
 Step = Callable[[MutableMapping[str, Any]], tuple[list[Change], list[Decision]]]
 
 # from-version -> the step to the next version
-STEPS: Final[dict[int, Step]] = {1: v1_to_v2.migrate}
+STEPS: Final[dict[int, Step]] = {v1_to_v2.FROM_VERSION: v1_to_v2.migrate}
 LATEST: Final = 2
+VERSIONS: Final = tuple(sorted(set(STEPS) | {LATEST}))  # every version this engine reads
 
 
 def upgrade(document: MutableMapping[str, Any], to: int = LATEST) -> tuple[list[Change], list[Decision]]:

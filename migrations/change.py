@@ -5,6 +5,14 @@ from dataclasses import dataclass
 Path = tuple[str | int, ...]
 
 
+def moved(path: Path, source: Path, target: Path) -> Path | None:
+    """Where `path` is after the key at `source` moved to `target` (None: removed with it);
+    unchanged when it is not under `source`. A change moves a key with everything under it."""
+    if path[:len(source)] != source:
+        return path
+    return target + path[len(source):] if target else None
+
+
 @dataclass(frozen=True)
 class Change:
     from_path: Path

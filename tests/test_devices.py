@@ -303,8 +303,9 @@ def test_engine_devices_config_file(cli, monkeypatch, tmp_path):
     assert json.loads(out)["setting"] == {"opencl_device": "0", "opencl_fallback": "numpy"}
 
 
-def test_other_commands_do_not_load_pyopencl():
+def test_other_commands_and_graphs_without_gpu_nodes_do_not_load_pyopencl():
     script = ("import sys\nfrom adapters.cli.main import run\nassert run(['validate', 'graphs/']) == 0\n"
+              "assert run(['run', 'graphs/quickstart.yaml']) == 0\n"
               "print(sorted(m for m in ('pyopencl', 'numpy', 'adapters.gpu.devices') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          check=False)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from adapters.lmdb_edge import LmdbEdge, durable_edges
 from adapters.lmdb_store import DurableStorageError, KiB, LmdbStore
-from adapters.lmdb_table import decode
+from adapters.lmdb_table import checkpoint_key, checkpoint_prefix, database_name, decode, edge_of
 from engine.plan import EdgePlan
 from tests.conftest import ROOT
 from tests.runtime_support import RECORDED, build
@@ -145,6 +145,24 @@ def test_coalesce_merges_into_events_recovered_after_a_restart(state):
     assert [(x["k"], x["n"], x["i"]) for x in e.take(10)] == [(0, 2, 3), (1, 2, 4), (2, 2, 5)]
     assert e.coalesced == 3
 
+
+def test_coalesce_merges_into_recovered_events_without_reading_each_back(state, monkeypatch):
+    p = plan("coalesce", capacity=100, key=("k",), merge=(("n", "sum"),))
+
+    def keyed(start: int) -> list[dict[str, object]]:
+        return [{"i": i, "k": i % 50, "n": 1} for i in range(start, start + 50)]
+
+    e = LmdbEdge(p, state.store, "g")
+    e.offer(keyed(0))
+    e = LmdbEdge(p, state.restart(), "g")
+    reads: list[int] = []
+    real_get = e.table.get
+    monkeypatch.setattr(e.table, "get", lambda seq: reads.append(seq) or real_get(seq))
+    for start in (50, 100, 150):
+        assert e.offer(keyed(start)) == []  # keys 0..49 again: every one merges
+    assert reads == []
+    assert stored(state.store, e) == list(range(150, 200))  # merged in place, nothing appended
+    assert [(x["k"], x["n"], x["i"]) for x in e.take(100)] == [(k, 4, 150 + k) for k in range(50)]
 
 
 def test_after_a_crash_two_stored_events_can_share_a_key_and_the_later_takes_merges(state):
@@ -455,3 +473,12 @@ def test_the_edge_matches_a_model_across_crashes(tmp_path_factory, policy, capac
         assert e.enqueued == e.delivered + e.dropped + e.coalesced + e.depth
     restartable.store.close()
 
+
+
+def test_an_edges_checkpoint_prefix_matches_its_keys_only():
+    prefix = checkpoint_prefix("g", "a->b")
+    assert checkpoint_key("g", "a->b", "sink").startswith(prefix)
+    assert checkpoint_key("g", "a->b", 'o"dd\u00e9').startswith(prefix)
+    assert not checkpoint_key("g", "a->bc", "sink").startswith(prefix)
+    assert not checkpoint_key("gg", "a->b", "sink").startswith(prefix)
+    assert edge_of(database_name("g", "a->b")) == ("g", "a->b") and edge_of(b"#checkpoints") is None

@@ -26,9 +26,8 @@ from loader.problems import ERROR, Problem, format_path, has_errors
 from loader.read_toml import read_toml
 from loader.read_yaml import read_yaml
 from loader.report import render_text
-from migrations import LATEST, STEPS, upgrade
+from migrations import LATEST, VERSIONS, upgrade
 
-KNOWN: Final = tuple(sorted(set(STEPS) | {LATEST}))
 _SCHEMA_COMMENT: Final = re.compile(r"^(#\s*(?:yaml-language-server:\s*\$schema=|:schema\s+)\S*?graph\.v)(\d+)(\.json)")
 
 
@@ -44,7 +43,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def _versions() -> str:
-    return ", ".join(str(v) for v in KNOWN)
+    return ", ".join(str(v) for v in VERSIONS)
 
 
 @dataclass
@@ -76,7 +75,7 @@ def _version_problem(doc: Document, to: int) -> tuple[int | None, Problem | None
                               f"versions {_versions()})")
     version = data["version"]
     understood = f"this engine understands versions {_versions()}"
-    if isinstance(version, bool) or not isinstance(version, int) or version < KNOWN[0]:
+    if isinstance(version, bool) or not isinstance(version, int) or version < VERSIONS[0]:
         shown = "null" if version is None else repr(version)
         return None, _problem(doc, "HR011", f"unsupported version {shown}", understood, ("version",))
     if version > LATEST:
@@ -264,7 +263,7 @@ def _files(paths: list[str], tally: _Tally) -> list[tuple[Path, str]]:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    if args.to not in KNOWN:
+    if args.to not in VERSIONS:
         print(f"engine: error: --to {args.to}: this engine knows versions {_versions()}", file=sys.stderr)
         return EXIT_USAGE
     run = _Migration(args)

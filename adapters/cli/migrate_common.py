@@ -4,10 +4,10 @@ key of the original document ended up after a migration's changes."""
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
-from migrations.change import Change, Decision, Path
+from migrations.change import Change, Decision, Path, moved
 
 
 @dataclass
@@ -17,8 +17,6 @@ class Rewritten:
     text: str
     changes: list[Change]
     decisions: list[Decision]
-    # Comment lines that went with a key the migration removed (`storage: memory  # the default`).
-    dropped_comments: list[str] = field(default_factory=list)
 
 
 class RewriteError(Exception):
@@ -34,8 +32,8 @@ def follow(paths: Iterable[Path], changes: list[Change]) -> dict[Path, Path | No
         if source == target:
             continue
         for path, now in where.items():
-            if now is not None and now[:len(source)] == source:
-                where[path] = target + now[len(source):] if target else None
+            if now is not None:
+                where[path] = moved(now, source, target)
     return where
 
 

@@ -299,4 +299,4 @@ def rewrite_toml(text: str, to: int) -> Rewritten:
     lost = sorted(set(toml_comments(text)) - set(toml_comments(written)) - set(dropped))
     if lost:
         raise RewriteError(f"the comment {lost[0]!r} would be lost")
-    return Rewritten(written, changes, decisions, dropped)
+    return Rewritten(written, changes, decisions)

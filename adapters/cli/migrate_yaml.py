@@ -387,4 +387,4 @@ def rewrite_yaml(text: str, to: int) -> Rewritten:
     if lost:
         raise RewriteError(f"the comment {lost[0]!r} would be lost; the file is unchanged: move the comment "
                            "onto a line of its own before a key, or make the changes by hand")
-    return Rewritten(written, changes, decisions, dropped)
+    return Rewritten(written, changes, decisions)

@@ -11,14 +11,9 @@ from engine.plan import GraphPlan
 from engine.runner import NodeRunner
 from engine.spec import SpecRegistry
 
-_GPU_TYPES = frozenset(spec.name for spec in OPENCL_SPECS)
-
-
 def _gpu_segments(plan: GraphPlan, runners: dict[str, NodeRunner], edges: dict[str, Edge],
                   clock: Clock) -> list[SegmentRunner]:
-    if not any(node.type in _GPU_TYPES for node in plan.nodes):
-        return []  # NumPy and PyOpenCL load only for graphs with GPU segments
-    from adapters.gpu.build import build_gpu_segments
+    from adapters.gpu.build import build_gpu_segments  # NumPy and PyOpenCL load only when used
     return build_gpu_segments(plan, runners, edges, clock)
 
 

@@ -12,7 +12,6 @@ from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry
 from adapters.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
-from engine.plan import GraphPlan
 from engine.runtime import Runtime
 
 
@@ -73,7 +72,7 @@ def _write_stats(path: str, runtime: Runtime) -> str:
     return ""
 
 
-def _durable(plan: GraphPlan) -> DurableFactory:
+def _durable() -> DurableFactory:
     from adapters.settings import SettingsError, load_settings
 
     try:
@@ -90,7 +89,7 @@ def cmd_run(file: str, stats_file: str | None) -> int:
         return code
     _log_to_stderr()
     try:
-        durable = _durable(plan) if has_durable_edges(plan) else None
+        durable = _durable() if has_durable_edges(plan) else None
         runtime = Runtime(plan, registry, durable=durable)
     except ValueError as exc:  # the settings (pydantic loads only for graphs with durable edges)
         for line in str(exc).splitlines():

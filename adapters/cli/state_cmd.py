@@ -31,17 +31,20 @@ def _edges_dir() -> Path:
 
 
 def _list(store: Any) -> list[dict[str, object]]:
+    from adapters.lmdb_table import edge_of
+
     env = store.env
     found: list[dict[str, object]] = []
     with env.begin() as txn:
         names = [bytes(k) for k, _ in txn.cursor()]
     for name in names:
-        if name.startswith(b"#") or b"/" not in name:
+        which = edge_of(name)
+        if which is None:
             continue  # the store's own databases
         db = store.database(name)
         with env.begin() as txn:
             stat = txn.stat(db)
-        graph, edge = name.decode().split("/", 1)
+        graph, edge = which
         pages = stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
         found.append({"graph": graph, "edge": edge, "events": stat["entries"], "bytes": pages * stat["psize"]})
     return found
@@ -49,13 +52,14 @@ def _list(store: Any) -> list[dict[str, object]]:
 
 def _declared(directory: Path) -> set[tuple[str, str]] | None:
     from adapters.cli.registry import default_registry
+    from engine.plan import DEFAULT_STORAGE
     from loader.api import load_directory
 
     results = load_directory(directory, default_registry())
     if any(not r.ok for r in results):
         return None
     return {(r.plan.name, e.id) for r in results if r.plan is not None for e in r.plan.edges
-            if e.storage != "memory"}
+            if e.storage != DEFAULT_STORAGE}
 
 
 def cmd_state(args: argparse.Namespace) -> int:
@@ -71,8 +75,6 @@ def cmd_state(args: argparse.Namespace) -> int:
         print(f"no durable edges: {edges_dir} holds no state", file=sys.stderr)
         return EXIT_OK
     from adapters.lmdb_store import DurableStorageError, LmdbStore
-    from adapters.lmdb_table import CHECKPOINTS
-
     try:
         store = LmdbStore(edges_dir)
         found = _list(store)
@@ -101,17 +103,18 @@ def cmd_state(args: argparse.Namespace) -> int:
     if not args.yes:
         print("run again with --yes to delete them")
         return EXIT_OK
-    _prune(store, [f"{e['graph']}/{e['edge']}" for e in stale], CHECKPOINTS)
+    _prune(store, [(str(e["graph"]), str(e["edge"])) for e in stale])
     return EXIT_OK
 
 
-def _prune(store: Any, names: list[str], checkpoints: bytes) -> None:
-    env = store.env
-    for name in names:
-        db = store.database(name.encode())
-        graph, edge = name.split("/", 1)
-        prefix = json.dumps([graph, edge], separators=(",", ":"))[:-1].encode() + b","
-        points = store.database(checkpoints)
+def _prune(store: Any, edges: list[tuple[str, str]]) -> None:
+    from adapters.lmdb_table import CHECKPOINTS, checkpoint_prefix, database_name
+
+    env, points = store.env, store.database(CHECKPOINTS)
+    for graph, edge in edges:
+        name = database_name(graph, edge)
+        db = store.database(name)
+        prefix = checkpoint_prefix(graph, edge)
         with env.begin(write=True) as txn:
             txn.drop(db, delete=True)
             cursor = txn.cursor(points)
@@ -119,4 +122,4 @@ def _prune(store: Any, names: list[str], checkpoints: bytes) -> None:
                 while cursor.key().startswith(prefix):
                     if not cursor.delete():
                         break
-        store.shared.databases.pop(name.encode(), None)
+        store.shared.databases.pop(name, None)

@@ -62,9 +62,7 @@ def choose_runner(program: Program, where: str) -> tuple[Any, str]:
     try:
         runs = OpenclRuns(choice.device)
         runs.runner(program)  # build now: a refused kernel is a build failure, not a run failure
-    except KernelBuildError as exc:
-        raise NodeFailure(f"GPU segment {where}: {exc}") from None
-    except devices.DeviceError as exc:
+    except (KernelBuildError, devices.DeviceError) as exc:
         raise NodeFailure(f"GPU segment {where}: {exc}") from None
     return runs, f"OpenCL on {choice.device.label} ({choice.reason})"
 

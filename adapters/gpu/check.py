@@ -8,7 +8,7 @@ that validates builds; only the device (float64 support, an OpenCL device for
 
 from typing import Final
 
-from adapters.gpu.program import ProgramError, build_program
+from adapters.gpu.program import REDUCE, ProgramError, build_program
 from adapters.gpu.segments import Link, find_segments, plain
 from adapters.gpu.specs import FAMILY
 from engine.durations import duration_ms
@@ -20,7 +20,6 @@ from loader.semantic import CheckedGraph
 
 EXPRESSION_CODE: Final = "HR048"
 SEGMENT_CODE: Final = "HR049"
-REDUCE: Final = "opencl.reduce"
 
 
 def _plain(options: dict[str, object]) -> bool:

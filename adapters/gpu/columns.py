@@ -11,12 +11,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from adapters.gpu.dtypes import BOOL, NUMPY_TYPES, is_float
+from adapters.gpu.dtypes import BOOL, INT32, INT_RANGE, NUMPY_TYPES, is_float
 from engine.functions import type_name
 
 Array = Any
 _MISSING: Final = object()
-_RANGE: Final = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 _FLOAT32_MAX: Final = 3.4028234663852886e38
 
 
@@ -36,7 +35,7 @@ def _problem(value: object, name: str, dtype: str) -> str:
         return ""
     if isinstance(value, float):
         return f"field '{name}' is not a whole number (an {dtype} column)"
-    low, high = _RANGE[dtype]
+    low, high = INT_RANGE[dtype]
     return "" if low <= value <= high else f"field '{name}' is out of range for {dtype}"
 
 
@@ -62,7 +61,7 @@ def _fast(values: list[object], dtype: str) -> Array | None:
     except OverflowError:
         return None
     if dtype == "int32":
-        low, high = _RANGE["int32"]
+        low, high = INT_RANGE[INT32]
         if len(column) and (column.min() < low or column.max() > high):
             return None
         return column.astype(np.int32)

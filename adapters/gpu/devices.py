@@ -35,7 +35,7 @@ class DeviceInfo:
     max_alloc_bytes: int
     compute_units: int
     opencl_version: str
-    vendor: str
+    vendor: str  # shown by `engine devices --format json`
 
     @property
     def label(self) -> str:
@@ -139,18 +139,18 @@ def _cannot_build(cl: Any, device: Any) -> str:
     return ""
 
 
+def has_fp64(device: Any) -> bool:
+    """Whether a pyopencl device runs float64: the extension the generated kernel enables
+    (`#pragma OPENCL EXTENSION cl_khr_fp64`), so choosing a device and building for it agree."""
+    return "cl_khr_fp64" in device.extensions.split()
+
+
 def _describe(cl: Any, index: int, platform: Any, device: Any) -> DeviceInfo:
     kinds = cl.device_type
     kind = ("gpu" if device.type & kinds.GPU else "accelerator" if device.type & kinds.ACCELERATOR
             else "cpu" if device.type & kinds.CPU else "other")
-    fp64 = "cl_khr_fp64" in device.extensions.split()
-    if not fp64:
-        try:
-            fp64 = bool(device.double_fp_config)
-        except Exception:  # devices without doubles may not answer the query at all
-            fp64 = False
     return DeviceInfo(index=index, platform=str(platform.name).strip(), name=str(device.name).strip(), kind=kind,
-                      fp64=fp64, global_mem_bytes=int(device.global_mem_size),
+                      fp64=has_fp64(device), global_mem_bytes=int(device.global_mem_size),
                       max_alloc_bytes=int(device.max_mem_alloc_size), compute_units=int(device.max_compute_units),
                       opencl_version=str(device.version).strip(), vendor=str(device.vendor).strip())
 

@@ -20,6 +20,7 @@ DTYPES: Final = (FLOAT32, FLOAT64, INT32, INT64, BOOL)
 C_TYPES: Final = {BOOL: "uchar", INT32: "int", INT64: "long", FLOAT32: "float", FLOAT64: "double"}
 # bool columns are stored as one byte per value on the device and in NumPy.
 NUMPY_TYPES: Final = {BOOL: "bool", INT32: "int32", INT64: "int64", FLOAT32: "float32", FLOAT64: "float64"}
+INT_RANGE: Final = {INT32: (-(1 << 31), (1 << 31) - 1), INT64: (-(1 << 63), (1 << 63) - 1)}  # (lowest, highest)
 _WIDTH: Final = {BOOL: 1, INT32: 4, INT64: 8, FLOAT32: 4, FLOAT64: 8}
 
 

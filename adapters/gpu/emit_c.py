@@ -18,7 +18,7 @@ import numpy as np
 
 from adapters.gpu.dtypes import BOOL, C_TYPES, FLOAT32, FLOAT64, INT32, INT64, NUMPY_TYPES, is_float, is_int
 from adapters.gpu.kernel_expr import (
-    CHECKED, Binary, Call, Cast, Col, Compare, Const, Logic, Node, Select, Unary,
+    CHECKED, FLOAT_ONE, FLOAT_TWO, Binary, Call, Cast, Col, Compare, Const, Logic, Node, Select, Unary,
 )
 from adapters.gpu.program import DIVISION_BY_ZERO, UNDEFINED
 
@@ -26,8 +26,7 @@ _UNSIGNED: Final = {INT32: "uint", INT64: "ulong"}
 _BITS: Final = {INT32: 32, INT64: 64}
 _COMPARE: Final = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 _ARITH: Final = {"add": "+", "sub": "-", "mul": "*"}
-_FLOAT_BUILTINS: Final = frozenset({"sqrt", "exp", "log", "log2", "log10", "sin", "cos", "tan", "asin",
-                                    "acos", "atan", "tanh", "pow", "atan2", "hypot"})
+_FLOAT_BUILTINS: Final = FLOAT_ONE | FLOAT_TWO  # OpenCL C has each under the same name
 
 # Words a user kernel cannot use as a variable name: C99 and OpenCL C keywords and types.
 _VECTOR: Final = re.compile(r"(u?char|u?short|u?int|u?long|float|double|half)(2|3|4|8|16)")

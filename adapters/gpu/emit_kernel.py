@@ -10,14 +10,11 @@ of the partial arrays, and the host adds the W slices in a fixed order.
 
 import re
 from dataclasses import dataclass, field
-from typing import Final
 
-from adapters.gpu.dtypes import C_TYPES, FLOAT32, FLOAT64, INT32, INT64, is_float
+from adapters.gpu.dtypes import C_TYPES, FLOAT32, FLOAT64, INT64, INT_RANGE, is_float
 from adapters.gpu.emit_c import Emitter, helpers, is_c_identifier, literal
-from adapters.gpu.program import NOT_FINITE, FilterStep, KernelStep, MapStep, Program, ReduceStep
+from adapters.gpu.program import NOT_ENTERED, NOT_FINITE, FilterStep, KernelStep, MapStep, Program, ReduceStep
 
-NOT_ENTERED: Final = 255
-_INT_LIMITS: Final = {INT32: (-(1 << 31), (1 << 31) - 1), INT64: (-(1 << 63), (1 << 63) - 1)}
 
 
 @dataclass
@@ -173,7 +170,7 @@ def _reduce(step: ReduceStep, types: dict[str, str], stages: int, fp64: bool,
             used.add((r.fn, acc))
             update.append(f"{p}[at] = hr_{r.fn}_{C_TYPES[acc]}({p}[at], {x});")
         else:
-            start = literal(_INT_LIMITS[acc][1 if low else 0], acc)
+            start = literal(INT_RANGE[acc][1 if low else 0], acc)
             update.append(f"{p}[at] = {r.fn}({p}[at], {x});")
         init.append(f"{p}[base + g] = {start};")
     key = f"(long){slot[step.by]}[i]" if step.by else "0L"
@@ -216,10 +213,11 @@ def generate(program: Program, fp64: bool) -> Generated:
         lines, inputs = rows.kernel_source(outputs, len(steps))
         kernels.insert(0, "\n".join(lines))
     head = ["#pragma OPENCL FP_CONTRACT OFF"]  # NumPy rounds a * b + c twice; a fused multiply-add once
-    text = helpers(rows.used) + "\n" + "\n".join("\n".join(f[0]) for f in rows.functions) + "\n".join(kernels)
+    helper_source = helpers(rows.used)
+    text = helper_source + "\n" + "\n".join("\n".join(f[0]) for f in rows.functions) + "\n".join(kernels)
     if fp64 and re.search(r"\bdouble\b", text):
         head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    out = head + helpers(rows.used).splitlines()
+    out = head + helper_source.splitlines()
     regions = []
     for function, offset, count, member in rows.functions:
         regions.append((len(out) + offset + 1, count, len(out) + 1, len(out) + len(function), member))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final, Union
 
 from engine import expr
-from adapters.gpu.dtypes import BOOL, Defaults, Kind, as_float, common, concrete, is_float, numeric
+from adapters.gpu.dtypes import BOOL, INT_RANGE, Defaults, Kind, as_float, common, concrete, is_float, numeric
 
 NOT_IN_KERNEL: Final = "not_in_kernel"
 UNKNOWN_COLUMN: Final = "unknown_column"
@@ -129,7 +129,7 @@ class _Typer:
         want = concrete(kind, self.defaults)
         if isinstance(node, Const):
             value = _convert(node.value, want)
-            low, high = _INT_RANGE.get(want, (value, value))
+            low, high = INT_RANGE.get(want, (value, value))
             if isinstance(value, int) and not low <= value <= high:
                 where = self.literals.get(id(node))
                 raise KernelExprError(expr.ExprError(
@@ -267,7 +267,6 @@ class _Typer:
         return Call(fn, tuple(self.cast(a, kind) for a in args), kind.dtype), kind
 
 
-_INT_RANGE: Final = {"int32": (-2 ** 31, 2 ** 31 - 1), "int64": (-2 ** 63, 2 ** 63 - 1)}
 
 
 def _number(value: object) -> int | float:

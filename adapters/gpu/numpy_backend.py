@@ -21,11 +21,10 @@ from adapters.gpu.kernel_expr import (
     CHECKED, Binary, Call, Cast, Col, Compare, Const, Logic, Node, Select, Unary,
 )
 from adapters.gpu.program import (
-    DIVISION_BY_ZERO, NOT_FINITE, UNDEFINED, FilterStep, KernelStep, MapStep, Program, ReduceStep,
+    DIVISION_BY_ZERO, NOT_ENTERED, NOT_FINITE, UNDEFINED, FilterStep, KernelStep, MapStep, Program, ReduceStep,
 )
 
 Array = Any  # numpy.ndarray; NumPy's own stubs are too loose to help here
-NOT_ENTERED: Final = 255  # stage of a row that never entered (its conversion failed)
 
 _FLOAT_ONE: Final = {
     "sqrt": np.sqrt, "exp": np.exp, "log": np.log, "log2": np.log2, "log10": np.log10,
@@ -257,7 +256,7 @@ def run_numpy(program: Program, columns: dict[str, Array], entered: Array, threa
     keep = set(program.written) if reduce is None else {reduce.by} | {r.column for r in reduce.fields}
     keep.discard("")
     steps = element_steps(program)
-    env_types = dict(program.columns) | program.prefix(len(steps)).written
+    env_types = program.prefix(len(steps)).env
     out = {name: np.empty(n, dtype=NUMPY_TYPES[env_types[name]]) for name in keep if name in env_types}
     alive = entered.copy() if reduce is not None else None  # the reduce needs every row's outcome
 
@@ -369,14 +368,14 @@ def reduce_numpy(step: ReduceStep, env: dict[str, Array], alive: Array, code: Ar
                 values[r.name] = total
         else:
             dtype = column.dtype
-            start = _extreme(dtype, r.fn == "min")
+            start = extreme(dtype, r.fn == "min")
             out = np.full(groups, start, dtype=dtype)
             (np.minimum if r.fn == "min" else np.maximum).at(out, keys, column)
             values[r.name] = out
     return Partials(count, values)
 
 
-def _extreme(dtype: Any, low: bool) -> Any:
+def extreme(dtype: Any, low: bool) -> Any:
     """The identity of min (the largest value) or max (the smallest) for a dtype."""
     if np.issubdtype(dtype, np.floating):
         return np.inf if low else -np.inf

@@ -16,10 +16,11 @@ from typing import Any, Final
 import numpy as np
 import pyopencl as cl
 
+from adapters.gpu.devices import has_fp64
 from adapters.gpu.dtypes import NUMPY_TYPES, is_float
-from adapters.gpu.emit_kernel import NOT_ENTERED, Generated, generate
-from adapters.gpu.numpy_backend import Outcome, Partials
-from adapters.gpu.program import KERNEL, KernelStep, Program
+from adapters.gpu.emit_kernel import Generated, generate
+from adapters.gpu.numpy_backend import Outcome, Partials, extreme
+from adapters.gpu.program import KERNEL, NOT_ENTERED, KernelStep, Program
 
 Array = Any  # numpy.ndarray
 WORK_GROUP: Final = 256
@@ -37,20 +38,13 @@ _lock = threading.Lock()  # runners may be created from several threads; build e
 
 class KernelBuildError(Exception):
     """The OpenCL compiler refused a program. `message` is one line naming the node, the
-    compiler's first error and the failing line; `log` is the whole build log."""
+    compiler's first error and the failing line."""
 
-    def __init__(self, message: str, member: int | None = None, source_line: int | None = None,
-                 generated_line: int | None = None, log: str = "") -> None:
+    def __init__(self, message: str, member: int | None = None, source_line: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.member = member
         self.source_line = source_line
-        self.generated_line = generated_line
-        self.log = log
-
-
-def has_fp64(device: "cl.Device") -> bool:
-    return "cl_khr_fp64" in device.extensions.split()
 
 
 def _options(device: "cl.Device") -> tuple[str, ...]:
@@ -101,8 +95,7 @@ def _explain(program: Program, generated: Generated, log: str) -> KernelBuildErr
     found = next((m for m in map(_ERROR_LINE.match, errors) if m), None)
     if found is None:
         first = next((ln.strip() for ln in log.splitlines() if "error" in ln.lower()), log.strip()[:200])
-        return KernelBuildError(f"GPU segment '{program.names[0]}': the OpenCL compiler refused the kernel: {first}",
-                                log=log)
+        return KernelBuildError(f"GPU segment '{program.names[0]}': the OpenCL compiler refused the kernel: {first}")
     number, error = int(found.group(1)), "error: " + found.group(2).strip()
     text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
     text = text if len(text) <= 120 else text[:117] + "..."
@@ -116,10 +109,10 @@ def _explain(program: Program, generated: Generated, log: str) -> KernelBuildErr
             return KernelBuildError(
                 f"{KERNEL} '{program.names[member]}': the OpenCL compiler refused the kernel: {error} "
                 f"({where}generated line {number}: `{text}`)", member,
-                number - first + 1 if inside else None, number, log)
+                number - first + 1 if inside else None)
     return KernelBuildError(
         f"GPU segment '{program.names[0]}': the OpenCL compiler refused the generated kernel: {error} "
-        f"(generated line {number}: `{text}`)", None, None, number, log)
+        f"(generated line {number}: `{text}`)")
 
 
 def _local_size(kernel: "cl.Kernel", device: "cl.Device") -> int:
@@ -132,13 +125,6 @@ def _local_size(kernel: "cl.Kernel", device: "cl.Device") -> int:
 
 def _padded(n: int, local: int) -> int:
     return (n + local - 1) // local * local
-
-
-def _extreme(dtype: Any, low: bool) -> Any:
-    if np.issubdtype(dtype, np.floating):
-        return np.inf if low else -np.inf
-    info = np.iinfo(dtype)
-    return info.max if low else info.min
 
 
 def pinned_host(context: "cl.Context", queue: "cl.CommandQueue", nbytes: int) -> tuple[Any, Array]:
@@ -307,5 +293,5 @@ class OpenclRunner:
                     values[r.name] = part.sum(axis=0).astype(NUMPY_TYPES[r.dtype])
             else:
                 combine = np.minimum if r.fn == "min" else np.maximum
-                values[r.name] = combine.reduce(part, axis=0, initial=_extreme(part.dtype, r.fn == "min"))
+                values[r.name] = combine.reduce(part, axis=0, initial=extreme(part.dtype, r.fn == "min"))
         return Partials(totals[""].sum(axis=0).astype(np.int64), values)

@@ -29,6 +29,7 @@ REDUCTIONS: Final = ("sum", "min", "max", "count", "mean")
 DIVISION_BY_ZERO: Final = 1
 UNDEFINED: Final = 2
 NOT_FINITE: Final = 3
+NOT_ENTERED: Final = 255  # the stage of a row that never entered (its conversion failed)
 REASONS: Final = {DIVISION_BY_ZERO: "division by zero",
                   UNDEFINED: "math function result is undefined (domain error or out of range)",
                   NOT_FINITE: "result is not a finite number"}

@@ -18,11 +18,12 @@ from typing import Any, Callable
 import numpy as np
 
 from adapters.gpu.columns import to_columns, to_events
-from adapters.gpu.numpy_backend import NOT_ENTERED, Outcome
-from adapters.gpu.program import Program
+from adapters.gpu.numpy_backend import Outcome
+from adapters.gpu.program import NOT_ENTERED, Program
 from adapters.gpu.reduce_window import ReduceTotals
 from engine.chain import Chain
 from engine.edges import Edge
+from engine.ids import DEFAULT_PORT
 from engine.node import INFINITY, Batch, Clock, Failures, Transform
 from engine.runner import NodeRunner
 
@@ -47,7 +48,7 @@ class GpuSegment(Chain):
         self.totals = ReduceTotals(reduce) if reduce is not None else None
         self.batches = 0  # kernel runs, for statistics and tests
         # The tail's `out` port among the chain's ports.
-        self.out_port = self.member_ports[-1][runners[-1].plan.outputs.index("out")]
+        self.out_port = self.member_ports[-1][runners[-1].plan.outputs.index(DEFAULT_PORT)]
         self.placement = ""  # where it runs, in words (set by the builder)
 
     # -- batching ---------------------------------------------------------------------------

@@ -10,9 +10,8 @@ segment, alone if nothing links it.
 from collections import Counter
 from dataclasses import dataclass
 
+from engine.ids import DEFAULT_PORT
 from engine.plan import DEFAULT_POLICY, DEFAULT_STORAGE, GraphPlan
-
-OUT_PORT = "out"
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,8 @@ def find_segments(order: list[str], members: set[str], inputs: dict[str, list[Li
         if name not in members or len(links) != 1:
             continue
         link = links[0]
-        if (link.source in members and link.port == OUT_PORT and link.plain
-                and readers[(link.source, OUT_PORT)] == 1 and link.source not in ends):
+        if (link.source in members and link.port == DEFAULT_PORT and link.plain
+                and readers[(link.source, DEFAULT_PORT)] == 1 and link.source not in ends):
             following[link.source] = name
     continued = set(following.values())
     segments: list[list[str]] = []
