@@ -7,11 +7,12 @@ symbolic link (a ConfigMap's) stays one and its target is rewritten, and the dir
 synced so the rename survives a power cut.
 """
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 NEW_FILE_MODE = 0o644
 
@@ -32,10 +33,8 @@ def replace_file(path: Path, data: bytes, before_rename: Callable[[Path], None] 
             before_rename(real)
         os.replace(temporary, real)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
     fsync_directory(real.parent)
 

@@ -4,23 +4,23 @@ The store (one LMDB environment per process) opens on the first durable edge a g
 builds, so graphs without one never create state.
 """
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine.edges import Edge
-from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan
+from engine.plan import EdgePlan, GraphPlan
 
 DurableFactory = Callable[[GraphPlan, EdgePlan], Edge]
 
 
 def has_durable_edges(plan: GraphPlan) -> bool:
-    return any(edge.storage != DEFAULT_STORAGE for edge in plan.edges)
+    return any(edge.durable for edge in plan.edges)
 
 
 def durable_factory(state_dir: Path, max_mb: int = 8192) -> DurableFactory:
     def build(plan: GraphPlan, edge: EdgePlan) -> Edge:
         from adapters.lmdb_edge import LmdbEdge  # py-lmdb loads only for graphs that use it
-        from adapters.lmdb_store import MiB, LmdbStore
+        from adapters.lmdb_store import LmdbStore, MiB
 
         store = LmdbStore(state_dir / "edges", max_map_size=max_mb * MiB)
         return LmdbEdge(edge, store, plan.name)

@@ -11,10 +11,13 @@ import os
 import sys
 import threading
 import time
-from typing import BinaryIO, Callable, Final, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Final
 
-from adapters.formats import CSV, JSONL, BadRecord, Event, decode_csv, decode_jsonl, decode_line
-from engine.node import AsyncSource, Batch, Failures, NodeContext, NodeFailure
+from adapters.formats import CSV, JSONL, BadRecord, decode_csv, decode_jsonl, decode_line
+from engine.node import AsyncSource, Batch, Event, Failures, NodeContext, NodeFailure
+from engine.params import Raw, expect, flag, text_of
 
 BATCH_SIZE: Final = 1024
 QUEUE_BATCHES: Final = 4
@@ -22,6 +25,26 @@ FOLLOW_POLL_S: Final = 0.2
 
 Record = Event | BadRecord
 Decoder = Callable[[Iterable[tuple[int, str]]], Iterator[Record]]
+
+
+@dataclass(frozen=True)
+class FileReadParams:
+    path: str
+    format: str = JSONL
+    follow: bool = False  # keep reading what is appended, like `tail -f`
+
+
+def parse_file_read(raw: Raw) -> FileReadParams:
+    return FileReadParams(text_of(raw, "path"), text_of(raw, "format", JSONL), flag(raw, "follow"))
+
+
+@dataclass(frozen=True)
+class StdinParams:
+    format: str = JSONL
+
+
+def parse_stdin(raw: Raw) -> StdinParams:
+    return StdinParams(text_of(raw, "format", JSONL))
 
 
 def _per_line(decode: Callable[[str, int], Event | BadRecord | None]) -> Decoder:
@@ -98,7 +121,8 @@ class ReaderThread:
             return
         except OSError as exc:
             try:
-                self._post(Chunk([], self.done_bytes, True, f"cannot read {self.path or 'stdin'}: {exc.strerror or exc}"))
+                failure = f"cannot read {self.path or 'stdin'}: {exc.strerror or exc}"
+                self._post(Chunk([], self.done_bytes, True, failure))
             except _Stopped:
                 return
 
@@ -143,7 +167,7 @@ class ReaderThread:
         here = os.fstat(self.stream.fileno())
         if current.st_ino != here.st_ino:
             self.stream.close()
-            self.stream = open(self.path, "rb")
+            self.stream = open(self.path, "rb")  # noqa: SIM115 (read on until the node stops)
             return True
         if current.st_size < self.stream.tell():
             self.stream.seek(0)
@@ -158,9 +182,9 @@ class _Stopped(Exception):
 class ReadSource(AsyncSource):
     """Shared by `file.read` and `stdin`."""
 
-    def __init__(self, ctx: NodeContext) -> None:
+    def __init__(self, ctx: NodeContext, fmt: str) -> None:
         super().__init__(ctx)
-        self.format = str(ctx.params.get("format", JSONL))
+        self.format = fmt
         self.reader: ReaderThread | None = None
         self.total_bytes = 0
         self.done_bytes = 0
@@ -208,6 +232,10 @@ class ReadSource(AsyncSource):
 class FileRead(ReadSource):
     """Resumable: its position is the byte offset (and line count) after what it emitted."""
 
+    def __init__(self, ctx: NodeContext) -> None:
+        self.params = expect(ctx.params, FileReadParams)
+        super().__init__(ctx, self.params.format)
+
     def position(self) -> str:
         return f"{self.done_bytes}:{self.lines}"
 
@@ -218,12 +246,12 @@ class FileRead(ReadSource):
             self.done_bytes = int(offset)
 
     def stream(self) -> tuple[BinaryIO, str, bool]:
-        path = str(self.ctx.params.get("path"))
+        path = self.params.path
         try:
-            handle = open(path, "rb")
+            handle = open(path, "rb")  # noqa: SIM115 (the reader thread holds it; `close` closes it)
         except OSError as exc:
             raise NodeFailure(f"{self.where()}: cannot open {path}: {exc.strerror or exc}") from exc
-        follow = self.ctx.params.get("follow") is True
+        follow = self.params.follow
         if not follow:
             self.total_bytes = os.fstat(handle.fileno()).st_size
         return handle, path, follow
@@ -235,6 +263,9 @@ class FileRead(ReadSource):
 
 
 class StdinRead(ReadSource):
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx, expect(ctx.params, StdinParams).format)
+
     def stream(self) -> tuple[BinaryIO, str, bool]:
         return sys.stdin.buffer, "", False
 

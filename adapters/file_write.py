@@ -3,18 +3,41 @@
 import asyncio
 import os
 import sys
+from dataclasses import dataclass
 from typing import Final, TextIO
 
-from adapters.formats import CSV, CsvEncoder, encode_jsonl, existing_csv_header
+from adapters.formats import CSV, JSONL, CsvEncoder, encode_jsonl, existing_csv_header
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
+from engine.params import Raw, expect, text_of
 
 APPEND: Final = "append"
+TRUNCATE: Final = "truncate"
+
+
+@dataclass(frozen=True)
+class FileWriteParams:
+    path: str
+    format: str = JSONL
+    mode: str = TRUNCATE  # or APPEND
+
+
+def parse_file_write(raw: Raw) -> FileWriteParams:
+    return FileWriteParams(text_of(raw, "path"), text_of(raw, "format", JSONL), text_of(raw, "mode", TRUNCATE))
+
+
+@dataclass(frozen=True)
+class StdoutParams:
+    format: str = JSONL
+
+
+def parse_stdout(raw: Raw) -> StdoutParams:
+    return StdoutParams(text_of(raw, "format", JSONL))
 
 
 class WriteSink(AsyncSink):
-    def __init__(self, ctx: NodeContext) -> None:
+    def __init__(self, ctx: NodeContext, fmt: str) -> None:
         super().__init__(ctx)
-        self.format = str(ctx.params.get("format", "jsonl"))
+        self.format = fmt
         self.csv = CsvEncoder()
         self.handle: TextIO | None = None
         self.label = "standard output"
@@ -41,23 +64,31 @@ class WriteSink(AsyncSink):
 
 
 class StdoutWrite(WriteSink):
+    def __init__(self, ctx: NodeContext) -> None:
+        super().__init__(ctx, expect(ctx.params, StdoutParams).format)
+
     async def open(self) -> None:
         # Looked up now, not at import, so a redirected or captured stdout is honoured.
         self.handle = sys.stdout
 
 
 class FileWrite(WriteSink):
+    def __init__(self, ctx: NodeContext) -> None:
+        self.params = expect(ctx.params, FileWriteParams)
+        super().__init__(ctx, self.params.format)
+
     async def open(self) -> None:
-        path = str(self.ctx.params.get("path"))
+        path = self.params.path
         self.label = path
-        append = self.ctx.params.get("mode") == APPEND
+        append = self.params.mode == APPEND
         if append and self.format == CSV:
             self.csv = CsvEncoder(existing_csv_header(path))
         try:
             parent = os.path.dirname(path)
             if parent:
                 os.makedirs(parent, exist_ok=True)
-            self.handle = open(path, "a" if append else "w", encoding="utf-8", newline="")
+            # Written to until the node stops; `close` closes it.
+            self.handle = open(path, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as exc:
             raise NodeFailure(f"{self.where()}: cannot write {path}: {exc.strerror or exc}") from exc
 

@@ -3,7 +3,8 @@
 import csv
 import io
 import json
-from typing import Final, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Final
 
 from engine.node import Event
 

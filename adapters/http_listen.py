@@ -24,13 +24,12 @@ from typing import Final
 from aiohttp import web
 
 from adapters.formats import BadRecord, decode_jsonl
-from engine.durations import duration_ms
+from adapters.http_params import ACCEPT_TIMEOUT, JSON, NDJSON, HttpListenParams, seconds
 from engine.node import AsyncSource, Batch, Failures, NodeContext, NodeFailure
+from engine.params import expect
 
 LOG: Final = logging.getLogger("headrace")
 
-JSON: Final = "json"
-NDJSON: Final = "ndjson"
 NDJSON_TYPES: Final = frozenset({
     "application/x-ndjson", "application/ndjson", "application/jsonl",
     "application/x-jsonlines", "application/jsonlines",
@@ -119,16 +118,15 @@ class _Delivery:
 class HttpListen(AsyncSource):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
-        params = ctx.params
-        self.address = str(params.get("address", "127.0.0.1:8080"))
+        params = expect(ctx.params, HttpListenParams)
+        self.address = params.address
         self.host, self.requested_port = parse_address(self.address)
-        self.path = str(params.get("path", "/"))
-        self.format = str(params.get("format", JSON))
-        token = params.get("token")
-        self.token = token.encode() if isinstance(token, str) else None
-        self.max_body_bytes = int(str(params.get("max_body_bytes", 1_048_576)))
-        self.queue: asyncio.Queue[_Delivery] = asyncio.Queue(int(str(params.get("queue_batches", 4))))
-        self.accept_timeout_s = (duration_ms(params.get("accept_timeout", "5s")) or 5000) / 1000.0
+        self.path = params.path
+        self.format = params.format
+        self.token = params.token.encode() if params.token is not None else None
+        self.max_body_bytes = params.max_body_bytes
+        self.queue: asyncio.Queue[_Delivery] = asyncio.Queue(params.queue_batches)
+        self.accept_timeout_s = seconds(params.accept_timeout, ACCEPT_TIMEOUT)
         self.runner: web.AppRunner | None = None
         self.accepting = False
         self.port = 0  # the bound port once open (the real one when `address` asks for 0)

@@ -16,12 +16,11 @@ import aiohttp
 from yarl import URL
 
 from adapters.formats import encode_jsonl
-from engine.durations import duration_ms
+from adapters.http_params import JSON, NDJSON, POST_TIMEOUT, HttpPostParams, seconds
 from engine.errors import DROP, RETRY, STOP, RateLimitedLog
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
+from engine.params import expect
 
-JSON: Final = "json"
-NDJSON: Final = "ndjson"
 CONTENT_TYPES: Final = {JSON: "application/json", NDJSON: "application/x-ndjson"}
 MAX_WAIT_S: Final = 30.0  # the longest backoff or `Retry-After` the node waits for
 READ_BODY_LIMIT: Final = 65536  # small answers are read so the connection can be reused
@@ -77,17 +76,16 @@ class _Attempt:
 class HttpPost(AsyncSink):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
-        params = ctx.params
-        self.url = str(params.get("url"))
+        params = expect(ctx.params, HttpPostParams)
+        self.url = params.url
         self.shown_url = safe_url(self.url)
-        self.format = str(params.get("format", JSON))
-        self.batch_size = int(str(params.get("batch_size", 500)))
-        self.timeout = str(params.get("timeout", "10s"))
-        self.timeout_s = (duration_ms(self.timeout) or 10_000) / 1000.0
-        self.retries = int(str(params.get("retries", 3)))
-        self.backoff_s = (duration_ms(params.get("backoff", "200ms")) or 0) / 1000.0
-        headers = params.get("headers")
-        self.headers = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+        self.format = params.format
+        self.batch_size = params.batch_size
+        self.timeout = params.timeout
+        self.timeout_s = seconds(self.timeout, POST_TIMEOUT)
+        self.retries = params.retries
+        self.backoff_s = seconds(params.backoff, "0ms")
+        self.headers = dict(params.headers)
         if not any(k.lower() == "content-type" for k in self.headers):
             self.headers["Content-Type"] = CONTENT_TYPES[self.format]
         self.session: aiohttp.ClientSession | None = None

@@ -2,8 +2,9 @@
 
 from typing import Final
 
-from adapters.file_read import make_file_read, make_stdin
-from adapters.file_write import make_file_write, make_stdout
+from adapters.file_read import make_file_read, make_stdin, parse_file_read, parse_stdin
+from adapters.file_write import make_file_write, make_stdout, parse_file_write, parse_stdout
+from adapters.http_params import parse_http_listen, parse_http_post
 from engine.node import AsyncSink, AsyncSource, NodeContext
 from engine.spec import DURATION, SINK, SOURCE, NodeSpec, param, params_schema
 
@@ -22,6 +23,7 @@ FILE_READ: Final = NodeSpec(
         "follow": param({"type": "boolean"}, "Keep reading appended data, like `tail -f`.", True, default=False),
     }, required=("path",)),
     factory=make_file_read,
+    parse=parse_file_read,
     example="type: file.read\nwith: {path: data/orders.jsonl}",
 )
 
@@ -33,6 +35,7 @@ STDIN: Final = NodeSpec(
         "format": param({"enum": READ_FORMATS}, "How the input is encoded.", "lines", default="jsonl"),
     }),
     factory=make_stdin,
+    parse=parse_stdin,
     example="type: stdin\nwith: {format: lines}",
 )
 
@@ -44,6 +47,7 @@ STDOUT: Final = NodeSpec(
         "format": param({"enum": WRITE_FORMATS}, "Output encoding.", "csv", default="jsonl"),
     }),
     factory=make_stdout,
+    parse=parse_stdout,
     example="type: stdout\nfrom: totals",
 )
 
@@ -60,6 +64,7 @@ FILE_WRITE: Final = NodeSpec(
                       "append", default="truncate"),
     }, required=("path",)),
     factory=make_file_write,
+    parse=parse_file_write,
     example="type: file.write\nfrom: totals\nwith: {path: out/totals.jsonl}",
 )
 
@@ -108,6 +113,7 @@ HTTP_LISTEN: Final = NodeSpec(
                                 "answered 503 (and nothing from it is kept).", "30s", default="5s"),
     }),
     factory=make_http_listen,
+    parse=parse_http_listen,
     example="type: http.listen\nwith: {address: \"127.0.0.1:8080\", path: /events, format: ndjson}",
 )
 
@@ -135,6 +141,7 @@ HTTP_POST: Final = NodeSpec(
                          {"Authorization": "Bearer ${COLLECTOR_TOKEN}"}),
     }, required=("url",)),
     factory=make_http_post,
+    parse=parse_http_post,
     example="type: http.post\nfrom: shaped\nwith: {url: \"https://collector.example.com/ingest\", format: ndjson}",
 )
 

@@ -1,4 +1,4 @@
-"""The durable edge: the five policies of `engine.edges.Edge`, kept in LMDB.
+"""The durable edge: the policies of engine/policies.py, kept in LMDB.
 
 Each edge is one named database of the process's `LmdbStore` (layout: adapters/lmdb_table.py).
 An event leaves the database only when its consumer acknowledges it, so after a crash or
@@ -10,11 +10,12 @@ events that were in flight (taken, not yet acknowledged) can arrive twice.
   stay in the database, *in flight*, until `ack(count)` deletes the oldest `count`.
 - `capacity` bounds what the edge holds: undelivered plus in flight. A consumer holding a
   taken batch keeps its producer waiting until it hands the batch on, which keeps the
-  database, and what a crash can duplicate, within `capacity`. `drop_oldest` evicts only
-  undelivered events; `latest` keeps one undelivered event besides those in flight.
+  database, and what a crash can duplicate, within `capacity`. In-flight events are never
+  evicted: `drop_oldest` evicts only undelivered events; `keep_latest` keeps one undelivered
+  event besides those in flight (`engine.policies.admit` counts them).
 - When the store cannot take a write (the map at its size limit, or a full disk) the edge
-  behaves as full: `block` and `coalesce` refuse the batch, the dropping policies drop it
-  (counted), and one warning says so until a write succeeds again.
+  behaves as full: a policy that pushes back (`block`, `coalesce`) refuses the batch, the
+  others drop it (counted), and one warning says so until a write succeeds again.
 - Counters are this process's, except `depth`: the database's count of undelivered events.
   Events found there at start count as enqueued then, so that
   `enqueued == delivered + dropped + coalesced + depth` holds in every process.
@@ -30,10 +31,11 @@ from typing import Final
 
 from adapters.lmdb_store import DurableStorageError, LmdbStore
 from adapters.lmdb_table import EdgeTable, encode
-from engine.edges import BLOCK, COALESCE, DROP_NEWEST, DROP_OLDEST, Edge, merge_events
+from engine.edges import Edge, merge_events
 from engine.keys import key_part
 from engine.node import Batch, Event
 from engine.plan import EdgePlan, GraphPlan
+from engine.policies import admit, has_room
 from engine.runtime import STATE_SUFFIX
 
 LOG: Final = logging.getLogger("headrace")
@@ -61,7 +63,7 @@ class LmdbEdge(Edge):
         self.unerased = 0  # acknowledged, but the store was full when deleting them
         self.cache: deque[tuple[int, Event]] = deque()  # the newest undelivered, consecutive keys
         self.cache_limit = CACHED
-        self.seq_of: dict[object, int] = {}  # coalesce: key -> the undelivered event taking merges
+        self.seq_of: dict[object, int] = {}  # keyed policies: key -> the undelivered event taking merges
         self.staged: dict[str, str] = {}  # producer -> position, saved with the next complete offer
         self.staged_states: dict[str, str] = {}  # consumer -> state, saved with the next acknowledgement
         self.warned = False
@@ -74,11 +76,11 @@ class LmdbEdge(Edge):
         return self.undelivered
 
     def has_room(self) -> bool:
-        if self.policy == BLOCK or self.policy == COALESCE:
-            if not self.loaded:
-                self._load()
-            return self.undelivered + self.in_flight < self.capacity
-        return True
+        if not self.pushes_back:
+            return True  # without loading: a dropping edge never holds its producer up
+        if not self.loaded:
+            self._load()
+        return has_room(self.rule, self.undelivered + self.in_flight, self.capacity)
 
     def counters(self) -> dict[str, int]:
         if not self.loaded:
@@ -89,26 +91,15 @@ class LmdbEdge(Edge):
         self._use()
         if not events:
             return []
-        policy = self.policy
-        if policy == COALESCE:
+        if self.keyed:
             return self._offer_coalesce(events)
         n = len(events)
-        evict = 0
-        if policy == BLOCK or policy == DROP_NEWEST:
-            room = max(self.capacity - self.undelivered - self.in_flight, 0)
-            keep = events if room >= n else events[:room]
-        elif policy == DROP_OLDEST:
-            room = max(self.capacity - self.in_flight, 0)  # in-flight events cannot be evicted
-            if n >= room:
-                keep, evict = (events[n - room:] if room else []), self.undelivered
-            else:
-                keep, evict = events, max(self.undelivered + n - room, 0)
-        else:  # LATEST: at most one undelivered event, always the newest
-            keep, evict = events[-1:], self.undelivered
-        rest = events[len(keep):] if policy == BLOCK else []
+        first, stop, evict = admit(self.rule, self.undelivered, self.in_flight, self.capacity, n)
+        keep = events if first == 0 and stop == n else events[first:stop]
+        rest = events[stop:] if self.pushes_back else []
         if not self._write(keep, evict, {}, not rest):
             return self._full(events)
-        if policy == BLOCK:
+        if self.pushes_back:
             self.enqueued += len(keep)
         else:
             self.enqueued += n
@@ -123,7 +114,7 @@ class LmdbEdge(Edge):
         if older > 0:
             out, seqs = self.table.read(self.read_seq, older)
             self.read_seq = seqs[-1] + 1
-            if self.policy == COALESCE:
+            if self.keyed:
                 self._forget_keys(out, seqs)
         cache = self.cache
         cached = min(budget - len(out), len(cache))
@@ -134,7 +125,7 @@ class LmdbEdge(Edge):
             else:
                 taken = [cache.popleft() for _ in range(cached)]
             fresh = [event for _, event in taken]
-            if self.policy == COALESCE:
+            if self.keyed:
                 self._forget_keys(fresh, [seq for seq, _ in taken])
             out.extend(fresh)
             self.read_seq = taken[-1][0] + 1
@@ -177,7 +168,7 @@ class LmdbEdge(Edge):
 
     def _load(self) -> None:
         """Pick up what the database holds: all of it is undelivered, in key order."""
-        self.read_seq, self.next_seq, self.undelivered, stored = self.table.scan(self.policy == COALESCE)
+        self.read_seq, self.next_seq, self.undelivered, stored = self.table.scan(self.keyed)
         # Coalesce: a later stored event with the same key takes the merges.
         self.seq_of = {self._key(event): seq for seq, event in stored}
         # Keep the newest as objects too, so merges into them need no read back; the cache
@@ -235,8 +226,8 @@ class LmdbEdge(Edge):
         return True
 
     def _full(self, events: Batch) -> Batch:
-        """The store took nothing: `block` and `coalesce` refuse, the others drop."""
-        if self.policy == BLOCK or self.policy == COALESCE:
+        """The store took nothing: a policy that pushes back refuses, the others drop."""
+        if self.pushes_back:
             self._warn("its producer waits")
             return events
         self._warn("new events are dropped (counted in `dropped`)")
@@ -271,7 +262,7 @@ class LmdbEdge(Edge):
 
     def _offer_coalesce(self, events: Batch) -> Batch:
         seq_of, merges = self.seq_of, self.merges
-        room = self.capacity - self.undelivered - self.in_flight
+        _, room, _ = admit(self.rule, self.undelivered, self.in_flight, self.capacity, len(events))  # new keys
         fresh: Batch = []  # events with keys not queued yet, in order
         fresh_at: dict[object, int] = {}
         changed: dict[int, Event] = {}  # key of a queued event -> it, merged

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     @classmethod
     def _not_a_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):  # pydantic would take `true` as 1
-            raise ValueError("a boolean is not a number")  # noqa: TRY004 (pydantic wants ValueError)
+            raise ValueError("a boolean is not a number")  # a ValueError, not TypeError: pydantic reports those
         return value
 
     @field_validator("opencl_device", mode="before")

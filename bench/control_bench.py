@@ -24,8 +24,8 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.control.v1 import control_pb2 as pb  # noqa: E402
-from adapters.control.v1 import control_pb2_grpc  # noqa: E402
+from adapters.control.v1 import control_pb2 as pb
+from adapters.control.v1 import control_pb2_grpc
 
 GRAPH = """version: 1
 name: busy

@@ -56,7 +56,8 @@ MEMBERS: list[tuple[str, str, dict[str, object]]] = [
     ("s2", "opencl.map", {"set": {"z": "2 * y if y > 1.2 else y"}}),
     ("s3", "opencl.map", {"set": {"w": "z - a"}}),
 ]
-COPY_KERNEL = "__kernel void copy(__global const float4* s, __global float4* d) { size_t i = get_global_id(0); d[i] = s[i]; }"
+COPY_KERNEL = ("__kernel void copy(__global const float4* s, __global float4* d) "
+               "{ size_t i = get_global_id(0); d[i] = s[i]; }")
 Array = Any
 
 

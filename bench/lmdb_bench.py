@@ -85,7 +85,7 @@ def edge_loop(folder: Path, batch: list[Event]) -> Callable[[int], int]:
     def loop(rounds: int) -> int:
         with tempfile.TemporaryDirectory(dir=folder) as where:
             store = LmdbStore(Path(where), map_size=GiB // 4, sync=True)
-            edge = LmdbEdge(EdgePlan("bench->sink", "bench", "out", "sink", BATCH, "block", storage="lmdb"),
+            edge = LmdbEdge(EdgePlan("bench->sink", "bench", "out", "sink", BATCH, "block", durable=True),
                             store, "bench")
             for _ in range(rounds):
                 if edge.offer(batch):
@@ -112,7 +112,7 @@ def pipeline(folder: Path, count: int, storage: str, fuse: bool) -> Callable[[],
             registry = default_registry()
             loaded = load_text("peers_bench.yaml", text, registry)
             assert loaded.plan is not None, [p.message for p in loaded.problems]
-            assert all(e.storage == storage for e in loaded.plan.edges)
+            assert all(e.durable == (storage == "lmdb") for e in loaded.plan.edges)
             store = LmdbStore(Path(where) / "state", sync=True) if storage == "lmdb" else None
             runtime = Runtime(loaded.plan, registry, fuse=fuse,
                               durable=durable_edges(store) if store is not None else None)

@@ -243,7 +243,8 @@ def report(results: list[Result], sizes: tuple[int, int], repeat: int, header: d
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"), help="event counts (default 200000 1000000)")
+    parser.add_argument("--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"),
+                        help="event counts (default 200000 1000000)")
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES[0]} and {QUICK_SIZES[1]}")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; the best counts (default 3)")
     parser.add_argument("--only", help=f"comma-separated runtimes: {','.join(KEYS)}")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.cli.registry import default_registry  # noqa: E402
-from bench.peers.headrace_graph import write_graph  # noqa: E402
-from engine.buildinfo import mode  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from loader.api import load_file  # noqa: E402
+from adapters.cli.registry import default_registry
+from bench.peers.headrace_graph import write_graph
+from engine.buildinfo import mode
+from engine.runtime import Runtime
+from loader.api import load_file
 
 
 def profile(graph: Path, fuse: bool, top: int) -> None:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapters.cli.registry import default_registry  # noqa: E402
-from adapters.serve.host import APPLIED, Host  # noqa: E402
-from adapters.serve.server import Server  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from loader.api import load_text  # noqa: E402
+from adapters.cli.registry import default_registry
+from adapters.serve.host import APPLIED, Host
+from adapters.serve.server import Server
+from engine.runtime import Runtime
+from loader.api import load_text
 
 NODES = 100
 

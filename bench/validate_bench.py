@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ruamel.yaml import YAML
 
@@ -31,7 +31,8 @@ def big_graph(nodes: int) -> str:
     """A source, then `nodes - 2` transforms cycling through map/filter/route/aggregate, then a sink."""
     lines = ["version: 1", "name: big", "defaults:", "  edge: {capacity: 512, policy: block}", "nodes:",
              "  n0:", "    type: generate",
-             "    with: {count: 100, fields: {id: i, user: i % 10, amount: float(i % 97), kind: \"'buy' if i % 3 else 'sell'\"}}"]
+             "    with: {count: 100, fields: {id: i, user: i % 10, amount: float(i % 97),",
+             "                                kind: \"'buy' if i % 3 else 'sell'\"}}"]
     previous = "n0"
     for k in range(1, nodes - 1):
         name = f"n{k}"

@@ -9,18 +9,80 @@ changes, so a failed event leaves no trace. See docs/windows.md.
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 from engine.compile_expr import CompiledExpr, ExprCompiler
 from engine.durations import duration_ms
+from engine.findings import Finding
 from engine.functions import describe_error, parse_time, type_name
 from engine.keys import key_part
 from engine.node import INFINITY, Batch, Event, EventError, Failures, NodeContext, NodeFailure, Transform
+from engine.params import Pairs, Raw, expect, mapping, names, pairs, text_of, written
 from engine.windows import KINDS, Accumulators, Closed, FixedWindows, Group, SessionWindows, emission_order
 
 WINDOW_START: Final = "window_start"
 WINDOW_END: Final = "window_end"
 DEFAULT_LATENESS: Final = "0s"
+WINDOW_CHECK: Final = "HR039"
+# The durations each window type has no use for (a file that sets one gets told).
+_UNUSED: Final[dict[str, tuple[str, ...]]] = {
+    "tumbling": ("every", "gap"), "sliding": ("gap",), "session": ("size", "every")}
+
+
+@dataclass(frozen=True)
+class WindowParams:
+    kind: str  # `type:`: tumbling, sliding or session
+    # Durations as written (None: not written), read with engine/durations.py.
+    size: str | None = None
+    every: str | None = None
+    gap: str | None = None
+    time_field: str = ""  # "": processing time
+    allowed_lateness: str = DEFAULT_LATENESS
+
+    def duration(self, key: str) -> str | None:
+        return self.size if key == "size" else self.every if key == "every" else self.gap
+
+
+@dataclass(frozen=True)
+class AggregateParams:
+    fields: Pairs  # output field -> aggregate call
+    by: tuple[str, ...] = ()  # (): one group for all events
+    window: WindowParams | None = None  # None: totals at the end of input
+
+
+def parse_aggregate(raw: Raw) -> AggregateParams:
+    window = mapping(raw, "window")
+    parsed = None
+    if window is not None:
+        parsed = WindowParams(text_of(window, "type"), written(window, "size"), written(window, "every"),
+                              written(window, "gap"), text_of(window, "time_field"),
+                              text_of(window, "allowed_lateness", DEFAULT_LATENESS))
+    return AggregateParams(pairs(raw, "fields"), names(raw, "by"), parsed)
+
+
+def without_window(params: object) -> bool:
+    """Fusable: a window is closed by time between passes, which a fused chain cannot do."""
+    return expect(params, AggregateParams).window is None
+
+
+def check_aggregate(params: object) -> list[Finding]:
+    """Window options that contradict each other (paths inside `with:`)."""
+    window = expect(params, AggregateParams).window
+    if window is None:
+        return []
+    found: list[Finding] = []
+    kind = window.kind
+    for key in _UNUSED.get(kind, ()):
+        if window.duration(key) is not None:
+            found.append(Finding(WINDOW_CHECK, ("window", key), f"'{key}' does not apply to {kind} windows",
+                                 f"remove '{key}', or change the window type", at_key=True))
+    size, every = duration_ms(window.size), duration_ms(window.every)
+    if kind == "sliding" and size is not None and every is not None and (every > size or every == 0):
+        found.append(Finding(WINDOW_CHECK, ("window", "every"), "'every' must be greater than 0 and at most 'size'",
+                             "a sliding window starts every `every` and lasts `size`"))
+    return found
+
 
 def format_instant(t: float) -> str:
     """Epoch seconds as ISO 8601 UTC, with milliseconds when there are any."""
@@ -46,8 +108,8 @@ def format_seconds(seconds: float) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}".rstrip("0") + "s"
 
 
-def _duration(ctx: NodeContext, window: dict[str, object], name: str) -> int:
-    ms = duration_ms(window.get(name))
+def _duration(ctx: NodeContext, window: WindowParams, name: str) -> int:
+    ms = duration_ms(window.duration(name))
     if ms is None or ms <= 0:
         raise NodeFailure(f"node '{ctx.name}' (aggregate): window.{name} must be a duration above 0")
     return ms
@@ -56,18 +118,16 @@ def _duration(ctx: NodeContext, window: dict[str, object], name: str) -> int:
 class Aggregate(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
+        params = expect(ctx.params, AggregateParams)
         compiler = ExprCompiler(ctx.rng, ctx.clock)
-        by = ctx.params.get("by")
-        self.by: list[str] = [by] if isinstance(by, str) else [str(f) for f in by] if isinstance(by, list) else []
-        fields = ctx.params.get("fields")
-        sources: dict[str, object] = fields if isinstance(fields, dict) else {}
+        self.by: list[str] = list(params.by)
         self.names: list[str] = []
         self.args: list[CompiledExpr | None] = []
         kinds: list[int] = []
         where: list[str] = []
-        for name, source in sources.items():
-            fn, arg = compiler.aggregate_call(str(source), f"fields.{name}")
-            self.names.append(str(name))
+        for name, source in params.fields:
+            fn, arg = compiler.aggregate_call(source, f"fields.{name}")
+            self.names.append(name)
             kinds.append(KINDS[fn])
             self.args.append(arg)
             where.append(f" in fields.{name} '{source}'")
@@ -76,9 +136,8 @@ class Aggregate(Transform):
         self.groups: dict[object, Group] = {}  # without a window
         self.fixed: FixedWindows | None = None
         self.sessions: SessionWindows | None = None
-        raw_window = ctx.params.get("window")
-        window: dict[str, object] = raw_window if isinstance(raw_window, dict) else {}
-        kind = window.get("type")
+        window = params.window if params.window is not None else WindowParams("")
+        kind = window.kind
         if kind == "tumbling":
             size = _duration(ctx, window, "size")
             self.fixed = FixedWindows(size, size)
@@ -90,12 +149,10 @@ class Aggregate(Transform):
         elif kind == "session":
             self.sessions = SessionWindows(_duration(ctx, window, "gap"))
         self.windowed = self.fixed is not None or self.sessions is not None
-        time_field = window.get("time_field")
-        self.time_field = time_field if isinstance(time_field, str) else ""
+        self.time_field = window.time_field
         self.event_time = self.windowed and bool(self.time_field)
-        lateness = window.get("allowed_lateness", DEFAULT_LATENESS)
-        self.lateness_text = str(lateness)
-        self.lateness = (duration_ms(lateness) or 0) / 1000.0
+        self.lateness_text = window.allowed_lateness
+        self.lateness = (duration_ms(window.allowed_lateness) or 0) / 1000.0
         # Event time: the newest event time. Processing time: the latest clock reading,
         # which never goes back, so a closed window is never opened again.
         self.max_time = -INFINITY

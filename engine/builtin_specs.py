@@ -2,14 +2,44 @@
 
 from typing import Final
 
-from engine.aggregate import make_aggregate
+from engine.aggregate import DEFAULT_LATENESS, check_aggregate, make_aggregate, parse_aggregate, without_window
+from engine.dedupe import DEFAULT_WINDOW, make_dedupe, parse_dedupe
+from engine.fused_code import AGGREGATE_CODE, DISCARD_CODE, FILTER_CODE, GENERATE_CODE, MAP_CODE, ROUTE_CODE
 from engine.ids import NAME_PATTERN
+from engine.params import no_params
 from engine.spec import (
-    DURATION, EACH_VALUE, EXPRESSION, FIELD_LIST, ONE, SINK, SOURCE, TRANSFORM,
-    ExprParam, NodeSpec, param, params_schema,
+    DURATION,
+    EACH_VALUE,
+    EXPRESSION,
+    FIELD_LIST,
+    FORWARDED,
+    FRESH,
+    HEAD,
+    LAST,
+    ONE,
+    SHARED,
+    SINK,
+    SOURCE,
+    STEP,
+    TRANSFORM,
+    ExprParam,
+    FusionRole,
+    NodeSpec,
+    param,
+    params_schema,
 )
-from engine.dedupe import make_dedupe
-from engine.transforms import make_filter, make_generate, make_map, make_null, make_route
+from engine.transforms import (
+    ALL,
+    make_filter,
+    make_generate,
+    make_map,
+    make_null,
+    make_route,
+    parse_filter,
+    parse_generate,
+    parse_map,
+    parse_route,
+)
 
 UNMATCHED_PORT: Final = "unmatched"
 WINDOW_TYPES: Final = ("tumbling", "sliding", "session")
@@ -31,6 +61,8 @@ GENERATE: Final = NodeSpec(
     }, required=("fields",)),
     expressions=(ExprParam("fields", EACH_VALUE, scope=("i",)),),
     factory=make_generate,
+    parse=parse_generate,
+    fusion=FusionRole(HEAD, FRESH, GENERATE_CODE),
     example="type: generate\nwith:\n  count: 10\n  fields: {id: i, kind: \"'buy' if i % 3 else 'sell'\"}",
 )
 
@@ -49,6 +81,9 @@ MAP: Final = NodeSpec(
     }, min_properties=1),
     expressions=(ExprParam("set", EACH_VALUE),),
     factory=make_map,
+    parse=parse_map,
+    # A new event, or (fused on an event nobody else holds) that event changed in place.
+    fusion=FusionRole(STEP, FRESH, MAP_CODE),
     example="type: map\nfrom: orders\nwith:\n  set: {amount_cents: \"int(amount * 100)\"}\n  remove: [amount]",
 )
 
@@ -61,6 +96,8 @@ FILTER: Final = NodeSpec(
     }, required=("where",)),
     expressions=(ExprParam("where", ONE),),
     factory=make_filter,
+    parse=parse_filter,
+    fusion=FusionRole(STEP, FORWARDED, FILTER_CODE),
     example="type: filter\nfrom: orders\nwith: {where: \"kind == 'buy'\"}",
 )
 
@@ -79,13 +116,15 @@ ROUTE: Final = NodeSpec(
             {"big": "amount > 1000", "eu": "region == 'eu'"}),
         "mode": param({"enum": ["all", "first"]},
                       "`all`: every matching route gets the event; `first`: only the first match.",
-                      "first", default="all"),
+                      "first", default=ALL),
     }, required=("routes",)),
     outputs=(),
     ports_from="routes",
     extra_ports=(UNMATCHED_PORT,),
     expressions=(ExprParam("routes", EACH_VALUE),),
     factory=make_route,
+    parse=parse_route,
+    fusion=FusionRole(LAST, SHARED, ROUTE_CODE),
     example="type: route\nfrom: orders\nwith:\n  routes: {big: \"amount > 1000\"}",
 )
 
@@ -97,7 +136,8 @@ AGGREGATE: Final = NodeSpec(
         "by": param({"anyOf": [{"type": "string", "minLength": 1}, FIELD_LIST]},
                     "Field or fields to group by. Omitted: one group for all events.", "user"),
         "fields": param({"type": "object", "minProperties": 1, "additionalProperties": EXPRESSION},
-                        "Output field -> count() | sum(x) | min(x) | max(x) | avg(x) | first(x) | last(x) | collect(x).",
+                        "Output field -> count() | sum(x) | min(x) | max(x) | avg(x) | first(x) | last(x) "
+                        "| collect(x).",
                         {"total": "sum(amount_cents)", "n": "count()"}),
         "window": param({
             "type": "object",
@@ -107,10 +147,11 @@ AGGREGATE: Final = NodeSpec(
                 "every": dict(DURATION, description="Sliding windows: how often a window starts."),
                 "gap": dict(DURATION, description="Session windows: inactivity that closes a session."),
                 "time_field": {"type": "string", "minLength": 1,
-                               "description": "Event-time field (epoch seconds or ISO 8601). Omitted: processing time."},
+                               "description": "Event-time field (epoch seconds or ISO 8601). "
+                                              "Omitted: processing time."},
                 "allowed_lateness": dict(DURATION, description="Event time only: how far behind the newest "
                                          "event time an event may arrive and still count. Later events are "
-                                         "errors handled by `on_error`.", default="0s"),
+                                         "errors handled by `on_error`.", default=DEFAULT_LATENESS),
             },
             "required": ["type"],
             "additionalProperties": False,
@@ -123,6 +164,9 @@ AGGREGATE: Final = NodeSpec(
     }, required=("fields",)),
     expressions=(ExprParam("fields", EACH_VALUE, aggregate=True),),
     factory=make_aggregate,
+    parse=parse_aggregate,
+    checks=check_aggregate,
+    fusion=FusionRole(LAST, FRESH, AGGREGATE_CODE, fusable=without_window),
     example="type: aggregate\nfrom: buys\nwith:\n  by: user\n  fields: {total: \"sum(amount)\", n: \"count()\"}",
 )
 
@@ -135,11 +179,12 @@ DEDUPE: Final = NodeSpec(
         "key": param({"anyOf": [{"type": "string", "minLength": 1},
                                 {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]},
                      "The field or fields that identify an event.", "order_id"),
-        "window": param({"type": "integer", "minimum": 1, "default": 4096},
+        "window": param({"type": "integer", "minimum": 1, "default": DEFAULT_WINDOW},
                         "How many recent keys are remembered (duplicates after a crash are at most one "
                         "batch of 1024 per edge).", 4096),
     }, required=("key",)),
     factory=make_dedupe,
+    parse=parse_dedupe,
     example="type: dedupe\nfrom: payments\nwith: {key: payment_id}",
 )
 
@@ -149,6 +194,8 @@ NULL: Final = NodeSpec(
     summary="Discards every event (useful in tests and benchmarks).",
     params=params_schema({}),
     factory=make_null,
+    parse=no_params,
+    fusion=FusionRole(LAST, SHARED, DISCARD_CODE),
     example="type: \"null\"\nfrom: orders",
 )
 

@@ -1,10 +1,10 @@
 """What the control plane can do to a running graph: pause and resume it or one node,
 and tap an edge. The scheduler asks `is_paused` before running a node."""
 
-from typing import Callable
+from collections.abc import Callable
 
-from engine.edges import Edge
 from engine.chain import Chain, SegmentRunner
+from engine.edges import Edge
 from engine.node import Batch
 from engine.runner import NodeRunner
 from engine.wakeup import Wakeup
@@ -49,10 +49,7 @@ class Controls:
             return True
         if not self.paused_nodes:
             return False
-        for name in r.members:
-            if name in self.paused_nodes:
-                return True
-        return False
+        return any(name in self.paused_nodes for name in r.members)
 
     def node_paused(self, name: str) -> bool:
         return self.paused_graph or name in self.paused_nodes

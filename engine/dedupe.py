@@ -8,21 +8,33 @@ input, so duplicates produced upstream across a crash are dropped too.
 
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Final
 
 from engine.keys import key_part
 from engine.node import Batch, Failures, NodeContext, Transform
+from engine.params import Raw, expect, names, whole
 
 DEFAULT_WINDOW: Final = 4096
+
+
+@dataclass(frozen=True)
+class DedupeParams:
+    key: tuple[str, ...]  # the fields that identify an event
+    window: int = DEFAULT_WINDOW  # how many recent keys are remembered
+
+
+def parse_dedupe(raw: Raw) -> DedupeParams:
+    window = whole(raw, "window", DEFAULT_WINDOW)
+    return DedupeParams(names(raw, "key"), window if window > 0 else DEFAULT_WINDOW)
 
 
 class Dedupe(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
-        key = ctx.params.get("key")
-        self.fields: list[str] = [key] if isinstance(key, str) else [str(k) for k in key] if isinstance(key, list) else []
-        window = ctx.params.get("window")
-        self.window = window if isinstance(window, int) and window > 0 else DEFAULT_WINDOW
+        params = expect(ctx.params, DedupeParams)
+        self.fields = list(params.key)
+        self.window = params.window
         # Key -> the JSON of its raw values (what `state` saves); oldest first.
         self.seen: OrderedDict[object, str] = OrderedDict()
         self.dropped = 0

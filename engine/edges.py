@@ -1,7 +1,9 @@
-"""Bounded edges and their five policies.
+"""The memory edge: bounded, in a `deque` (or, for a keyed policy, a dict by key).
 
 An edge is a FIFO ring buffer (a `deque` held at or under `capacity`) between one
-producer port and one consumer. Conservation holds on every edge at every moment:
+producer port and one consumer. What it accepts, evicts, refuses or merges is decided by its
+policy's row in engine/policies.py; the edge only stores. Conservation holds on every edge at
+every moment:
 
     enqueued == delivered + dropped + coalesced + depth
 
@@ -11,25 +13,20 @@ they are accepted.
 """
 
 from collections import deque
-from typing import Callable, Final
+from collections.abc import Callable
 
 from mypy_extensions import mypyc_attr
 
 from engine.keys import key_part
 from engine.node import Batch, Event
 from engine.plan import EdgePlan
-
-BLOCK: Final = "block"
-DROP_NEWEST: Final = "drop_newest"
-DROP_OLDEST: Final = "drop_oldest"
-LATEST: Final = "latest"
-COALESCE: Final = "coalesce"
+from engine.policies import EdgePolicy, admit, has_room, policy_named
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Edge:
-    """Memory edge. `offer` returns what the edge refused (only `block` and `coalesce`
-    refuse, and only when full); the producer keeps that and offers it again later.
+    """Memory edge. `offer` returns what the edge refused (only a policy that pushes back
+    refuses, and only when full); the producer keeps that and offers it again later.
 
     Other storages (a durable LMDB edge, in adapters) subclass it and override `offer`,
     `take`, `ack`, `waiting` and `has_room`: the runtime only ever calls those."""
@@ -39,6 +36,9 @@ class Edge:
         self.plan = plan
         self.capacity = max(1, plan.capacity)
         self.policy = plan.policy
+        self.rule: EdgePolicy = policy_named(plan.policy)
+        self.keyed = self.rule.keyed  # copied: read on every call
+        self.pushes_back = self.rule.pushes_back
         self.queue: deque[Event] = deque()
         self.closed = False  # the producer finished; nothing more will arrive
         self.enqueued = 0
@@ -47,10 +47,10 @@ class Edge:
         self.coalesced = 0
         self.high_water = 0
         self.key_fields: tuple[str, ...] = plan.key
-        self.merges: dict[str, str] = {field: fn for field, fn in plan.merge}
+        self.merges: dict[str, str] = dict(plan.merge)
         # Observers of what is delivered (a control-plane tap); they copy what they keep.
         self.taps: list[Callable[[Batch], None]] = []
-        # Coalesce only: key -> the queued event; insertion order is delivery order.
+        # Keyed policies only: key -> the queued event; insertion order is delivery order.
         self.by_key: dict[object, Event] = {}
 
     @property
@@ -59,7 +59,7 @@ class Edge:
 
     def waiting(self) -> int:
         """Events accepted and not yet delivered."""
-        return len(self.by_key) if self.policy == COALESCE else len(self.queue)
+        return len(self.by_key) if self.keyed else len(self.queue)
 
     def stage_checkpoint(self, owner: str, position: str) -> None:
         """A durable edge saves `owner`'s position in the same transaction as the events
@@ -75,55 +75,37 @@ class Edge:
         A memory edge forgot them when it delivered them."""
 
     def has_room(self) -> bool:
-        """Whether the producer may run: only `block` and a full `coalesce` push back."""
-        if self.policy == BLOCK:
-            return len(self.queue) < self.capacity
-        if self.policy == COALESCE:
-            return len(self.by_key) < self.capacity
-        return True
+        """Whether the producer may run: only a full edge whose policy pushes back says no."""
+        return has_room(self.rule, len(self.by_key) if self.keyed else len(self.queue), self.capacity)
 
     def offer(self, events: Batch) -> Batch:
-        """Hand events over; returns the ones refused (empty unless `block`/`coalesce` is full)."""
-        policy = self.policy
-        if policy == BLOCK:
-            room = self.capacity - len(self.queue)
-            if room >= len(events):
-                self.queue.extend(events)
-                self.enqueued += len(events)
-                rest: Batch = []
-            else:
-                room = max(room, 0)
-                self.queue.extend(events[:room])
-                self.enqueued += room
-                rest = events[room:]
-        elif policy == COALESCE:
+        """Hand events over; returns the ones refused (empty unless the policy pushes back)."""
+        if self.keyed:
             rest = self._coalesce(events)
-        elif policy == DROP_NEWEST:
-            room = max(self.capacity - len(self.queue), 0)
-            self.enqueued += len(events)
-            if room >= len(events):
-                self.queue.extend(events)
-            else:
-                self.queue.extend(events[:room])
-                self.dropped += len(events) - room
-            rest = []
-        elif policy == DROP_OLDEST:
-            self.enqueued += len(events)
+        else:
             queue = self.queue
-            queue.extend(events)
-            excess = len(queue) - self.capacity
-            if excess > 0:
-                self.dropped += excess
-                for _ in range(excess):
-                    queue.popleft()
-            rest = []
-        else:  # LATEST: at most one undelivered event, always the newest
-            self.enqueued += len(events)
-            if events:
-                self.dropped += len(self.queue) + len(events) - 1
-                self.queue.clear()
-                self.queue.append(events[-1])
-            rest = []
+            offered = len(events)
+            first, stop, evict = admit(self.rule, len(queue), 0, self.capacity, offered)
+            if evict:
+                if evict >= len(queue):
+                    queue.clear()
+                else:
+                    for _ in range(evict):
+                        queue.popleft()
+            accepted = stop - first
+            if accepted == offered:
+                queue.extend(events)
+            elif accepted == 1:  # keep_latest's every batch: no slice
+                queue.append(events[first])
+            elif accepted:
+                queue.extend(events[first:stop])
+            if self.pushes_back:
+                self.enqueued += accepted
+                rest = events[stop:] if stop < offered else []
+            else:
+                self.enqueued += offered
+                self.dropped += offered - accepted + evict
+                rest = []
         depth = self.depth
         if depth > self.high_water:
             self.high_water = depth
@@ -131,7 +113,7 @@ class Edge:
 
     def take(self, budget: int) -> Batch:
         """Up to `budget` events, oldest first."""
-        out = self._take_coalesced(budget) if self.policy == COALESCE else self._take_queued(budget)
+        out = self._take_coalesced(budget) if self.keyed else self._take_queued(budget)
         if self.taps:
             for tap in self.taps:
                 tap(out)
@@ -151,11 +133,25 @@ class Edge:
     def drained(self) -> bool:
         return self.closed and self.depth == 0
 
+    def hand_over(self) -> Batch:
+        """Every waiting event, oldest first, removed without counting it as delivered: a
+        partial reload moves them to the edge that replaces this one (engine/node_swap.py)."""
+        if self.keyed:
+            events = list(self.by_key.values())
+            self.by_key.clear()
+        else:
+            events = list(self.queue)
+            self.queue.clear()
+        self.enqueued -= len(events)  # conservation: they were never delivered here
+        return events
+
     def _coalesce(self, events: Batch) -> Batch:
         by_key = self.by_key
         fields = self.key_fields
         one = len(fields) == 1
         first = fields[0] if one else ""
+        _, room, _ = admit(self.rule, len(by_key), 0, self.capacity, len(events))  # new keys that fit
+        added = 0
         for index, event in enumerate(events):
             # Lists and objects are keys too, and `true` is not `1` (engine/keys.py).
             key = key_part(event.get(first)) if one else tuple([key_part(event.get(f)) for f in fields])
@@ -164,8 +160,9 @@ class Edge:
                 by_key[key] = merge_events(queued, event, self.merges)
                 self.coalesced += 1
                 self.enqueued += 1
-            elif len(by_key) < self.capacity:
+            elif added < room:
                 by_key[key] = event
+                added += 1
                 self.enqueued += 1
             else:
                 return events[index:]

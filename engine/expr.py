@@ -44,7 +44,7 @@ AGGREGATES: Final[dict[str, tuple[int, int]]] = {
 SYNTAX: Final = "syntax"
 FORBIDDEN: Final = "forbidden"
 UNKNOWN_FUNCTION: Final = "unknown_function"
-ARITY: Final = "arity"
+WRONG_ARGUMENT_COUNT: Final = "wrong_argument_count"
 PRIVATE_NAME: Final = "private_name"
 UNKNOWN_NAME: Final = "unknown_name"
 UNKNOWN_AGGREGATE: Final = "unknown_aggregate"
@@ -67,6 +67,9 @@ _OPERATOR_SYMBOLS: Final[dict[type, str]] = {
     ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
     ast.MatMult: "@", ast.Invert: "~",
 }
+
+_ALLOWED_HINT: Final = "only operators, literals, field names and listed functions are allowed"
+_RESERVED_HINT: Final = "names starting with '_' are reserved"
 
 # What users reach for, and what to write instead.
 _FORBIDDEN_HINTS: Final[dict[type, str]] = {
@@ -159,7 +162,8 @@ def parse(source: str) -> tuple[ast.Expression | None, ExprError | None]:
             message, hint = "invalid syntax", "compare with ==, not ="
         return None, ExprError(SYNTAX, f"invalid expression: {message}", hint, line, column)
     except (ValueError, RecursionError, MemoryError):
-        return None, ExprError(SYNTAX, "invalid expression: too deeply nested or malformed", "simplify the expression", 0, 0)
+        message = "invalid expression: too deeply nested or malformed"
+        return None, ExprError(SYNTAX, message, "simplify the expression", 0, 0)
     return tree, None
 
 
@@ -170,9 +174,9 @@ class _Checker:
         self.aggregate = aggregate
         self.errors: list[ExprError] = []
 
-    def _at(self, node: ast.AST, kind: str, message: str, hint: str) -> ExprError:
+    def _add(self, node: ast.AST, kind: str, message: str, hint: str) -> None:
         line, column = self.where.at_byte(_node_offset(node))
-        return ExprError(kind, message, hint, line, column)
+        self.errors.append(ExprError(kind, message, hint, line, column))
 
     def check(self, tree: ast.Expression) -> None:
         body = tree.body
@@ -184,20 +188,20 @@ class _Checker:
     def _check_aggregate(self, body: ast.expr) -> None:
         names = sorted(AGGREGATES)
         if not (isinstance(body, ast.Call) and isinstance(body.func, ast.Name)):
-            self.errors.append(self._at(
+            self._add(
                 body, AGGREGATE_SHAPE, "an aggregate field must be one aggregate call",
                 "write one of: " + ", ".join(n + "(x)" if AGGREGATES[n][0] else n + "()" for n in names),
-            ))
+            )
             return
         fn = body.func.id
         if fn in FUNCTIONS and fn not in AGGREGATES:
-            self.errors.append(self._at(
+            self._add(
                 body, AGGREGATE_SHAPE, f"an aggregate field must be one aggregate call, not {fn}(...)",
-                f"aggregate here, then apply {fn}() in a map node after this one"))
+                f"aggregate here, then apply {fn}() in a map node after this one")
             return
         if fn not in AGGREGATES:
             hint = suggest(fn, names) or "aggregate functions: " + ", ".join(names)
-            self.errors.append(self._at(body, UNKNOWN_AGGREGATE, f"unknown aggregate function '{fn}'", hint))
+            self._add(body, UNKNOWN_AGGREGATE, f"unknown aggregate function '{fn}'", hint)
             return
         self._check_call_shape(body, fn, AGGREGATES[fn])
         for arg in body.args:
@@ -205,7 +209,7 @@ class _Checker:
 
     def _check_call_shape(self, node: ast.Call, fn: str, arity: tuple[int, int]) -> None:
         if node.keywords:
-            self.errors.append(self._at(node, FORBIDDEN, f"{fn}() takes no keyword arguments", "pass arguments by position"))
+            self._add(node, FORBIDDEN, f"{fn}() takes no keyword arguments", "pass arguments by position")
         n = len(node.args)
         low, high = arity
         if n < low or (high >= 0 and n > high):
@@ -215,28 +219,28 @@ class _Checker:
                 expected = f"at least {low} argument" + ("" if low == 1 else "s")
             else:
                 expected = f"{low} to {high} arguments"
-            self.errors.append(self._at(node, ARITY, f"{fn}() takes {expected}, got {n}", f"check the call to {fn}()"))
+            self._add(node, WRONG_ARGUMENT_COUNT, f"{fn}() takes {expected}, got {n}", f"check the call to {fn}()")
 
     def _visit(self, node: ast.AST, depth: int) -> None:
         if depth > MAX_DEPTH:
-            self.errors.append(self._at(node, FORBIDDEN, "expression is nested too deeply", "simplify the expression"))
+            self._add(node, FORBIDDEN, "expression is nested too deeply", "simplify the expression")
             return
         if not isinstance(node, _ALLOWED):
-            hint = _FORBIDDEN_HINTS.get(type(node), "only operators, literals, field names and listed functions are allowed")
-            self.errors.append(self._at(node, FORBIDDEN, f"{_describe(node)} is not allowed in expressions", hint))
+            hint = _FORBIDDEN_HINTS.get(type(node), _ALLOWED_HINT)
+            self._add(node, FORBIDDEN, f"{_describe(node)} is not allowed in expressions", hint)
             return
         if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANT_TYPES):
-            self.errors.append(self._at(node, FORBIDDEN, f"{type(node.value).__name__} literals are not allowed", "use strings, numbers, True, False or None"))
+            hint = "use strings, numbers, True, False or None"
+            self._add(node, FORBIDDEN, f"{type(node.value).__name__} literals are not allowed", hint)
             return
         if isinstance(node, ast.Name):
             self._check_name(node)
-        elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_"):
-                self.errors.append(self._at(node, PRIVATE_NAME, f"field '{node.attr}' starts with an underscore, which is not allowed", "names starting with '_' are reserved"))
-                return
-        elif isinstance(node, ast.Call):
-            if not self._check_call(node):
-                return
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            message = f"field '{node.attr}' starts with an underscore, which is not allowed"
+            self._add(node, PRIVATE_NAME, message, _RESERVED_HINT)
+            return
+        elif isinstance(node, ast.Call) and not self._check_call(node):
+            return
         if isinstance(node, ast.BinOp) and not isinstance(node.op, _ALLOWED):
             self.errors.append(self._operator_error(node))
             return
@@ -256,29 +260,31 @@ class _Checker:
 
     def _check_name(self, node: ast.Name) -> None:
         if node.id.startswith("_"):
-            self.errors.append(self._at(node, PRIVATE_NAME, f"name '{node.id}' starts with an underscore, which is not allowed", "names starting with '_' are reserved"))
+            message = f"name '{node.id}' starts with an underscore, which is not allowed"
+            self._add(node, PRIVATE_NAME, message, _RESERVED_HINT)
         elif self.scope and node.id not in self.scope:
             hint = suggest(node.id, list(self.scope)) or "available here: " + ", ".join(self.scope)
-            self.errors.append(self._at(node, UNKNOWN_NAME, f"unknown name '{node.id}'", hint))
+            self._add(node, UNKNOWN_NAME, f"unknown name '{node.id}'", hint)
 
     def _check_call(self, node: ast.Call) -> bool:
         if not isinstance(node.func, ast.Name):
             if isinstance(node.func, ast.Attribute):
                 hint = f"write {node.func.attr}(x) instead of x.{node.func.attr}()"
                 if node.func.attr.startswith("_"):
-                    hint = "names starting with '_' are reserved"
-                self.errors.append(self._at(node, FORBIDDEN, "method calls are not allowed", hint))
+                    hint = _RESERVED_HINT
+                self._add(node, FORBIDDEN, "method calls are not allowed", hint)
             else:
-                self.errors.append(self._at(node, FORBIDDEN, "only named functions can be called", "call a listed function, e.g. lower(name)"))
+                hint = "call a listed function, e.g. lower(name)"
+                self._add(node, FORBIDDEN, "only named functions can be called", hint)
             return False
         fn = node.func.id
         if fn in AGGREGATES and fn not in FUNCTIONS:
             hint = "aggregate functions belong in an aggregate node's fields"
-            self.errors.append(self._at(node, AGGREGATE_SHAPE, f"{fn}() is an aggregate function and cannot be used here", hint))
+            self._add(node, AGGREGATE_SHAPE, f"{fn}() is an aggregate function and cannot be used here", hint)
             return False
         if fn not in FUNCTIONS:
             hint = suggest(fn, sorted(FUNCTIONS)) or "see docs/expressions.md for the function list"
-            self.errors.append(self._at(node, UNKNOWN_FUNCTION, f"unknown function '{fn}'", hint))
+            self._add(node, UNKNOWN_FUNCTION, f"unknown function '{fn}'", hint)
             return False
         self._check_call_shape(node, fn, FUNCTIONS[fn])
         return True

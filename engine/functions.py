@@ -10,8 +10,9 @@ import importlib
 import math
 import operator
 import random
-from datetime import datetime, timezone
-from typing import Any, Callable, Final
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from engine.node import Clock
 
@@ -23,7 +24,7 @@ MAX_SEQUENCE_LENGTH: Final = 10_000_000
 _MAX_INT_BITS: Final = math.ceil(MAX_INT_DIGITS * math.log2(10))
 
 _SEQUENCES: Final = (str, list, tuple)
-_UTC: Final = timezone.utc
+_UTC: Final = UTC
 
 
 class ExprLimitError(ValueError):

@@ -7,7 +7,8 @@ that crossed it; its high-water mark is the largest batch that crossed it, bound
 capacity, which is what the same block edge would have held between two passes.
 """
 
-from typing import Any, Callable, Final, cast
+from collections.abc import Callable
+from typing import Any, Final, cast
 
 from engine.aggregate import Aggregate
 from engine.chain import Chain, SegmentRunner
@@ -19,6 +20,7 @@ from engine.fusion import ChainFinder
 from engine.node import Batch, Clock, Event, EventError, Failures, Source, Transform
 from engine.plan import GraphPlan
 from engine.runner import NodeRunner
+from engine.spec import FRESH, HEAD, STEP, FusionRole, SpecRegistry
 from engine.transforms import Filter, Generate, Map, Route
 
 _PLAIN_KEYS: Final = (int, str, float, type(None))
@@ -30,22 +32,22 @@ Counters = tuple[int, ...]
 class Segment(Chain):
     """The members of one chain, the edges between them, and the generated loop."""
 
-    def __init__(self, runners: list[NodeRunner], links: list[Edge], owned_input: bool, clock: Clock) -> None:
+    def __init__(self, runners: list[NodeRunner], roles: list[FusionRole], links: list[Edge], owned_input: bool,
+                 clock: Clock) -> None:
         super().__init__(runners, links)
         members: list[Member] = []
         owned = owned_input
-        for j, r in enumerate(runners):
+        for j, (r, role) in enumerate(zip(runners, roles)):
             ports = {port: k for port, k in zip(r.plan.outputs, self.member_ports[j]) if k >= 0}
-            members.append(Member(j, r.plan.type, r.ctx.params, ports, owned))
-            if r.plan.type == "map" or r.plan.type == "generate":
-                owned = True  # a map's output is its own copy, or its input already was
+            members.append(Member(j, role.code, r.ctx.params, ports, owned, role.place == HEAD, role.place == STEP))
+            if role.output == FRESH:
+                owned = True  # e.g. a map's output is its own copy, or its input already was
         self.slow = 0
         # Plain group key -> that group's state list, for the fused loop (see fused_code).
         self.states: dict[object, list[Any]] = {}
-        by = runners[-1].ctx.params.get("by")
-        self.by: str | None = by if isinstance(by, str) else by[0] if isinstance(by, list) and len(by) == 1 else None
         tail = runners[-1].impl
         self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
+        self.by: str | None = tail.by[0] if isinstance(tail, Aggregate) and len(tail.by) == 1 else None
         self.members = members
         self.clock = clock
         self.source = generate_source(members)
@@ -66,9 +68,8 @@ class Segment(Chain):
             # library's; a failure is explained by the member's own code.
             scope[prefix(j) + "int"] = int
             scope[prefix(j) + "float"] = float
-            impl = r.impl
-            if isinstance(impl, Map):
-                scope[f"_reshape{j}"] = impl.reshape
+            member = self.members[j]
+            scope.update(member.code.scope(member, r.impl))
         for link, observers in self.taps.items():
             scope[f"_tap{link}"] = _TapCall(observers).one
         scope.update({
@@ -129,7 +130,7 @@ class Segment(Chain):
                 r.events_in += entries
             passed = 0  # events handed on along the link
             if j < last:
-                if r.plan.type == "filter":
+                if self.members[j].code.counts_passes():
                     passed = passes.pop(0)
                 else:
                     passed = entries - (r.errors.count - errors_before[j])
@@ -212,16 +213,18 @@ class FusedSource(Source):
         self.generate.resume(position)
 
 
-def build_segments(plan: GraphPlan, runners: dict[str, NodeRunner], edges: dict[str, Edge],
-                   clock: Clock) -> list[SegmentRunner]:
-    finder = ChainFinder(plan)
+def build_segments(plan: GraphPlan, registry: SpecRegistry, runners: dict[str, NodeRunner],
+                   edges: dict[str, Edge], clock: Clock) -> list[SegmentRunner]:
+    finder = ChainFinder(plan, registry)
     segments: list[SegmentRunner] = []
     for chain in finder.chains():
+        if any(name not in runners for name in chain):
+            continue  # a partial reload builds only the chains of the nodes it replaces
         members = [runners[name] for name in chain]
         links = [edges[m.plan.inputs[0]] for m in members[1:]]
         head = members[0].impl
         owned = isinstance(head, Generate) or all(finder.owned(i) for i in members[0].plan.inputs)
-        segment = Segment(members, links, owned, clock)
+        segment = Segment(members, [finder.role(name) for name in chain], links, owned, clock)
         impl: FusedSource | FusedTransform
         impl = FusedSource(segment, head) if isinstance(head, Generate) else FusedTransform(segment)
         segments.append(SegmentRunner(segment, impl))

@@ -1,18 +1,26 @@
 """Python source for one fused chain: a single loop per batch, every member's expressions
 inlined, so an event crosses the chain with no call per node.
 
-The generated function takes the batch (or, headed by `generate`, an index range) and the
-segment's output lists, and returns the counters the loop cannot derive afterwards: how
-many events passed each `filter`, and how 
+The generated function takes the batch (or, headed by a source such as `generate`, an index
+range) and the segment's output lists, and returns the counters the loop cannot derive
+afterwards: how many events each member that may drop events (a `filter`) passed on.
 Every name it uses is a global of its own scope (see `fused.Segment`): builtins are empty,
 as for any compiled expression. Failures call `_fail(member, event, exc)`, which applies
 that member's `on_error` and explains the failure the unfused way.
+
+Each member's part is written by the `MemberCode` its type's spec names (the spec's fusion
+role, engine/spec.py); this module knows no type names. The built-in types' codes are here.
 """
 
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
+from engine.aggregate import AggregateParams
 from engine.compile_expr import aggregate_parts, calls_any, inline_python
 from engine.expr_types import FLOAT, INT, NUMBERS, STR, type_of
+from engine.params import expect
+from engine.transforms import FIRST, UNMATCHED, FilterParams, GenerateParams, Map, MapParams, RouteParams
 
 AGG_FAST_KINDS: Final = frozenset({"sum", "count"})
 _IMPURE: Final = frozenset({"rand", "now"})
@@ -24,20 +32,18 @@ def prefix(member: int) -> str:
     return f"_f{member}_"
 
 
-def _str_dict(value: object) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
 class Member:
     """What the code generator needs to know about one node of the chain."""
 
-    def __init__(self, index: int, type_name: str, params: dict[str, object],
-                 ports: dict[str, int], owned: bool) -> None:
+    def __init__(self, index: int, code: "MemberCode", params: object, ports: dict[str, int],
+                 owned: bool, head: bool = False, passes_on: bool = False) -> None:
         self.index = index
-        self.type_name = type_name
-        self.params = params
+        self.code = code  # writes this member's part of the loop
+        self.params = params  # the node's parameter object (its type's spec.parse)
         self.ports = ports  # port name -> index in the segment's outs, for external ports
         self.owned = owned  # the event arriving here is held by nobody else
+        self.head = head  # a source: makes each event from the index `i`
+        self.passes_on = passes_on  # a step: as the last member, appends `_event` to `out`
 
 
 class CodeWriter:
@@ -73,12 +79,90 @@ class CodeWriter:
         return "\n".join(self.lines) + "\n"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
+class MemberCode:
+    """How one fusable node type writes its part of the fused loop. This base writes
+    nothing, which is all a sink that discards (`null`) needs."""
+
+    def counts_passes(self) -> bool:
+        """True for a type that may drop events: `before` adds a counter of the events it
+        passes on, returned by the loop (the segment counts the next link from it)."""
+        return False
+
+    def before(self, w: CodeWriter, member: Member) -> None:
+        """Lines before the loop (counters, lookups)."""
+
+    def body(self, w: CodeWriter, member: Member) -> None:
+        """Lines inside the loop: `_event` is the event arriving here (a head makes it from
+        `i`); `continue` drops it; a failure goes to `w.fail_and_next`. Lines that change
+        fields drop them from `w.known` (later members would read stale locals)."""
+
+    def scope(self, member: Member, node: object) -> dict[str, object]:
+        """Names its lines use (besides the expressions' functions), taken from the member's
+        runtime object `node`; each name should end with the member's index."""
+        return {}
+
+
+class GenerateCode(MemberCode):
+    def body(self, w: CodeWriter, member: Member) -> None:
+        _generate(w, member)
+
+
+class MapCode(MemberCode):
+    def body(self, w: CodeWriter, member: Member) -> None:
+        _map(w, member)
+
+    def scope(self, member: Member, node: object) -> dict[str, object]:
+        # Renaming and reshaping run the node's own method (see `_map`).
+        return {f"_reshape{member.index}": node.reshape} if isinstance(node, Map) else {}
+
+
+class FilterCode(MemberCode):
+    def counts_passes(self) -> bool:
+        return True
+
+    def before(self, w: CodeWriter, member: Member) -> None:
+        w.line(f"_p{member.index} = 0")
+        w.counters.append(f"_p{member.index}")
+
+    def body(self, w: CodeWriter, member: Member) -> None:
+        _filter(w, member)
+
+
+class RouteCode(MemberCode):
+    def body(self, w: CodeWriter, member: Member) -> None:
+        _route(w, member)
+
+
+class AggregateCode(MemberCode):
+    """Totals (no window): the usual event is added in place by the loop when the fields
+    allow it (`aggregate_is_fast`), any other by the node's own code."""
+
+    def before(self, w: CodeWriter, member: Member) -> None:
+        if aggregate_is_fast(member.params):
+            w.line("_states_get = _states.get")
+
+    def body(self, w: CodeWriter, member: Member) -> None:
+        if aggregate_is_fast(member.params):
+            _aggregate_fast(w, member)
+        else:
+            w.line("_agg_slow(_event)")
+
+
+GENERATE_CODE: Final = GenerateCode()
+MAP_CODE: Final = MapCode()
+FILTER_CODE: Final = FilterCode()
+ROUTE_CODE: Final = RouteCode()
+AGGREGATE_CODE: Final = AggregateCode()
+DISCARD_CODE: Final = MemberCode()
+
+
 def generate_source(members: list[Member], tapped: frozenset[int] = frozenset()) -> str:
     """The function `_run`, for the given chain (the first member is its head). Each link
     in `tapped` (link j joins members j and j+1) shows its events to `_tap{j}`."""
     w = CodeWriter()
     head = members[0]
-    if head.type_name == "generate":
+    if head.head:
         w.line("def _run(_i0, _i1, _outs):")
     else:
         w.line("def _run(_batch, _outs):")
@@ -86,39 +170,21 @@ def generate_source(members: list[Member], tapped: frozenset[int] = frozenset())
     for member in members:
         for port, index in member.ports.items():
             w.line(f"_o{index} = _outs[{index}].append  # {member.index}.{port}")
-        if member.type_name == "filter":
-            w.line(f"_p{member.index} = 0")
-            w.counters.append(f"_p{member.index}")
-    tail = members[-1]
-    fast_aggregate = tail.type_name == "aggregate" and aggregate_is_fast(tail.params)
-    if fast_aggregate:
-        w.line("_states_get = _states.get")
-    if head.type_name == "generate":
+        member.code.before(w, member)
+    if head.head:
         w.line("for i in _range(_i0, _i1):")
         w.depth += 1
-        _generate(w, head)
+        head.code.body(w, head)
         rest = members[1:]
     else:
         w.line("for _event in _batch:")
         w.depth += 1
         rest = members
     for number, member in enumerate(rest):
-        last = number == len(rest) - 1
-        kind = member.type_name
         if member.index - 1 in tapped:
             w.line(f"_tap{member.index - 1}(_event)")
-        if kind == "map":
-            _map(w, member)
-        elif kind == "filter":
-            _filter(w, member)
-        elif kind == "route":
-            _route(w, member)
-        elif kind == "aggregate":
-            if fast_aggregate:
-                _aggregate_fast(w, member)
-            else:
-                w.line("_agg_slow(_event)")
-        if last and kind in ("map", "filter"):
+        member.code.body(w, member)
+        if number == len(rest) - 1 and member.passes_on:
             w.line(f"_o{member.ports['out']}(_event)")
     if w.lines[-1].endswith(":"):
         w.line("pass")
@@ -128,7 +194,7 @@ def generate_source(members: list[Member], tapped: frozenset[int] = frozenset())
 
 
 def _generate(w: CodeWriter, head: Member) -> None:
-    fields = _str_dict(head.params.get("fields"))
+    fields = dict(expect(head.params, GenerateParams).fields)
     w.line("try:")
     for k, (name, source) in enumerate(fields.items()):
         local = f"_v{head.index}_{k}"
@@ -140,9 +206,9 @@ def _generate(w: CodeWriter, head: Member) -> None:
 
 
 def _map(w: CodeWriter, member: Member) -> None:
-    params = member.params
-    fields = _str_dict(params.get("set"))
-    if params.get("rename") or params.get("remove") or isinstance(params.get("keep"), list):
+    params = expect(member.params, MapParams)
+    fields = dict(params.set_fields)
+    if params.rename or params.remove or params.keep is not None:
         # Renaming and reshaping build a new event: the member's own code does it.
         w.line("try:")
         w.line(f"    _event = _reshape{member.index}(_event)")
@@ -170,7 +236,7 @@ def _map(w: CodeWriter, member: Member) -> None:
 
 
 def _filter(w: CodeWriter, member: Member) -> None:
-    where = w.expr(str(member.params.get("where")), "where", member)
+    where = w.expr(expect(member.params, FilterParams).where, "where", member)
     w.line("try:")
     w.line(f"    if not ({where}):")
     w.line("        continue")
@@ -179,13 +245,13 @@ def _filter(w: CodeWriter, member: Member) -> None:
 
 
 def _route(w: CodeWriter, member: Member) -> None:
-    routes = _str_dict(member.params.get("routes"))
-    unmatched = member.ports["unmatched"]
+    params = expect(member.params, RouteParams)
+    unmatched = member.ports[UNMATCHED]
     conditions = [(member.ports[port], w.expr(source, f"routes.{port}", member))
-                  for port, source in routes.items()]
+                  for port, source in params.routes]
     w.line("try:")
     w.depth += 1
-    if member.params.get("mode") == "first":
+    if params.mode == FIRST:
         keyword = "if"
         for port, condition in conditions:
             w.line(f"{keyword} {condition}:")
@@ -210,13 +276,13 @@ def _route(w: CodeWriter, member: Member) -> None:
     w.line(f"    _o{unmatched}(_event)")
 
 
-def aggregate_is_fast(params: dict[str, object]) -> bool:
+def aggregate_is_fast(params: object) -> bool:
     """Totals of `sum`/`count` by at most one field, with no `rand()`/`now()` in them:
     those are updated in place by the fused loop, everything else by the node itself."""
-    by = params.get("by")
-    if isinstance(by, list) and len(by) > 1:
+    aggregate = expect(params, AggregateParams)
+    if len(aggregate.by) > 1:
         return False
-    for name, source in _str_dict(params.get("fields")).items():
+    for name, source in aggregate.fields:
         function, _ = aggregate_parts(source, f"fields.{name}")
         if function not in AGG_FAST_KINDS or calls_any(source, _IMPURE):
             return False
@@ -229,9 +295,9 @@ def _aggregate_fast(w: CodeWriter, member: Member) -> None:
     `_states` maps each plain key to its group's state list (the same list object), kept
     by `Segment.aggregate_slow`: a plain dict, because reading an attribute of the
     aggregate's compiled classes from this interpreted loop costs more than the addition."""
-    by = member.params.get("by")
-    field = by[0] if isinstance(by, list) and by else by
-    fields = _str_dict(member.params.get("fields"))
+    params = expect(member.params, AggregateParams)
+    field = params.by[0] if params.by else None
+    fields = dict(params.fields)
     if isinstance(field, str) and field in w.known and w.known[field][1] in _PLAIN_KEY_TYPES:
         w.line(f"_s = _states_get({w.known[field][0]})")  # the field holds a plain key
     elif isinstance(field, str):

@@ -6,7 +6,8 @@ overflow) is an error for the event, which is also how the segment kernels treat
 """
 
 import math
-from typing import Any, Callable, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from engine.functions import ExprValueError, type_name
 

@@ -57,20 +57,20 @@ class NodeContext:
         self,
         name: str,
         type_name: str,
-        params: dict[str, object],
+        params: object,
         ports: tuple[str, ...],
         on_error: ErrorPolicy,
         clock: Clock,
     ) -> None:
         self.name = name
         self.type_name = type_name
+        # The type's frozen parameter class, as its spec's `parse` built it from `with:`.
         self.params = params
         self.ports = ports  # output ports, in plan order; `outs[i]` belongs to `ports[i]`
         self.on_error = on_error
         self.clock = clock
-        seed = params.get("seed")
-        # Seeded nodes draw the same `rand()` sequence on every run.
-        self.rng = random.Random(seed if isinstance(seed, int) else None)
+        # What `rand()` draws from; a type with a `seed` parameter seeds it (generate).
+        self.rng = random.Random()
 
     def port_index(self, port: str) -> int:
         return self.ports.index(port) if port in self.ports else -1

@@ -10,14 +10,15 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-EDGE_POLICIES: Final = ("block", "drop_newest", "drop_oldest", "latest", "coalesce")
+from engine.policies import BLOCK, policy_named
+
 MERGE_FUNCTIONS: Final = ("sum", "min", "max", "first", "last")
 ERROR_ACTIONS: Final = ("stop", "drop", "dead_letter", "retry")
 DEFAULT_CAPACITY: Final = 1024
-DEFAULT_POLICY: Final = "block"
-DEFAULT_STORAGE: Final = "memory"
-EDGE_STORAGES: Final = ("memory", "lmdb")
+DEFAULT_POLICY: Final = BLOCK
 DEFAULT_ERROR_ACTION: Final = "drop"
+DEFAULT_RETRY_ATTEMPTS: Final = 3
+DEFAULT_RETRY_BACKOFF_MS: Final = 100
 ERRORS_PORT: Final = "errors"
 
 
@@ -43,11 +44,11 @@ class EdgePlan:
     from_port: str
     to_node: str
     capacity: int
-    policy: str
+    policy: str  # a name in engine.policies.POLICIES
     # Coalesce only: the key fields, and (field, merge function) pairs sorted by field.
     key: tuple[str, ...] = ()
     merge: tuple[tuple[str, str], ...] = ()
-    storage: str = DEFAULT_STORAGE  # "memory", or "lmdb" for a durable edge
+    durable: bool = False  # kept on disk until its consumer has handed the events on
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -57,11 +58,11 @@ class EdgePlan:
             "capacity": self.capacity,
             "policy": self.policy,
         }
-        if self.policy == "coalesce":
+        if policy_named(self.policy).keyed:
             out["key"] = list(self.key)
-            out["merge"] = {field: fn for field, fn in self.merge}
-        if self.storage != DEFAULT_STORAGE:  # only when set, so memory plans keep their hashes
-            out["storage"] = self.storage
+            out["merge"] = dict(self.merge)
+        if self.durable:  # only when set, so plans without durable edges keep their hashes
+            out["durable"] = True
         return out
 
 
@@ -164,7 +165,7 @@ def _edge_from(edge_id: str, raw: dict[str, object]) -> EdgePlan:
         to_node=str(raw["to_node"]),
         capacity=int(str(raw["capacity"])),
         policy=str(raw["policy"]),
-        storage=str(raw.get("storage", DEFAULT_STORAGE)),
+        durable=raw.get("durable") is True,
         key=tuple(str(k) for k in key),
         merge=tuple(sorted((str(f), str(fn)) for f, fn in merge.items())),
     )

@@ -7,10 +7,11 @@ from engine.errors import NodeErrors
 from engine.node import AsyncSink, AsyncSource, Batch, NodeContext, Source, Transform
 from engine.plan import NodePlan
 
-TRANSFORM: Final = 0
-SOURCE: Final = 1
-ASYNC_SOURCE: Final = 2
-ASYNC_SINK: Final = 3
+# How the scheduler drives a runner (`NodeRunner.run_mode`); node kinds are engine/spec.py's.
+RUN_STEP: Final = 0  # a transform (or sink) the scheduler steps
+RUN_POLL: Final = 1  # a source the scheduler polls
+RUN_ASYNC_SOURCE: Final = 2  # an IO source on its own task
+RUN_ASYNC_SINK: Final = 3  # an IO sink on its own task
 
 
 class NodeRunner:
@@ -29,13 +30,13 @@ class NodeRunner:
         self.ctx = ctx
         self.impl = impl
         if isinstance(impl, Transform):
-            self.kind = TRANSFORM
+            self.run_mode = RUN_STEP
         elif isinstance(impl, Source):
-            self.kind = SOURCE
+            self.run_mode = RUN_POLL
         elif isinstance(impl, AsyncSource):
-            self.kind = ASYNC_SOURCE
+            self.run_mode = RUN_ASYNC_SOURCE
         else:
-            self.kind = ASYNC_SINK
+            self.run_mode = RUN_ASYNC_SINK
         self.inputs = inputs
         self.outputs = outputs  # per output port, every edge leaving it
         self.backlog: list[tuple[Edge, Batch]] = []  # events an edge refused, per edge, in order
@@ -48,6 +49,7 @@ class NodeRunner:
         self.next_input = 0  # rotates which input edge is read first, deterministically
         self.unacked: list[tuple[Edge, int]] = []  # taken from each edge, oldest first, not yet acked
         self.deferred_ack = 0  # consumed, but some results still wait in the backlog
+        self.stop_requested = False  # this node alone stops (a partial reload replaces it)
 
     def new_outs(self) -> list[Batch]:
         return [[] for _ in self.outputs]
@@ -128,10 +130,7 @@ class NodeRunner:
                 self.unacked[0] = (edge, taken - done)
 
     def inputs_drained(self) -> bool:
-        for edge in self.inputs:
-            if not edge.drained():
-                return False
-        return True
+        return all(edge.drained() for edge in self.inputs)
 
     def close_outputs(self) -> None:
         for port in self.outputs:

@@ -13,62 +13,43 @@ request wakes it.
 """
 
 import asyncio
-from typing import Awaitable, Callable, Final
+from collections.abc import Callable
+from typing import Final
 
-from engine.edges import Edge
+from engine import durability, io_drivers, node_swap
+from engine.chain import SegmentRunner
 from engine.controls import Controls
+from engine.durability import STATE_SUFFIX
+from engine.edges import Edge
 from engine.fused import build_segments
-from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
-from engine.plan import DEFAULT_STORAGE, EdgePlan, GraphPlan
-from engine.runner import ASYNC_SINK, ASYNC_SOURCE, SOURCE, TRANSFORM, NodeRunner
+from engine.fusion import ChainFinder
+from engine.node import INFINITY, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
+from engine.plan import EdgePlan, GraphPlan, NodePlan
+from engine.plan_chains import chains
+from engine.plan_diff import NodeChanges, diff_plans, whole_graph
+from engine.runner import RUN_POLL, RUN_STEP, NodeRunner
+from engine.spec import RuntimeNode, SpecRegistry
 from engine.wakeup import Wakeup
-from engine.spec import SpecRegistry
 
 BATCH_BUDGET: Final = 1024
-STATE_SUFFIX: Final = "#state"  # checkpoint name of a node's saved state
+__all__ = ["BATCH_BUDGET", "STATE_SUFFIX", "Runtime"]
 
-Action = Callable[[], Awaitable[None]]
+DurableFactory = Callable[[GraphPlan, EdgePlan], Edge]
 
 
 class Runtime:
     def __init__(self, plan: GraphPlan, registry: SpecRegistry, clock: Clock | None = None,
-                 budget: int = BATCH_BUDGET, fuse: bool = True,
-                 durable: Callable[[GraphPlan, EdgePlan], Edge] | None = None) -> None:
+                 budget: int = BATCH_BUDGET, fuse: bool = True, durable: DurableFactory | None = None) -> None:
         self.plan = plan
+        self.registry = registry
         self.clock = clock if clock is not None else Clock()
         self.budget = budget
-        self.edges: dict[str, Edge] = {}
-        for e in plan.edges:
-            if e.storage == DEFAULT_STORAGE:
-                self.edges[e.id] = Edge(e)
-            elif durable is None:
-                raise NodeFailure(f"edge '{e.id}' is durable (storage: {e.storage}) but no durable storage is "
-                                  "open here; run it with `engine run` or `engine serve`")
-            else:
-                self.edges[e.id] = durable(plan, e)  # built by adapters (LMDB): the engine never opens files
-        self.runners: dict[str, NodeRunner] = {}
-        families: set[str] = set()  # of the types that run as chains of their own
-        for node in plan.nodes:
-            spec = registry.get(node.type)
-            if spec is None or spec.factory is None:
-                raise NodeFailure(f"node '{node.name}': type '{node.type}' cannot run in this engine")
-            if spec.segment:
-                families.add(spec.segment)
-            ctx = NodeContext(node.name, node.type, node.params(), node.outputs, node.on_error, self.clock)
-            outputs = [[e for e in self.edges.values() if e.plan.from_node == node.name and e.plan.from_port == port]
-                       for port in node.outputs]
-            self.runners[node.name] = NodeRunner(
-                node, ctx, spec.factory(ctx), [self.edges[i] for i in node.inputs], outputs)
-        # Linear chains run as one generated loop each (see engine/fusion.py); `fuse=False`
-        # runs every node on its own, which tests use as the reference.
-        self.segments = build_segments(plan, self.runners, self.edges, self.clock) if fuse else []
-        # Families that run as chains of their own (GPU segments) are built whatever `fuse`
-        # says: their members cannot run one by one. A builder runs only for a graph with its
-        # types (the GPU one imports NumPy and PyOpenCL).
-        for family, build in registry.segment_builders.items():
-            if family in families:
-                self.segments.extend(build(plan, self.runners, self.edges, self.clock))
-        self.order = self._schedule_order()
+        self.fuse = fuse
+        self.durable = durable
+        self.edges: dict[str, Edge] = {e.id: self.build_edge(e) for e in plan.edges}
+        self.runners: dict[str, NodeRunner] = {n.name: self.build_runner(n, self.edges) for n in plan.nodes}
+        self.segments: list[SegmentRunner] = self.build_chains(plan, self.runners, self.edges)
+        self.order = self.schedule_order()
         self.signal = Wakeup()
         # Pause, resume and taps, for the control plane (engine/controls.py).
         self.controls = Controls(self.edges, self.segments, self.signal)
@@ -76,20 +57,65 @@ class Runtime:
         self.failure = ""
         self.started_at = 0.0
         self.elapsed_s = 0.0
-        self.tasks: list[asyncio.Task[None]] = []
+        self.tasks: dict[str, asyncio.Task[None]] = {}  # the IO nodes' tasks, by node
+        self.running = False  # between the start and the end of `run`
+        self.swapping = False  # a partial reload is replacing nodes (engine/node_swap.py)
 
-    def _schedule_order(self) -> list[NodeRunner]:
+    # -- building (also used by a partial reload) -----------------------------------
+
+    def build_edge(self, e: EdgePlan) -> Edge:
+        if not e.durable:
+            return Edge(e)
+        if self.durable is None:
+            raise NodeFailure(f"edge '{e.id}' is durable but no durable storage is "
+                              "open here; run it with `engine run` or `engine serve`")
+        return self.durable(self.plan, e)  # built by adapters (LMDB): the engine never opens files
+
+    def build_runner(self, node: NodePlan, edges: dict[str, Edge], carried: RuntimeNode | None = None) -> NodeRunner:
+        """The node's runtime object (or `carried`, one that goes on with its state), wired
+        to the edges its plan names."""
+        spec = self.registry.get(node.type)
+        if spec is None or spec.factory is None:
+            raise NodeFailure(f"node '{node.name}': type '{node.type}' cannot run in this engine")
+        outputs = [[e for e in edges.values() if e.plan.from_node == node.name and e.plan.from_port == port]
+                   for port in node.outputs]
+        if carried is not None:
+            return NodeRunner(node, carried.ctx, carried, [edges[i] for i in node.inputs], outputs)
+        ctx = NodeContext(node.name, node.type, spec.parse(node.params()), node.outputs, node.on_error, self.clock)
+        return NodeRunner(node, ctx, spec.factory(ctx), [edges[i] for i in node.inputs], outputs)
+
+    def build_chains(self, plan: GraphPlan, runners: dict[str, NodeRunner],
+                     edges: dict[str, Edge]) -> list[SegmentRunner]:
+        """The chains whose members are all in `runners` (every node of `plan`, or the
+        nodes a partial reload builds)."""
+        # Linear chains run as one generated loop each (see engine/fusion.py); `fuse=False`
+        # runs every node on its own, which tests use as the reference.
+        segments = build_segments(plan, self.registry, runners, edges, self.clock) if self.fuse else []
+        # Families that run as chains of their own (GPU segments) are built whatever `fuse`
+        # says: their members cannot run one by one. A builder runs only for a graph with its
+        # types (the GPU one imports NumPy and PyOpenCL).
+        used: set[str] = set()
+        for name in runners:
+            family = self.registry.family_of(plan.node(name).type)
+            if family is not None:
+                used.add(family.name)
+        for family in self.registry.families():
+            if family.name in used and family.segment_builder is not None:
+                segments.extend(family.segment_builder.build(plan, runners, edges, self.clock))
+        return segments
+
+    def schedule_order(self) -> list[NodeRunner]:
         """Core nodes by band, then downstream first (reverse topological order)."""
         depth: dict[str, int] = {}
         for name in self._topological():
             upstream = [depth[self.edges[i].plan.from_node] for i in self.plan.node(name).inputs]
             depth[name] = 1 + max(upstream) if upstream else 0
         fused = {r.name for segment in self.segments for r in segment.segment.runners}
-        core = [r for r in self.runners.values() if r.kind in (TRANSFORM, SOURCE) and r.name not in fused]
+        core = [r for r in self.runners.values() if r.run_mode in (RUN_STEP, RUN_POLL) and r.name not in fused]
         core.extend(self.segments)
 
         def band(r: NodeRunner) -> tuple[int, int, str]:
-            if r.kind == SOURCE:
+            if r.run_mode == RUN_POLL:
                 level = 2
             elif not r.outputs:
                 level = 0
@@ -113,6 +139,30 @@ class Runtime:
                         ready.sort()
         return order
 
+    def plan_chains(self, plan: GraphPlan) -> list[list[str]]:
+        """The nodes of `plan` that would run as one here (fused chains, family segments)."""
+        found = chains(plan, self.registry)
+        if not self.fuse:  # only family segments run as chains
+            fused = ChainFinder(plan, self.registry).chains()
+            found = [c for c in found if c not in fused]
+        return found
+
+    def diff(self, plan: GraphPlan) -> NodeChanges:
+        """What reloading `plan` into this running graph would keep and replace."""
+        if not self.running or self.stopping or self.failure:
+            return whole_graph(self.plan, plan, "the graph is not running")
+        if self.controls.paused_graph:
+            return whole_graph(self.plan, plan, "the graph is paused")
+        sources = source_nodes(self.plan, self.registry) | source_nodes(plan, self.registry)
+        return diff_plans(self.plan, plan, [s.members for s in self.segments] + self.plan_chains(self.plan),
+                          self.plan_chains(plan), sources)
+
+    async def replace_nodes(self, plan: GraphPlan, changes: NodeChanges, drain_timeout_s: float) -> int:
+        """A partial reload (engine/node_swap.py); raises NodeFailure before touching anything
+        when the new nodes cannot be built. Returns the events a timed-out drain dropped."""
+        ready = node_swap.prepare(self, plan, changes)
+        return await node_swap.swap(self, ready, drain_timeout_s)
+
     # -- control -------------------------------------------------------------------
 
     def request_stop(self) -> None:
@@ -133,99 +183,29 @@ class Runtime:
         """Run to the end of every finite source (or a stop); False when the graph failed
         (the reason is in `failure`)."""
         self.started_at = self.clock.now()
-        self._resume_sources()
-        self._restore_states()
+        self.running = True
+        # Fused sources resume through their chain; a plain source only when it runs alone.
+        durability.resume_sources([r for r in self.runners.values() if r.run_mode != RUN_POLL or r in self.order]
+                                  + list(self.segments))
+        durability.restore_states(self.order)
         try:
-            await self._open_all()
+            await io_drivers.open_io(self, list(self.runners.values()))
             if not self.failure:
-                for r in self.runners.values():
-                    if r.kind == ASYNC_SOURCE:
-                        self.tasks.append(asyncio.ensure_future(self._drive_source(r)))
-                    elif r.kind == ASYNC_SINK:
-                        self.tasks.append(asyncio.ensure_future(self._drive_sink(r)))
+                self.tasks.update(io_drivers.start_io(self, list(self.runners.values())))
                 await self._schedule()
         finally:
-            for task in self.tasks:
+            for task in self.tasks.values():
                 if not task.done():
                     task.cancel()
             if self.tasks:
-                await asyncio.gather(*self.tasks, return_exceptions=True)
-            await self._close_all()
+                await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await io_drivers.close_io(self, list(self.runners.values()))
             self.elapsed_s = self.clock.now() - self.started_at
+            self.running = False
         return not self.failure
 
-    def _durable_outputs(self, r: NodeRunner) -> list[Edge]:
-        return [edge for port in r.outputs for edge in port if edge.plan.storage != DEFAULT_STORAGE]
-
-    def _resume_sources(self) -> None:
-        """Sources feeding a durable edge continue where its last commit left them."""
-        for r in list(self.runners.values()) + list(self.segments):
-            impl = r.impl
-            if isinstance(impl, (Source, AsyncSource)) and (r.kind != SOURCE or r in self.order):
-                durable = self._durable_outputs(r)
-                position = durable[0].checkpoint(r.name) if durable else ""
-                if position:
-                    impl.resume(position)
-
-    def _restore_states(self) -> None:
-        """Transforms reading a durable edge take back the state saved with its last ack."""
-        for r in self.order:
-            impl = r.impl
-            if isinstance(impl, Transform):
-                durable = [e for e in r.inputs if e.plan.storage != DEFAULT_STORAGE]
-                state = durable[0].checkpoint(r.name + STATE_SUFFIX) if durable else ""
-                if state:
-                    impl.restore(state)
-
-    def _ack(self, r: NodeRunner) -> None:
-        """Acknowledge what `r` consumed and handed on; its state goes in the same commit."""
-        if not r.deferred_ack:
-            return
-        impl = r.impl
-        if isinstance(impl, Transform):
-            state = impl.state()
-            if state:
-                for edge in r.inputs:
-                    edge.stage_checkpoint(r.name + STATE_SUFFIX, state)
-        r.ack_deferred()
-
-    def _checkpoint(self, r: NodeRunner, position: str) -> None:
-        if position:
-            for edge in self._durable_outputs(r):
-                edge.stage_checkpoint(r.name, position)
-
-    async def _open_all(self) -> None:
-        for r in self.runners.values():
-            impl = r.impl
-            if isinstance(impl, (AsyncSource, AsyncSink)):
-                try:
-                    await self._with_retries(r, impl.open)
-                except NodeFailure as exc:
-                    self.fail(str(exc))
-                    return
-
-    async def _close_all(self) -> None:
-        for r in self.runners.values():
-            impl = r.impl
-            if isinstance(impl, (AsyncSource, AsyncSink)):
-                try:
-                    await impl.close()
-                except NodeFailure as exc:
-                    self.fail(str(exc))
-
-    async def _with_retries(self, r: NodeRunner, action: Action) -> None:
-        """IO failures are retried when the node's `on_error` says retry, then fatal."""
-        policy = r.ctx.on_error
-        attempt = 0
-        while True:
-            try:
-                await action()
-                return
-            except NodeFailure:
-                if policy.action != "retry" or attempt >= policy.attempts or self.stopping:
-                    raise
-                await asyncio.sleep(policy.backoff_ms / 1000.0 * (2 ** attempt))
-                attempt += 1
+    def checkpoint(self, r: NodeRunner, position: str) -> None:
+        durability.checkpoint(r, position)
 
     async def _schedule(self) -> None:
         while not self.failure:
@@ -238,7 +218,7 @@ class Runtime:
                 self.signal.notify()
                 await asyncio.sleep(0)
                 continue
-            if all(r.finished for r in self.runners.values()):
+            if all(r.finished for r in self.runners.values()) and not self.swapping:
                 break
             now = self.clock.now()
             await self.signal.wait(self._next_timer(now) - now)
@@ -274,7 +254,7 @@ class Runtime:
                 progressed = r.flush_backlog() or progressed
                 if r.backlog:
                     continue
-                self._ack(r)
+                durability.ack(r)
             if r.flushed:
                 r.close_outputs()
                 progressed = True
@@ -289,14 +269,14 @@ class Runtime:
         return progressed
 
     def _poll(self, r: NodeRunner, source: Source, now: float) -> bool:
-        if self.stopping:
+        if self.stopping or r.stop_requested:
             self._finish_source(r, source)
             return True
         if source.deadline() > now:
             return False
         outs = r.new_outs()
         alive = source.poll(self.budget, now, outs, r.errors)
-        self._checkpoint(r, source.position())
+        durability.checkpoint(r, source.position())
         emitted = r.distribute(outs)
         if not alive:
             self._finish_source(r, source)
@@ -329,76 +309,8 @@ class Runtime:
         emitted = r.distribute(outs)
         r.deferred_ack += consumed
         if not r.backlog:
-            self._ack(r)  # every result is on an output edge: the inputs can go
+            durability.ack(r)  # every result is on an output edge: the inputs can go
         return emitted or moved
-
-    async def _drive_source(self, r: NodeRunner) -> None:
-        source = r.impl
-        assert isinstance(source, AsyncSource)
-        try:
-            while not self.stopping and not self.failure:
-                if self.controls.is_paused(r):
-                    await self.signal.wait(INFINITY)
-                    continue
-                outs = r.new_outs()
-                reading = asyncio.ensure_future(source.read(r.errors, outs))
-                stopped = asyncio.ensure_future(self.signal.until(self._should_stop_reading))
-                await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
-                if not reading.done():
-                    reading.cancel()
-                    break
-                alive = reading.result()
-                self._checkpoint(r, source.position())
-                r.distribute(outs)
-                self.signal.notify()
-                while r.backlog and not self.failure:
-                    await self.signal.wait(INFINITY)
-                    r.flush_backlog()
-                if not alive:
-                    break
-        except NodeFailure as exc:
-            self.fail(str(exc))
-        finally:
-            r.flushed = True
-            r.close_outputs()
-            self.signal.notify()
-
-    def _should_stop_reading(self) -> bool:
-        return self.stopping or bool(self.failure)
-
-    async def _drive_sink(self, r: NodeRunner) -> None:
-        sink = r.impl
-        assert isinstance(sink, AsyncSink)
-        sink.failures = r.errors
-        try:
-            while not self.failure:
-                if self.controls.is_paused(r):
-                    await self.signal.wait(INFINITY)
-                    continue
-                batch = r.take_input(self.budget)
-                if batch:
-                    self.signal.notify()  # room was freed upstream
-                    outs = r.new_outs()
-                    sink.failed_outs = outs
-                    await self._with_retries(r, _WriteCall(sink, batch).run)
-                    r.events_in += len(batch)
-                    r.ack(len(batch))  # written and flushed
-                    if r.distribute(outs):  # dead letters of events the sink gave up on
-                        self.signal.notify()
-                        while r.backlog and not self.failure:
-                            await self.signal.wait(INFINITY)
-                            r.flush_backlog()
-                    continue
-                if r.inputs_drained():
-                    break
-                await self.signal.wait(INFINITY)
-        except NodeFailure as exc:
-            self.fail(str(exc))
-        finally:
-            r.flushed = True
-            r.close_outputs()
-            self.signal.notify()
 
     # -- reporting -----------------------------------------------------------------
 
@@ -413,9 +325,9 @@ class Runtime:
         """Events inside the graph right now: queued on edges, refused and waiting with
         their producer, or taken but not yet consumed (what a timed-out drain loses)."""
         # A durable edge keeps what it holds for the next run: that is not lost.
-        total = sum(edge.depth for edge in self.edges.values() if edge.plan.storage == DEFAULT_STORAGE)
+        total = sum(edge.depth for edge in self.edges.values() if not edge.plan.durable)
         for r in list(self.runners.values()) + list(self.segments):
-            taken_from_memory = all(e.plan.storage == DEFAULT_STORAGE for e in r.inputs)
+            taken_from_memory = all(not e.plan.durable for e in r.inputs)
             if taken_from_memory:  # taken from a durable edge and not acknowledged: it comes again
                 total += len(r.pending) + sum(len(events) for _, events in r.backlog)
         return total
@@ -432,13 +344,11 @@ class Runtime:
         return out
 
 
-class _WriteCall:
-    """One `sink.write(batch)` as a retryable action."""
-
-    def __init__(self, sink: AsyncSink, batch: list[dict[str, object]]) -> None:
-        self.sink = sink
-        self.batch = batch
-
-    async def run(self) -> None:
-        await self.sink.write(self.batch)
-
+def source_nodes(plan: GraphPlan, registry: SpecRegistry) -> frozenset[str]:
+    """The nodes of `plan` that take no input."""
+    out: set[str] = set()
+    for node in plan.nodes:
+        spec = registry.get(node.type)
+        if spec is not None and not spec.takes_input:
+            out.add(node.name)
+    return frozenset(out)

@@ -4,25 +4,78 @@ A spec is data. Its `params` is the JSON Schema of the node's `with:` block; eve
 property carries a type, description and example (and a default where there is one).
 `expressions` says which parameters hold expressions, so the loader can check them with
 the right scope; `ports_from` names a parameter whose keys become extra output ports.
+
+It also says what a node of the type is, so that no other module lists type names: `parse`
+builds the frozen parameter class its factory receives (engine/params.py), `checks` finds
+what the schema cannot say (inconsistent options), `fusion` is its role in fused chains
+(engine/fusion.py), and `since` the graph-format version it appeared in.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Final, Iterable, Union
+from typing import Final, TypeAlias
 
 from engine.chain import SegmentBuilder
+from engine.findings import Finding
+from engine.fused_code import MemberCode
 from engine.ids import DEFAULT_PORT
 from engine.node import AsyncSink, AsyncSource, NodeContext, Source, Transform
+from engine.plan import GraphPlan
 
-RuntimeNode = Union[Transform, Source, AsyncSource, AsyncSink]
+RuntimeNode: TypeAlias = Transform | Source | AsyncSource | AsyncSink
 NodeFactory = Callable[[NodeContext], RuntimeNode]
-# Called by the loader with its checked graph and document; returns its problems. Typed
-# loosely here because the loader's types live outside the engine.
-GraphCheck = Callable[[object, object], list[object]]
+# A node family's whole-graph check over the plan the loader compiled (so it sees the graph
+# exactly as it will run). Its findings are placed by key path; the loader locates them.
+PlanCheck = Callable[[GraphPlan], list[Finding]]
 
 SOURCE: Final = "source"
 TRANSFORM: Final = "transform"
 SINK: Final = "sink"
 KINDS: Final = (SOURCE, TRANSFORM, SINK)
+
+# Builds a type's parameter object from its `with:` mapping; must not raise (engine/params.py).
+ParamsParser = Callable[[dict[str, object]], object]
+# Cross-field checks over the parsed parameters. Each finding's path starts inside `with:`
+# (`("window", "every")`); the loader puts the node's place in front and locates it.
+ParamsCheck = Callable[[object], list[Finding]]
+
+
+def raw_params(raw: dict[str, object]) -> object:
+    """The default `parse`: the factory gets the `with:` mapping itself. Only for types
+    whose factories still read a mapping (the GPU family's, test types)."""
+    return raw
+
+
+def no_checks(params: object) -> list[Finding]:
+    return []
+
+
+def always(params: object) -> bool:
+    return True
+
+
+# Where a type may sit in a fused chain (engine/fusion.py).
+HEAD: Final = "head"  # a source that starts a chain: its code makes each event from the index `i`
+STEP: Final = "step"  # anywhere after the head: hands the event on (changed or not) or drops it
+LAST: Final = "last"  # only at the end: its output fans out, or it holds events (totals), or it has none
+
+# What the events on a type's `out` port are, for ownership (whether a fused map may change
+# the event it receives in place).
+FRESH: Final = "fresh"  # new objects nobody else holds
+FORWARDED: Final = "forwarded"  # the very objects it received
+SHARED: Final = "shared"  # may be held elsewhere too (or the type has no `out` port)
+
+
+@dataclass(frozen=True)
+class FusionRole:
+    place: str
+    output: str
+    # Writes the type's part of the fused loop (engine/fused_code.py).
+    code: MemberCode
+    # Whether a node's parameters allow fusing it (an aggregate with a window holds events
+    # across passes on a timer, which a chain cannot); over the parsed parameters.
+    fusable: Callable[[object], bool] = always
+
 
 # How an expression parameter is laid out in `with:`.
 ONE: Final = "one"  # the parameter itself is an expression
@@ -50,11 +103,16 @@ class NodeSpec:
     extra_ports: tuple[str, ...] = ()
     expressions: tuple[ExprParam, ...] = ()
     example: str = ""
-    since: int = 1  # the graph-format version that introduced the type
-    # Builds the runtime object; None for types that can be validated but not run here.
+    # The graph-format version that introduced the type: the schema of an older version
+    # leaves it out (loader/schema_gen.py), so an old file cannot use it.
+    since: int = 1
+    # Builds the runtime object from a context whose `params` is what `parse` built;
+    # None for types that can be validated but not run here.
     factory: NodeFactory | None = None
-    # A family of types that runs as chains (SpecRegistry.segment_builders), e.g. "opencl".
-    segment: str = ""
+    parse: ParamsParser = raw_params
+    checks: ParamsCheck = no_checks
+    # The type's role in fused chains; None: its nodes always run on their own.
+    fusion: FusionRole | None = None
 
     @property
     def takes_input(self) -> bool:
@@ -77,18 +135,51 @@ class NodeSpec:
         return tuple(ports)
 
 
-class SpecRegistry:
-    """Node specs by type name. Tests copy and extend it; nothing global is mutated."""
+@dataclass(frozen=True)
+class NodeFamily:
+    """Node types that plug in as one bundle (the GPU family; connectors next): their specs,
+    what runs their chains where members cannot run one by one, and whole-graph checks."""
 
-    def __init__(self, specs: Iterable[NodeSpec] = (), segment_builders: dict[str, SegmentBuilder] | None = None,
-                 graph_checks: list[GraphCheck] | None = None) -> None:
+    name: str
+    specs: tuple[NodeSpec, ...]
+    segment_builder: SegmentBuilder | None = None
+    checks: tuple[PlanCheck, ...] = ()
+
+
+class SpecRegistry:
+    """Node specs by type name, and the families some of them come in. Tests copy and
+    extend it; nothing global is mutated."""
+
+    def __init__(self, specs: Iterable[NodeSpec] = (), families: Iterable[NodeFamily] = ()) -> None:
         self._specs: dict[str, NodeSpec] = {}
+        self._families: dict[str, NodeFamily] = {}
+        self._family_of: dict[str, str] = {}  # type name -> family name
         for spec in specs:
             self.register(spec)
-        # Family -> what runs its chains (see engine/chain.py).
-        self.segment_builders: dict[str, SegmentBuilder] = dict(segment_builders or {})
-        # Whole-graph checks a family adds to validation (the loader calls them).
-        self.graph_checks: list[GraphCheck] = list(graph_checks or [])
+        for family in families:
+            self.add_family(family)
+
+    def add_family(self, family: NodeFamily) -> None:
+        """Register the family's specs and keep the family for its builder and checks."""
+        if family.name in self._families:
+            raise ValueError(f"node family {family.name!r} is already registered")
+        for spec in family.specs:
+            self.register(spec)
+            self._family_of[spec.name] = family.name
+        self._families[family.name] = family
+
+    def families(self) -> list[NodeFamily]:
+        return list(self._families.values())
+
+    def family_of(self, type_name: str) -> NodeFamily | None:
+        family = self._family_of.get(type_name)
+        return self._families[family] if family is not None else None
+
+    def families_in(self, plan: GraphPlan) -> list[NodeFamily]:
+        """The families with a node in `plan`, in registration order (a builder runs only
+        for graphs with its types: the GPU one imports NumPy and PyOpenCL)."""
+        used = {self._family_of[n.type] for n in plan.nodes if n.type in self._family_of}
+        return [family for name, family in self._families.items() if name in used]
 
     def register(self, spec: NodeSpec) -> None:
         if spec.name in self._specs:
@@ -107,7 +198,8 @@ class SpecRegistry:
         return [self._specs[n] for n in self.names()]
 
     def copy(self) -> "SpecRegistry":
-        return SpecRegistry(self._specs.values(), self.segment_builders, self.graph_checks)
+        loose = [spec for name, spec in self._specs.items() if name not in self._family_of]
+        return SpecRegistry(loose, self._families.values())
 
 
 def param(

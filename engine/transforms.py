@@ -2,17 +2,67 @@
 
 Each evaluates expressions compiled once at build time. A failing expression is one failed
 event, handed to `on_error` with a message naming the expression but not the payload.
+Each type's `with:` arrives as its frozen parameter class below, built by its spec's `parse`.
 """
 
 import random
-from typing import Callable, Final
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
 
 from engine.compile_expr import CompiledExpr, ExprCompiler
 from engine.functions import describe_error
 from engine.node import Batch, Event, Failures, NodeContext, Source, Transform
+from engine.params import NO_PAIRS, Pairs, Raw, expect, number, optional_whole, pairs, text_of, texts, whole
 
+ALL: Final = "all"
 FIRST: Final = "first"
 UNMATCHED: Final = "unmatched"
+
+
+@dataclass(frozen=True)
+class MapParams:
+    set_fields: Pairs = NO_PAIRS  # `set:`, field -> expression
+    rename: Pairs = NO_PAIRS
+    remove: tuple[str, ...] = ()
+    keep: tuple[str, ...] | None = None  # None: every field stays
+
+
+def parse_map(raw: Raw) -> MapParams:
+    keep = texts(raw, "keep") if isinstance(raw.get("keep"), list) else None
+    return MapParams(pairs(raw, "set"), pairs(raw, "rename"), texts(raw, "remove"), keep)
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    where: str
+
+
+def parse_filter(raw: Raw) -> FilterParams:
+    return FilterParams(text_of(raw, "where"))
+
+
+@dataclass(frozen=True)
+class RouteParams:
+    routes: Pairs  # port -> condition, in the order they are tried
+    mode: str = ALL
+
+
+def parse_route(raw: Raw) -> RouteParams:
+    return RouteParams(pairs(raw, "routes"), text_of(raw, "mode", ALL))
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    fields: Pairs
+    count: int = -1  # -1: unbounded
+    rate: float = 0.0  # events per second; 0: as fast as the graph takes them
+    seed: int | None = None
+
+
+def parse_generate(raw: Raw) -> GenerateParams:
+    return GenerateParams(pairs(raw, "fields"), whole(raw, "count", -1), number(raw, "rate", 0.0),
+                          optional_whole(raw, "seed"))
 
 
 def _compiler(ctx: NodeContext) -> ExprCompiler:
@@ -23,14 +73,6 @@ def _diagnostic_compiler(ctx: NodeContext) -> ExprCompiler:
     """For re-evaluating one field on the error path: its own random source, so finding
     which field failed never shifts a seeded node's `rand()` sequence."""
     return ExprCompiler(random.Random(0), ctx.clock)
-
-
-def _str_dict(value: object) -> dict[str, str]:
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-
-
-def _str_list(value: object) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def explain(expr: CompiledExpr, exc: BaseException) -> str:
@@ -51,15 +93,15 @@ def explain_first_failing(exprs: list[CompiledExpr], event: Event, exc: BaseExce
 class Map(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
+        params = expect(ctx.params, MapParams)
         compiler = _compiler(ctx)
-        fields = _str_dict(ctx.params.get("set"))
+        fields = dict(params.set_fields)
         diagnose = _diagnostic_compiler(ctx)
         self.setters = [diagnose.value(source, f"set.{name}") for name, source in fields.items()]
         self.update: Callable[[Event], Event] | None = compiler.update(fields) if fields else None
-        self.rename = _str_dict(ctx.params.get("rename"))
-        self.remove = _str_list(ctx.params.get("remove"))
-        keep = ctx.params.get("keep")
-        self.keep: list[str] | None = _str_list(keep) if isinstance(keep, list) else None
+        self.rename = dict(params.rename)
+        self.remove = list(params.remove)
+        self.keep: list[str] | None = list(params.keep) if params.keep is not None else None
         # Only `set`: the compiled update is the whole job.
         self.only_set = not self.rename and not self.remove and self.keep is None
 
@@ -102,7 +144,7 @@ class Map(Transform):
 class Filter(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
-        self.where = _compiler(ctx).value(str(ctx.params.get("where")), "where")
+        self.where = _compiler(ctx).value(expect(ctx.params, FilterParams).where, "where")
         self.diagnostic = _diagnostic_compiler(ctx).value(self.where.source, "where")
 
     def failure(self, event: Event, exc: Exception) -> str:
@@ -127,15 +169,15 @@ class Route(Transform):
 
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
+        params = expect(ctx.params, RouteParams)
         compiler = _compiler(ctx)
-        routes = _str_dict(ctx.params.get("routes"))
         self.routes = [
-            (ctx.port_index(port), compiler.value(source, f"routes.{port}")) for port, source in routes.items()
+            (ctx.port_index(port), compiler.value(source, f"routes.{port}")) for port, source in params.routes
         ]
-        self.first_only = ctx.params.get("mode") == FIRST
+        self.first_only = params.mode == FIRST
         self.unmatched = ctx.port_index(UNMATCHED)
         diagnose = _diagnostic_compiler(ctx)
-        self.diagnostics = [diagnose.value(source, f"routes.{port}") for port, source in routes.items()]
+        self.diagnostics = [diagnose.value(source, f"routes.{port}") for port, source in params.routes]
 
     def failure(self, event: Event, exc: Exception) -> str:
         """Why a condition failed on `event`: the first one that fails when evaluated in
@@ -176,15 +218,16 @@ class Generate(Source):
 
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
+        params = expect(ctx.params, GenerateParams)
+        if params.seed is not None:
+            ctx.rng.seed(params.seed)  # the same `rand()` sequence on every run (fused too: same rng)
         compiler = _compiler(ctx)
-        fields = _str_dict(ctx.params.get("fields"))
+        fields = dict(params.fields)
         self.make = compiler.generator(fields)
         diagnose = _diagnostic_compiler(ctx)
         self.fields = [diagnose.value(source, f"fields.{name}") for name, source in fields.items()]
-        count = ctx.params.get("count")
-        self.count = count if isinstance(count, int) else -1
-        rate = ctx.params.get("rate")
-        self.rate = float(rate) if isinstance(rate, (int, float)) else 0.0
+        self.count = params.count
+        self.rate = params.rate
         self.i = 0
         self.started_at = -1.0
 

@@ -1,7 +1,8 @@
 """Wake-ups between the scheduler and the IO tasks, all on one event loop thread."""
 
 import asyncio
-from typing import Callable
+import contextlib
+from collections.abc import Callable
 
 from engine.node import INFINITY
 
@@ -29,10 +30,8 @@ class Wakeup:
         if timeout == INFINITY:
             await waiter
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, timeout)
-        except asyncio.TimeoutError:
-            pass
 
     async def until(self, condition: Callable[[], bool]) -> None:
         while not condition():

@@ -78,11 +78,11 @@ class Accumulators:
     def initial(self) -> list[Any]:
         states: list[Any] = []
         for kind in self.kinds:
-            if kind == COUNT or kind == SUM:
+            if kind in (COUNT, SUM):
                 states.append(0)
             elif kind == AVG:
                 states.append(Mean(0, 0))
-            elif kind == FIRST or kind == LAST:
+            elif kind in (FIRST, LAST):
                 states.append(UNSET)
             elif kind == COLLECT:
                 states.append([])
@@ -136,7 +136,7 @@ class Accumulators:
                 kind = kinds[i]
                 a: Any = early[i]
                 b: Any = late[i]
-                if kind == COUNT or kind == SUM or kind == COLLECT:
+                if kind in (COUNT, SUM, COLLECT):
                     out[i] = a + b
                 elif kind == AVG:
                     out[i] = Mean(a.total + b.total, a.n + b.n)

@@ -2,9 +2,10 @@
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final, Mapping
+from typing import Final
 
 from engine.ids import NAME_PATTERN
 from engine.plan import GraphPlan
@@ -12,13 +13,14 @@ from engine.spec import SpecRegistry
 from loader.check_schema import schema_problems
 from loader.compile import compile_graph
 from loader.document import Document, KeyPath
+from loader.findings import family_problems
 from loader.interpolate import interpolate
+from loader.migrate import as_written, upgrade_document
 from loader.problems import ERROR, Problem, has_errors
 from loader.read_toml import read_toml
 from loader.read_yaml import read_yaml
-from loader.migrate import as_written, upgrade_document
-from loader.schema_gen import CURRENT_VERSION, SUPPORTED_VERSIONS
 from loader.semantic import UNREAD_OUTPUT, check_graph
+from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
 GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".toml")
 _NAME: Final = re.compile(NAME_PATTERN)
@@ -88,8 +90,8 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     version = _version(data)
     supported = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
     if version is None:
-        result.problems.append(_problem(doc, "HR010", "missing `version`",
-                                        f"add `version: {CURRENT_VERSION}` at the top (this engine understands: {supported})"))
+        hint = f"add `version: {CURRENT_VERSION}` at the top (this engine understands: {supported})"
+        result.problems.append(_problem(doc, "HR010", "missing `version`", hint))
         return _finish(result)
     if version < 0:
         declared = data["version"]
@@ -117,6 +119,9 @@ def load_text(file: str, text: str, registry: SpecRegistry,
             doc, "HR030", f"the graph name '{result.name}' (taken from the file name) is not a valid name",
             "add `name:` with lower case letters, digits and '_', or rename the file"))
     checked, problems = check_graph(doc, registry, result.name, version)
+    plan = None if has_errors(result.problems) or has_errors(problems) else compile_graph(checked)
+    if plan is not None:  # node families check the graph as it will run
+        problems += family_problems(doc, registry, plan)
     if moves:  # name the paths as the user wrote them
         problems = [replace(p, path=as_written(p.path, moves)) for p in problems]
     result.problems.extend(problems)
@@ -124,7 +129,7 @@ def load_text(file: str, text: str, registry: SpecRegistry,
         # An unread-output warning is noise while a broken `from:` may be the cause.
         result.problems = [p for p in result.problems if p.code != UNREAD_OUTPUT]
     else:
-        result.plan = compile_graph(checked)
+        result.plan = plan
     return _finish(result)
 
 
@@ -156,18 +161,27 @@ def graph_files(directory: Path) -> list[Path]:
                   if p.suffix in GRAPH_SUFFIXES and not p.name.startswith(".") and not p.is_dir())
 
 
+def claim_name(claimed: dict[str, str], name: str, file: str) -> str:
+    """The one rule for graph names in a directory: a name belongs to the first file that
+    claims it (`claimed` maps names to files; `engine serve` starts it with the files already
+    running, so a running graph keeps its name). Returns the file holding `name` when that is
+    not `file` (then `file` is refused), else "" after recording the claim."""
+    holder = claimed.setdefault(name, file)
+    return holder if holder != file else ""
+
+
 def load_directory(directory: Path, registry: SpecRegistry,
                    env: Mapping[str, str] | None = None) -> list[LoadResult]:
     results = [load_file(p, registry, env) for p in graph_files(directory)]
-    first: dict[str, LoadResult] = {}
+    claimed: dict[str, str] = {}
     for result in results:
         if not result.name:
             continue
-        earlier = first.setdefault(result.name, result)
-        if earlier is not result:
+        holder = claim_name(claimed, result.name, result.file)
+        if holder:
             result.problems.append(Problem(
                 "HR060", ERROR, result.file, result.name_line, result.name_column, "name",
-                f"graph name '{result.name}' is also used by {earlier.file}",
+                f"graph name '{result.name}' is also used by {holder}",
                 "graph names are unique within a directory; set a different `name:`"))
             result.plan = None
     return results

@@ -11,7 +11,7 @@ CODES: Final = {
     expr.SYNTAX: "HR040",
     expr.FORBIDDEN: "HR041",
     expr.UNKNOWN_FUNCTION: "HR042",
-    expr.ARITY: "HR043",
+    expr.WRONG_ARGUMENT_COUNT: "HR043",
     expr.PRIVATE_NAME: "HR044",
     expr.UNKNOWN_AGGREGATE: "HR045",
     expr.AGGREGATE_SHAPE: "HR046",

@@ -1,7 +1,8 @@
 """JSON Schema validation, with every error turned into a located, hinted Problem."""
 
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from typing import Final, Iterator
+from typing import Final
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -51,8 +52,10 @@ def _describe_value(value: object) -> str:
 
 
 class _Translator:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, later_types: dict[str, int] | None = None) -> None:
         self.doc = doc
+        # Types the file's version does not have yet -> the version that introduced them.
+        self.later_types = later_types or {}
 
     def problem(self, code: str, path: KeyPath, message: str, hint: str, at_key: bool = False) -> Problem:
         pos = self.doc.locate(path, at_key=at_key)
@@ -68,7 +71,10 @@ class _Translator:
         if kind in ("anyOf", "oneOf"):
             yield from self.alternatives(error, path, base)
         elif kind == "required":
-            missing = [str(k) for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+            instance, required = error.instance, error.validator_value
+            missing: list[str] = []
+            if isinstance(required, list) and isinstance(instance, dict):
+                missing = [str(k) for k in required if k not in instance]
             for key in missing:
                 where = format_path(path) or "the top level"
                 yield self.problem("HR020", path, f"missing required key '{key}' in {where}",
@@ -77,7 +83,8 @@ class _Translator:
             allowed = sorted(schema.get("properties", {}))
             for key in error.instance:
                 if key not in allowed:
-                    hint = suggest(str(key), allowed) or ("allowed keys: " + ", ".join(allowed) if allowed else "this mapping takes no keys")
+                    listed = "allowed keys: " + ", ".join(allowed) if allowed else "this mapping takes no keys"
+                    hint = suggest(str(key), allowed) or listed
                     yield self.problem("HR021", path + (key,), f"unknown key '{key}'", hint, at_key=True)
         elif "propertyNames" in error.schema_path:
             what = "node name" if path == ("nodes",) else "port name"
@@ -105,7 +112,8 @@ class _Translator:
             yield self.problem("HR025", path, error.message, "")
 
     def choice(self, error: ValidationError, path: KeyPath) -> Problem:
-        options = [error.validator_value] if error.validator == "const" else list(error.validator_value)
+        allowed = error.validator_value
+        options = list(allowed) if error.validator == "enum" and isinstance(allowed, list) else [allowed]
         shown = ", ".join(str(o) for o in options)
         value = error.instance
         hint = suggest(value, [str(o) for o in options]) if isinstance(value, str) else ""
@@ -113,6 +121,10 @@ class _Translator:
             if value is None:
                 return self.problem("HR031", path, "unknown node type null",
                                     'the null sink is written in quotes: type: "null"')
+            if isinstance(value, str) and value in self.later_types:
+                return self.problem("HR031", path, f"node type '{value}' needs graph format version "
+                                    f"{self.later_types[value]}",
+                                    "upgrade the file with `engine migrate` (see docs/migrations.md)")
             return self.problem("HR031", path, f"unknown node type {_describe_value(value)}",
                                 hint or "node types: " + shown)
         if value == "retry" and path and path[-1] == "on_error":
@@ -183,7 +195,7 @@ def _unresolved(doc: Document, problem: Problem) -> bool:
 
 
 def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list[Problem]:
-    translator = _Translator(doc)
+    translator = _Translator(doc, {spec.name: spec.since for spec in registry.specs() if spec.since > version})
     document, per_type = _validators(registry, version)
     problems: list[Problem] = []
     for error in document.iter_errors(doc.data):
@@ -196,7 +208,7 @@ def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list
             continue
         if params is None:
             spec_params = per_type[node_type].schema
-            if spec_params.get("required") or spec_params.get("minProperties"):
+            if isinstance(spec_params, Mapping) and (spec_params.get("required") or spec_params.get("minProperties")):
                 needed = spec_params.get("required") or sorted(spec_params.get("properties", {}))
                 problems.append(translator.problem(
                     "HR020", ("nodes", name), f"missing required key 'with' in nodes.{name}",

@@ -6,7 +6,8 @@ literal `${`. Keys are never interpolated.
 """
 
 import re
-from typing import Final, Mapping
+from collections.abc import Mapping
+from typing import Final
 
 from loader.document import Document, KeyPath
 from loader.problems import ERROR, Problem, format_path

@@ -5,12 +5,10 @@ The steps in `migrations/` report each change (from-path, to-path); the document
 tables follow them, so a problem found after the upgrade names the line the user wrote.
 """
 
-from migrations import upgrade
-from migrations.change import moved
-
 from loader.document import Document, KeyPath
 from loader.problems import WARNING, Problem, format_path
-from loader.schema_gen import CURRENT_VERSION
+from migrations import CURRENT_VERSION, upgrade
+from migrations.change import moved
 
 
 def _remap(doc: Document, source: KeyPath, target: KeyPath) -> None:

@@ -140,7 +140,7 @@ def read_toml(file: str, text: str) -> tuple[Document, list[Problem]]:
     except RecursionError:
         return doc, [Problem("HR005", ERROR, file, 1, 1, "", "the document is too deeply nested to load",
                              "flatten the nesting")]
-    if doc.data == {} and all(not l.strip() or l.lstrip().startswith("#") for l in text.splitlines()):
+    if doc.data == {} and all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()):
         return doc, [Problem("HR004", ERROR, file, 1, 1, "", "the file holds no document",
                              "a graph file starts with `version = 1` and `[nodes.<name>]` tables")]
     _Indexer(doc).run()

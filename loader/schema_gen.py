@@ -8,52 +8,60 @@ from typing import Final
 
 from engine.ids import NAME_PATTERN
 from engine.plan import (
-    DEFAULT_CAPACITY, DEFAULT_ERROR_ACTION, DEFAULT_POLICY, DEFAULT_STORAGE, EDGE_POLICIES, EDGE_STORAGES,
-    ERROR_ACTIONS, MERGE_FUNCTIONS,
+    DEFAULT_CAPACITY,
+    DEFAULT_ERROR_ACTION,
+    DEFAULT_POLICY,
+    DEFAULT_RETRY_ATTEMPTS,
+    DEFAULT_RETRY_BACKOFF_MS,
+    ERROR_ACTIONS,
+    MERGE_FUNCTIONS,
 )
+from engine.policies import POLICIES
 from engine.spec import DURATION, SpecRegistry
-from migrations import LATEST, VERSIONS
+from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS, v1_to_v2
 
-CURRENT_VERSION: Final = LATEST
-SUPPORTED_VERSIONS: Final = VERSIONS
 MAX_CAPACITY: Final = 16_777_216
 PORT_REF_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 
 
+def _spoken(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + ", or " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def _policy_option(version: int) -> dict[str, object]:
+    """The policies of engine/policies.py a file of `version` may name, in its words (an older
+    format's names come from the migration that renamed them)."""
+    old_names = {new: old for old, new in v1_to_v2.POLICY_RENAMES.items()} if version < v1_to_v2.TO_VERSION else {}
+    rows = [p for p in POLICIES.values() if p.since <= version]
+    return {"enum": [old_names.get(p.name, p.name) for p in rows], "default": DEFAULT_POLICY,
+            "description": "What happens when the edge is full: " + _spoken([p.summary for p in rows]) + "."}
+
+
 def _edge_options(version: int = CURRENT_VERSION) -> dict[str, dict[str, object]]:
-    if version >= 2:
-        return _edge_options_v2()
-    return {
+    keyed = " or ".join(p.name for p in POLICIES.values() if p.keyed and p.since <= version)
+    options: dict[str, dict[str, object]] = {
         "capacity": {"type": "integer", "minimum": 1, "maximum": MAX_CAPACITY, "default": DEFAULT_CAPACITY,
                      "description": "How many events the edge holds before its policy applies."},
-        "policy": {"enum": list(EDGE_POLICIES), "default": DEFAULT_POLICY,
-                   "description": "What happens when the edge is full: block the producer, drop the "
-                                  "newest or oldest event, keep only the latest, or coalesce by key."},
+        "policy": _policy_option(version),
         "key": {"anyOf": [{"type": "string", "minLength": 1},
                           {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}],
-                "description": "coalesce only: the field or fields that identify events to merge."},
+                "description": f"{keyed} only: the field or fields that identify events to merge."},
         "merge": {"type": "object", "additionalProperties": {"enum": list(MERGE_FUNCTIONS)},
-                  "description": "coalesce only: field -> sum | min | max | first | last. Other fields keep the newest value."},
-        "storage": {"enum": list(EDGE_STORAGES), "default": DEFAULT_STORAGE,
-                    "description": "memory (default), or lmdb: a durable edge whose events survive a crash "
-                                   "or restart until their consumer has handed them on."},
+                  "description": f"{keyed} only: field -> {' | '.join(MERGE_FUNCTIONS)}. Other fields keep the "
+                                 "newest value."},
     }
-
-
-def _edge_options_v2() -> dict[str, dict[str, object]]:
-    v1 = _edge_options(1)
-    policies = ["keep_latest" if p == "latest" else p for p in EDGE_POLICIES]
-    return {
-        "capacity": v1["capacity"],
-        "policy": {"enum": policies, "default": DEFAULT_POLICY,
-                   "description": "What happens when the edge is full: block the producer, drop the "
-                                  "newest or oldest event, keep only the latest, or coalesce by key."},
-        "key": v1["key"],
-        "merge": v1["merge"],
-        "durable": {"type": "boolean", "default": False,
-                    "description": "Keep the edge's events on disk until their consumer has handed them "
-                                   "on: they survive a crash or restart."},
-    }
+    if version < v1_to_v2.TO_VERSION:
+        storages = v1_to_v2.STORAGE_TO_DURABLE
+        options["storage"] = {
+            "enum": list(storages), "default": next(name for name, durable in storages.items() if not durable),
+            "description": "memory (default), or lmdb: a durable edge whose events survive a crash "
+                           "or restart until their consumer has handed them on."}
+    else:
+        options["durable"] = {
+            "type": "boolean", "default": False,
+            "description": "Keep the edge's events on disk until their consumer has handed them "
+                           "on: they survive a crash or restart."}
+    return options
 
 
 def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, object]:
@@ -66,7 +74,8 @@ def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, o
             "type": "object",
             "properties": {
                 "node": {"type": "string", "pattern": NAME_PATTERN, "description": "The upstream node."},
-                "port": {"type": "string", "pattern": NAME_PATTERN, "description": "Its output port.", "default": "out"},
+                "port": {"type": "string", "pattern": NAME_PATTERN, "description": "Its output port.",
+                         "default": "out"},
                 **edge_reference,
             },
             "required": ["node"],
@@ -83,8 +92,8 @@ def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, o
             {"type": "object",
              "properties": {
                  "action": {"enum": list(ERROR_ACTIONS)},
-                 "attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
-                 "backoff": dict(DURATION, default="100ms"),
+                 "attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_RETRY_ATTEMPTS},
+                 "backoff": dict(DURATION, default=f"{DEFAULT_RETRY_BACKOFF_MS}ms"),
                  "then": {"enum": [a for a in ERROR_ACTIONS if a != "retry"], "default": DEFAULT_ERROR_ACTION},
              },
              "required": ["action"],
@@ -92,7 +101,9 @@ def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, o
         ]},
     }
     node_rules: list[object] = []
-    for spec in registry.specs():
+    # A type appears in the schema of the version that introduced it and every later one.
+    specs = [spec for spec in registry.specs() if spec.since <= version]
+    for spec in specs:
         defs["with." + spec.name] = spec.params
         then: dict[str, object] = {"properties": {"with": {"$ref": f"#/$defs/with.{spec.name}"}}}
         if spec.params.get("required") or spec.params.get("minProperties"):
@@ -102,7 +113,7 @@ def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, o
     defs["node"] = {
         "type": "object",
         "properties": {
-            "type": {"type": "string", "enum": registry.names(), "description": "The node type."},
+            "type": {"type": "string", "enum": [spec.name for spec in specs], "description": "The node type."},
             "from": {"$ref": "#/$defs/from"},
             "with": {"type": "object", "description": "The node type's parameters."},
             "on_error": {"$ref": "#/$defs/on_error"},

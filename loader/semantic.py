@@ -5,66 +5,35 @@ the rest), and produces the checked stage: nodes with their inputs resolved.
 """
 
 import re
-from dataclasses import dataclass, field
 
-from engine.builtin_specs import AGGREGATE
 from engine.expr import suggest
 from engine.ids import NAME_PATTERN, split_port_ref
-from engine.plan import DEFAULT_ERROR_ACTION, DEFAULT_POLICY, ERRORS_PORT
-from engine.spec import NodeSpec, SpecRegistry
+from engine.plan import DEFAULT_POLICY, ERRORS_PORT
+from engine.policies import POLICIES
+from engine.spec import SpecRegistry
 from loader.check_expressions import expression_problems
+from loader.checked import (
+    RETRY,
+    CheckedGraph,
+    CheckedInput,
+    CheckedNode,
+    dead_letters,
+    edge_options,
+    error_policy,
+    with_defaults,
+)
 from loader.document import Document, KeyPath
-from engine.durations import duration_ms
 from loader.problems import ERROR, WARNING, Problem, format_path
 from loader.schema_gen import PORT_REF_PATTERN
 
-_EDGE_KEYS = ("capacity", "policy", "key", "merge", "storage")
-_EDGE_KEYS_V2 = ("durable",)
-
-
-def _internal(options: dict[str, object]) -> dict[str, object]:
-    """Edge options in the plan's terms, whichever format version wrote them."""
-    out = dict(options)
-    if out.pop("durable", False) is True:
-        out["storage"] = "lmdb"
-    if out.get("policy") == "keep_latest":
-        out["policy"] = "latest"
-    return out
+# The edge options of the current format. (Semantic checks see an older file's own words only
+# when the schema already refused it, and it never compiles: migrations/ renames the rest.)
+_EDGE_KEYS = ("capacity", "policy", "key", "merge", "durable")
+_KEYED = [p.name for p in POLICIES.values() if p.keyed]
+_KEYED_NAMES = " or ".join(f"'{name}'" for name in _KEYED)
 UNREAD_OUTPUT = "HR070"
 _PORT_REF = re.compile(PORT_REF_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
-
-
-@dataclass(frozen=True)
-class CheckedInput:
-    node: str
-    port: str
-    options: dict[str, object]
-    path: KeyPath
-
-
-@dataclass
-class CheckedNode:
-    name: str
-    spec: NodeSpec
-    params: dict[str, object]
-    on_error: object
-    inputs: list[CheckedInput] = field(default_factory=list)
-    ports: tuple[str, ...] = ()
-
-
-@dataclass
-class CheckedGraph:
-    name: str
-    version: int
-    nodes: dict[str, CheckedNode]
-    secret_fields: tuple[str, ...] = ()
-
-
-def _dead_letters(on_error: object) -> bool:
-    if on_error == "dead_letter":
-        return True
-    return isinstance(on_error, dict) and "dead_letter" in (on_error.get("action"), on_error.get("then"))
 
 
 class _Checker:
@@ -90,36 +59,25 @@ class _Checker:
         for name, raw in raw_nodes.items():
             if not isinstance(raw, dict):
                 continue
-            spec = self.registry.get(raw.get("type")) if isinstance(raw.get("type"), str) else None
+            type_name = raw.get("type")
+            spec = self.registry.get(type_name) if isinstance(type_name, str) else None
             if spec is None:
                 continue
             params = raw.get("with", {})
             params = dict(params) if isinstance(params, dict) else {}
-            node = CheckedNode(name, spec, params, raw.get("on_error", DEFAULT_ERROR_ACTION))
-            node.ports = spec.output_ports(params) + ((ERRORS_PORT,) if _dead_letters(node.on_error) else ())
+            written_on_error = raw.get("on_error")
+            node = CheckedNode(name, spec, with_defaults(spec, params), error_policy(written_on_error))
+            node.ports = spec.output_ports(params) + ((ERRORS_PORT,) if dead_letters(node.on_error) else ())
             checked[name] = node
             self.problems.extend(expression_problems(self.doc, ("nodes", name), spec, params))
-            if spec is AGGREGATE:
-                self.window(("nodes", name, "with", "window"), params.get("window"))
-            self.on_error(("nodes", name, "on_error"), node.on_error)
+            for finding in spec.checks(spec.parse(params)):  # the type's own cross-field rules
+                self.add(finding.code, ("nodes", name, "with") + finding.path, finding.message, finding.hint,
+                         at_key=finding.at_key)
+            self.on_error(("nodes", name, "on_error"), written_on_error)
         return checked
 
-    def window(self, path: KeyPath, window: object) -> None:
-        if not isinstance(window, dict):
-            return
-        kind = window.get("type")
-        unused = {"tumbling": ("every", "gap"), "sliding": ("gap",), "session": ("size", "every")}.get(str(kind), ())
-        for key in unused:
-            if key in window:
-                self.add("HR039", path + (key,), f"'{key}' does not apply to {kind} windows",
-                         f"remove '{key}', or change the window type", at_key=True)
-        size, every = duration_ms(window.get("size")), duration_ms(window.get("every"))
-        if kind == "sliding" and size is not None and every is not None and (every > size or every == 0):
-            self.add("HR039", path + ("every",), "'every' must be greater than 0 and at most 'size'",
-                     "a sliding window starts every `every` and lasts `size`")
-
     def on_error(self, path: KeyPath, on_error: object) -> None:
-        if isinstance(on_error, dict) and on_error.get("action") != "retry":
+        if isinstance(on_error, dict) and on_error.get("action") != RETRY:
             for key in ("attempts", "backoff", "then"):
                 if key in on_error:
                     self.add("HR025", path + (key,), f"'{key}' applies only to `action: retry`",
@@ -168,7 +126,7 @@ class _Checker:
                 return None  # the schema reported its type already
             upstream, port = entry["node"], port_value
             written = self.written_options(entry)
-            options.update({k: written[k] for k in _EDGE_KEYS_V2 + _EDGE_KEYS if k in written})
+            options.update({k: written[k] for k in _EDGE_KEYS if k in written})
         else:
             return None
         target = nodes.get(upstream)
@@ -190,7 +148,7 @@ class _Checker:
             self.add("HR033", path, f"'{upstream}' has no output port '{port}'", hint)
             return None
         self.edge_options(path, options, entry)
-        return CheckedInput(upstream, port, _internal(options), path)
+        return CheckedInput(upstream, port, edge_options(options), path)
 
     def written_options(self, entry: dict[str, object]) -> dict[str, object]:
         """Version 2 groups an input's edge options in `edge:`; version 1 mixed them in."""
@@ -207,22 +165,29 @@ class _Checker:
             where = block + ("policy",) if "policy" in written else path
         else:
             where = ("defaults", "edge", "policy")
-        # A capacity beside keep_latest in the same block was surely meant; one inherited from
-        # defaults.edge, for every edge, was not (keep_latest simply keeps one event there).
-        same_block = "capacity" in written if "policy" in written else "policy" not in written and "capacity" not in written
-        if policy == "keep_latest" and "capacity" in options and same_block:
+        # A name the schema refused is checked as a policy without a key that uses its capacity.
+        rule = POLICIES.get(policy) if isinstance(policy, str) else None
+        # A capacity beside such a policy in the same block was surely meant; one inherited from
+        # defaults.edge, for every edge, was not (the policy simply ignores it there).
+        if "policy" in written:
+            same_block = "capacity" in written
+        else:
+            same_block = "capacity" not in written
+        if rule is not None and not rule.uses_capacity and "capacity" in options and same_block:
             at = block + ("capacity",) if "capacity" in written else ("defaults", "edge", "capacity")
-            self.add("HR037", at, "'capacity' has no effect with policy 'keep_latest' (it keeps one event)",
-                     "remove `capacity`, or use `policy: drop_oldest` to keep the newest N events", at_key=True)
-        if policy == "coalesce" and "key" not in options:
-            self.add("HR037", where, "policy 'coalesce' needs a 'key'",
-                     "add `key: <field>` naming the field that identifies events to merge")
-        elif policy != "coalesce":
-            for key in ("key", "merge"):
-                if key in options:
-                    key_path = block + (key,) if isinstance(entry, dict) and key in written else ("defaults", "edge", key)
-                    self.add("HR037", key_path, f"'{key}' applies only to policy 'coalesce' (policy is '{policy}')",
-                             f"remove '{key}', or set policy: coalesce", at_key=True)
+            self.add("HR037", at, f"'capacity' has no effect with policy '{policy}' ({rule.capacity_note})",
+                     rule.capacity_hint, at_key=True)
+        if rule is not None and rule.keyed:
+            if "key" not in options:
+                self.add("HR037", where, f"policy '{policy}' needs a 'key'",
+                         "add `key: <field>` naming the field that identifies events to merge")
+            return
+        for key in ("key", "merge"):
+            if key in options:
+                key_path = block + (key,) if isinstance(entry, dict) and key in written else ("defaults", "edge", key)
+                self.add("HR037", key_path,
+                         f"'{key}' applies only to policy {_KEYED_NAMES} (policy is '{policy}')",
+                         f"remove '{key}', or set policy: {_KEYED[0]}", at_key=True)
 
     def cycles(self, nodes: dict[str, CheckedNode]) -> None:
         state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -273,8 +238,5 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     checker.unconsumed(nodes)
     secrets = data.get("secret_fields")
     secret_fields = tuple(sorted({str(f) for f in secrets})) if isinstance(secrets, list) else ()
-    graph = CheckedGraph(name, version, nodes, secret_fields)
-    if not any(p.severity == ERROR for p in checker.problems):
-        for family_check in registry.graph_checks:  # e.g. GPU segments: columns and kernel types
-            checker.problems.extend(p for p in family_check(graph, doc) if isinstance(p, Problem))
-    return graph, checker.problems
+    # Node families' checks (GPU segments) run over the compiled plan: loader/findings.py.
+    return CheckedGraph(name, version, nodes, secret_fields), checker.problems

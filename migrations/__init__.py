@@ -15,11 +15,11 @@ Step = Callable[[MutableMapping[str, Any]], tuple[list[Change], list[Decision]]]
 
 # from-version -> the step to the next version
 STEPS: Final[dict[int, Step]] = {v1_to_v2.FROM_VERSION: v1_to_v2.migrate}
-LATEST: Final = 2
-VERSIONS: Final = tuple(sorted(set(STEPS) | {LATEST}))  # every version this engine reads
+CURRENT_VERSION: Final = 2  # the format files are upgraded to, and the words plans use
+SUPPORTED_VERSIONS: Final = tuple(sorted(set(STEPS) | {CURRENT_VERSION}))  # every version this engine reads
 
 
-def upgrade(document: MutableMapping[str, Any], to: int = LATEST) -> tuple[list[Change], list[Decision]]:
+def upgrade(document: MutableMapping[str, Any], to: int = CURRENT_VERSION) -> tuple[list[Change], list[Decision]]:
     changes: list[Change] = []
     decisions: list[Decision] = []
     version = document.get("version")

@@ -25,27 +25,28 @@ from migrations.change import Change, Decision, Path
 FROM_VERSION: Final = 1
 TO_VERSION: Final = 2
 EDGE_KEYS: Final = ("capacity", "policy", "key", "merge", "storage")
+# Version 1's words -> version 2's. The only place that knows both (the v1 schema reads them here).
+POLICY_RENAMES: Final = {"latest": "keep_latest"}
+STORAGE_TO_DURABLE: Final = {"memory": False, "lmdb": True}
 
 
 def _edge_block(options: MutableMapping[str, Any], path: Path, changes: list[Change],
                 decisions: list[Decision], written_at: Path | None = None) -> None:
     """Rename inside one set of edge options (already at its v2 place; `written_at` is where
     the user wrote them, for decisions)."""
-    if "storage" in options:
-        storage = options["storage"]
-        at = path + ("storage",)
-        if storage == "lmdb":
-            _replace_key(options, "storage", "durable", True)
-            changes.append(Change(at, path + ("durable",), "storage: lmdb -> durable: true",
-                                  "say what the edge promises, not which library keeps it"))
-        elif storage == "memory":
-            # Explicit, not removed: it may override `defaults.edge` making edges durable.
-            _replace_key(options, "storage", "durable", False)
-            changes.append(Change(at, path + ("durable",), "storage: memory -> durable: false",
-                                  "say what the edge promises, not which library keeps it"))
-    if options.get("policy") == "latest":
-        options["policy"] = "keep_latest"
-        changes.append(Change(path + ("policy",), path + ("policy",), "policy: latest -> keep_latest",
+    storage = options.get("storage")
+    if isinstance(storage, str) and storage in STORAGE_TO_DURABLE:
+        # `storage: memory` becomes an explicit `durable: false`, not nothing: it may override
+        # `defaults.edge` making edges durable.
+        durable = STORAGE_TO_DURABLE[storage]
+        _replace_key(options, "storage", "durable", durable)
+        changes.append(Change(path + ("storage",), path + ("durable",),
+                              f"storage: {storage} -> durable: {'true' if durable else 'false'}",
+                              "say what the edge promises, not which library keeps it"))
+    policy = options.get("policy")
+    if isinstance(policy, str) and policy in POLICY_RENAMES:
+        options["policy"] = POLICY_RENAMES[policy]
+        changes.append(Change(path + ("policy",), path + ("policy",), f"policy: {policy} -> {options['policy']}",
                               "the name says what the policy does"))
         capacity = options.get("capacity")
         if capacity is not None and capacity != 1:

@@ -3,12 +3,11 @@
 import asyncio
 import json
 import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from adapters.gpu import devices
+from adapters.gpu.config import GpuConfig
 from engine.node import Batch, Failures, NodeContext, Source
 from engine.runtime import Runtime
 from engine.spec import SOURCE, SpecRegistry, param
@@ -32,8 +31,10 @@ class GivenEvents(Source):
         return self.i < len(self.events)
 
 
-def gpu_registry() -> SpecRegistry:
-    registry = test_registry()
+def gpu_registry(setting: str = "numpy", fallback: str = "none") -> SpecRegistry:
+    """The test registry, its GPU family built for `setting` (HEADRACE_OPENCL_DEVICE) and
+    `fallback` as the command line builds it from the settings."""
+    registry = test_registry(GpuConfig(setting, fallback))
     registry.register(_spec("test.events", SOURCE, GivenEvents, {
         "events": param({"type": "string"}, "JSON list of events", "[]"),
         "per_poll": param({"type": "integer"}, "events per poll", 10)}))
@@ -47,27 +48,16 @@ def has_opencl() -> bool:
 needs_opencl = pytest.mark.skipif(not has_opencl(), reason="no OpenCL device (pip install 'headrace[gpu]')")
 
 
-@contextmanager
-def device(setting: str, fallback: str = "none") -> Iterator[None]:
-    devices.configure(devices.GpuConfig(setting, fallback))
-    try:
-        yield
-    finally:
-        devices.configure(None)
-
-
-def build(text: str, **kwargs: object) -> Runtime:
-    registry = gpu_registry()
+def build(text: str, setting: str = "numpy", fallback: str = "none", **kwargs: object) -> Runtime:
+    registry = gpu_registry(setting, fallback)
     result = load_text("g.yaml", textwrap.dedent(text), registry)
     assert result.plan is not None, [f"{p.line}:{p.column} {p.message}" for p in result.problems]
     return Runtime(result.plan, registry, **kwargs)  # type: ignore[arg-type]
 
 
 def run(text: str, setting: str = "numpy", **kwargs: object) -> tuple[Runtime, bool]:
-    with device(setting):
-        runtime = build(text, **kwargs)
-        ok = asyncio.run(runtime.run())
-    return runtime, ok
+    runtime = build(text, setting, **kwargs)
+    return runtime, asyncio.run(runtime.run())
 
 
 def recorded(name: str) -> list[dict[str, object]]:

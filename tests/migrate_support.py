@@ -1,7 +1,8 @@
 """Generated version-1 graph documents, written out as YAML or TOML in many styles with a
 numbered comment (`# c7`) in many places, for the `engine migrate` property tests."""
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import strategies as st
 

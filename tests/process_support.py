@@ -3,7 +3,8 @@ instead of sleeping a fixed time (a loaded CI machine starts Python slowly)."""
 
 import threading
 import time
-from typing import IO, Callable
+from collections.abc import Callable
+from typing import IO
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0,

@@ -3,7 +3,8 @@
 import asyncio
 import textwrap
 
-from adapters.cli.registry import default_registry
+from adapters.cli.registry import SETTINGS_DEFAULTS, default_registry
+from adapters.gpu.config import GpuConfig
 from engine.node import AsyncSink, Batch, Failures, NodeContext, Source, Transform
 from engine.runtime import Runtime
 from engine.spec import SINK, SOURCE, TRANSFORM, NodeSpec, SpecRegistry, param, params_schema
@@ -72,8 +73,8 @@ def _spec(name: str, kind: str, factory: object, props: dict[str, dict[str, obje
 INT = {"type": "integer"}
 
 
-def test_registry() -> SpecRegistry:
-    registry = default_registry().copy()
+def test_registry(gpu: GpuConfig = SETTINGS_DEFAULTS) -> SpecRegistry:
+    registry = default_registry(gpu).copy()
     registry.register(_spec("test.numbers", SOURCE, Numbers, {
         "count": param(INT, "how many", 10), "keys": param(INT, "distinct k values", 3)}))
     registry.register(_spec("test.slow", TRANSFORM, Slow, {"per_pass": param(INT, "events per pass", 1)}))

@@ -3,8 +3,8 @@
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from adapters.durable import durable_factory
 from adapters.serve.host import Host, ReloadResult

@@ -33,7 +33,7 @@ class Recorder(Failures):
 
 
 def build(params: dict, clock: ManualClock | None = None) -> Aggregate:
-    ctx = NodeContext("agg", "aggregate", params, ("out",), ErrorPolicy(), clock or ManualClock())
+    ctx = NodeContext("agg", "aggregate", AGGREGATE.parse(params), ("out",), ErrorPolicy(), clock or ManualClock())
     return make_aggregate(ctx)
 
 
@@ -461,7 +461,7 @@ def test_session_state_stays_small_with_many_keys_over_time():
 
 
 def test_invalid_window_sizes_fail_at_build_time():
-    with pytest.raises(NodeFailure, match="window.size must be a duration above 0"):
+    with pytest.raises(NodeFailure, match=r"window\.size must be a duration above 0"):
         build({"fields": {"n": "count()"}, "window": {"type": "tumbling", "size": "0s"}})
 
 

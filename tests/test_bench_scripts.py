@@ -29,7 +29,8 @@ def test_peers_bench_headrace_and_plain_agree() -> None:
 
 def test_edge_bench_covers_every_policy() -> None:
     out = run("bench/edge_bench.py", "--count", "20480", "--repeat", "1")
-    for label in ("deque extend + list drain (reference)", "block", "drop_newest", "drop_oldest", "latest", "coalesce"):
+    for label in ("deque extend + list drain (reference)", "block", "drop_newest", "drop_oldest", "keep_latest",
+                  "coalesce"):
         assert len(row(out, label)) == 4, label
 
 

@@ -61,9 +61,9 @@ def test_compiled_modules_are_not_older_than_their_source():
         spec = importlib.util.find_spec(name)
         origin = Path(spec.origin) if spec is not None and spec.origin else None
         source = ROOT / (name.replace(".", "/") + ".py")
-        if origin is not None and origin.suffix != ".py" and origin.parent == source.parent:
-            if source.stat().st_mtime > origin.stat().st_mtime:
-                stale.append(source.name)
+        compiled = origin is not None and origin.suffix != ".py" and origin.parent == source.parent
+        if compiled and source.stat().st_mtime > origin.stat().st_mtime:
+            stale.append(source.name)
     assert not stale, (
         f"engine/{', engine/'.join(stale)} changed after the compiled build, which still runs; "
         "rebuild with `pip install -e '.[dev]'`, or build with HEADRACE_MYPYC=0 to run the source"

@@ -80,7 +80,7 @@ def test_warnings_do_not_fail(cli, tmp_path):
 
 
 def test_missing_path_is_a_usage_error(cli):
-    code, out, err = cli("validate", "graphs/", "no/such/file.yaml")
+    code, _, err = cli("validate", "graphs/", "no/such/file.yaml")
     assert code == 2
     assert "no such file or directory: no/such/file.yaml" in err
 

@@ -98,7 +98,7 @@ def test_drain_leaves_nothing_behind_and_reload_restarts_it(tmp_path):
         generated = {n.name: n.events_out for n in graph.nodes}["ticks"]
         assert len(events(out)) == generated  # every generated event reached the file
         results = (await stub.Reload(pb.ReloadRequest())).results
-        assert [(r.file, r.result) for r in results] == [("g.yaml", "applied")]  # a drained graph restarts
+        assert [(r.file, r.result) for r in results] == [("g.yaml", "updated")]  # a drained graph restarts
 
     control(tmp_path, scenario)
 
@@ -110,7 +110,7 @@ def test_apply_valid_invalid_and_stale_and_remove(tmp_path):
         watcher = stub.WatchEvents(pb.WatchEventsRequest())
         first = await stub.Apply(pb.ApplyRequest(file="new.yaml", document=ticking_graph(out, "A"),
                                                  expected_plan_hash="none"))
-        assert first.result.result == "applied" and first.result.graph == "new"
+        assert first.result.result == "added" and first.result.graph == "new"
         assert (tmp_path / "graphs" / "new.yaml").read_text() == ticking_graph(out, "A")
         await s.until(lambda: events(out))
         with pytest.raises(grpc.aio.AioRpcError) as error:
@@ -125,7 +125,7 @@ def test_apply_valid_invalid_and_stale_and_remove(tmp_path):
         assert f"runs plan {first.result.plan_hash}, not the expected sha256:stale" in error.value.details()
         second = await stub.Apply(pb.ApplyRequest(file="new.yaml", document=ticking_graph(out, "B"),
                                                   expected_plan_hash=first.result.plan_hash))
-        assert second.result.result == "applied"
+        assert second.result.result == "updated"
         with pytest.raises(grpc.aio.AioRpcError) as error:  # a second file may not take a running name
             await stub.Apply(pb.ApplyRequest(file="copy.yaml", document=ticking_graph(out, "C", name="new")))
         assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
@@ -138,7 +138,7 @@ def test_apply_valid_invalid_and_stale_and_remove(tmp_path):
             seen.append((event.kind, event.file, json.loads(event.json).get("result")))
             if seen[-1][2] == "removed":
                 break
-        assert seen == [("reload", "new.yaml", "applied"), ("reload", "new.yaml", "applied"),
+        assert seen == [("reload", "new.yaml", "added"), ("reload", "new.yaml", "updated"),
                         ("reload", "new.yaml", "removed")]
 
     control(tmp_path, scenario)
@@ -171,9 +171,9 @@ def test_apply_during_a_watch_reload_reports_its_own_change(tmp_path, monkeypatc
         await asyncio.sleep(0.3)  # Apply is waiting for the reload lock
         release.set()
         reply = await apply
-        assert reply.result.result == "applied" and reply.result.plan_hash != running
-        await s.until(lambda: any(e.get("v") == "B" for e in events(out)), what="the applied graph")
-        assert [[r.result for r in batch] for batch in s.history[reloads_before:]] == [["applied"]]
+        assert reply.result.result == "updated" and reply.result.plan_hash != running
+        await s.until(lambda: any(e.get("v") == "B" for e in events(out)), what="the updated graph")
+        assert [[r.result for r in batch] for batch in s.history[reloads_before:]] == [["updated"]]
 
     control(tmp_path, scenario)
 

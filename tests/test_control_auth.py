@@ -85,22 +85,27 @@ def bad_credentials(cert, key, ca) -> str:
 def test_tls_file_problems_name_the_setting(tls_files, tmp_path):
     f = tls_files
     assert bad_credentials(f.server_cert, None, None) == (
-        "HEADRACE_CONTROL_TLS_CERT is set but HEADRACE_CONTROL_TLS_KEY is not: TLS needs both the certificate and its key")
+        "HEADRACE_CONTROL_TLS_CERT is set but HEADRACE_CONTROL_TLS_KEY is not: "
+        "TLS needs both the certificate and its key")
     assert bad_credentials(None, f.server_key, f.ca) == (
-        "HEADRACE_CONTROL_TLS_KEY is set but HEADRACE_CONTROL_TLS_CERT is not: TLS needs both the certificate and its key")
+        "HEADRACE_CONTROL_TLS_KEY is set but HEADRACE_CONTROL_TLS_CERT is not: "
+        "TLS needs both the certificate and its key")
     assert bad_credentials(None, None, f.ca) == (
         "HEADRACE_CONTROL_CLIENT_CA is set but HEADRACE_CONTROL_TLS_CERT and HEADRACE_CONTROL_TLS_KEY are not: "
         "mutual TLS needs the server's own certificate and key too")
     missing = tmp_path / "missing.pem"
     assert bad_credentials(missing, f.server_key, None) == f"HEADRACE_CONTROL_TLS_CERT: no such file: {missing}"
     assert bad_credentials(f.server_cert, missing, None) == f"HEADRACE_CONTROL_TLS_KEY: no such file: {missing}"
-    assert bad_credentials(f.server_cert, f.server_key, missing) == f"HEADRACE_CONTROL_CLIENT_CA: no such file: {missing}"
+    assert bad_credentials(f.server_cert, f.server_key, missing) == (
+        f"HEADRACE_CONTROL_CLIENT_CA: no such file: {missing}")
     assert bad_credentials(tmp_path, f.server_key, None) == (
         f"HEADRACE_CONTROL_TLS_CERT: {tmp_path} is a directory; name a PEM certificate file")
     assert bad_credentials(f.server_key, f.server_key, None) == (
-        f"HEADRACE_CONTROL_TLS_CERT: {f.server_key} is not a PEM certificate (no '-----BEGIN ...CERTIFICATE-----' block)")
+        f"HEADRACE_CONTROL_TLS_CERT: {f.server_key} is not a PEM certificate "
+        "(no '-----BEGIN ...CERTIFICATE-----' block)")
     assert bad_credentials(f.server_cert, f.server_cert, None) == (
-        f"HEADRACE_CONTROL_TLS_KEY: {f.server_cert} is not a PEM private key (no '-----BEGIN ...PRIVATE KEY-----' block)")
+        f"HEADRACE_CONTROL_TLS_KEY: {f.server_cert} is not a PEM private key "
+        "(no '-----BEGIN ...PRIVATE KEY-----' block)")
     assert bad_credentials(f.server_cert, f.client_key, None) == (
         f"HEADRACE_CONTROL_TLS_KEY: {f.client_key} is not the key of the certificate in {f.server_cert}")
     garbled = tmp_path / "garbled.pem"

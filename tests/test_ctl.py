@@ -30,7 +30,8 @@ OTHER_HASH = "sha256:0c77e1b2f3aa" + "1" * 52
 PROBLEM = "orders_etl.yaml:21:11: HR032 unknown node 'cleand' in from"
 
 
-def _result(file: str, graph: str, result: str, plan_hash: str = HASH, problems: tuple[str, ...] = ()) -> pb.ReloadResult:
+def _result(file: str, graph: str, result: str, plan_hash: str = HASH,
+            problems: tuple[str, ...] = ()) -> pb.ReloadResult:
     return pb.ReloadResult(file=file, graph=graph, result=result, plan_hash=plan_hash, problems=list(problems))
 
 
@@ -107,7 +108,7 @@ class FakeControl(control_pb2_grpc.ControlServicer):
         if request.expected_plan_hash not in ("", HASH):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"{request.file} runs plan {HASH}, not the expected {request.expected_plan_hash}")
-        return pb.ApplyResponse(result=_result(request.file, "alerts", "applied"))
+        return pb.ApplyResponse(result=_result(request.file, "alerts", "updated"))
 
     def Remove(self, request, context):
         self._enter("Remove", request, context)
@@ -128,7 +129,7 @@ class FakeControl(control_pb2_grpc.ControlServicer):
     def WatchEvents(self, request, context):
         self._enter("WatchEvents", request, context)
         yield pb.EngineEvent(time=LOADED_AT + 0.25, kind="reload", graph="alerts", file="alerts.yaml",
-                             detail="alerts.yaml: applied", json='{"result":"applied"}')
+                             detail="alerts.yaml: updated", json='{"result":"updated"}')
         yield pb.EngineEvent(time=LOADED_AT + 1, kind="state", graph="alerts", file="alerts.yaml",
                              detail="alerts/by_severity: paused", json='{"paused":true}')
         while self.follow.is_set() and context.is_active():  # the Ctrl-C test: an endless stream
@@ -138,7 +139,7 @@ class FakeControl(control_pb2_grpc.ControlServicer):
 
 
 SUMMARIES = [
-    pb.GraphSummary(name="alerts", file="alerts.yaml", state="running", plan_hash=HASH, last_result="applied",
+    pb.GraphSummary(name="alerts", file="alerts.yaml", state="running", plan_hash=HASH, last_result="updated",
                     last_reload_at=LOADED_AT, loaded_at=LOADED_AT),
     pb.GraphSummary(name="orders_etl", file="orders_etl.yaml", state="failed", plan_hash=OTHER_HASH,
                     last_result="rejected", last_reload_at=LOADED_AT + 60, loaded_at=LOADED_AT - 3600,
@@ -194,7 +195,7 @@ def test_status_is_a_table_of_graphs(ctl):
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "GRAPH       FILE             STATE    LAST RESULT  PLAN                 LOADED AT",
-        "alerts      alerts.yaml      running  applied      sha256:9d1c0e1b4a2f  2026-05-01T12:00:03Z",
+        "alerts      alerts.yaml      running  updated      sha256:9d1c0e1b4a2f  2026-05-01T12:00:03Z",
         "orders_etl  orders_etl.yaml  failed   rejected     sha256:0c77e1b2f3aa  2026-05-01T11:00:03Z",
     ]
 
@@ -205,8 +206,9 @@ def test_status_json_is_the_message_with_every_field(ctl):
     graphs = json.loads(out)["graphs"]
     assert [g["name"] for g in graphs] == ["alerts", "orders_etl"]
     assert graphs[0] == {"name": "alerts", "file": "alerts.yaml", "state": "running", "plan_hash": HASH,
-                         "last_result": "applied", "last_reload_at": LOADED_AT, "loaded_at": LOADED_AT,
-                         "problems": []}
+                         "last_result": "updated", "last_reload_at": LOADED_AT, "loaded_at": LOADED_AT,
+                         "problems": [], "last_nodes": {"kept": [], "replaced": [], "added": [], "removed": [],
+                                                        "whole_swap": ""}}
 
 
 def test_status_of_one_graph_in_full(ctl):
@@ -220,7 +222,7 @@ def test_status_of_one_graph_in_full(ctl):
         "  state:       running",
         f"  plan:        {HASH}",
         "  loaded at:   2026-05-01T12:00:03Z",
-        "  last result: applied at 2026-05-01T12:00:03Z",
+        "  last result: updated at 2026-05-01T12:00:03Z",
     ]
     assert lines[7:] == [
         "NODE         TYPE         STATE      IN   OUT  ERRORS",
@@ -281,7 +283,8 @@ def test_address_comes_from_the_environment_and_options_go_before_or_after_the_v
 def test_a_slow_answer_is_a_timeout_not_unreachable(ctl):
     code, _, err = ctl("--timeout", "0.1", "status", "slow")
     assert code == 1
-    assert err == f"engine: error: no answer from the control plane at {ctl.address} within 0.1 s; try a longer --timeout\n"
+    assert err == (f"engine: error: no answer from the control plane at {ctl.address} within 0.1 s; "
+                   "try a longer --timeout\n")
 
 
 def test_the_token_is_sent_as_bearer_metadata(ctl, monkeypatch):
@@ -314,7 +317,8 @@ def test_pause_and_resume_say_what_happened(ctl):
 
 def test_drain_exits_1_when_events_remain(ctl):
     assert ctl("drain", "alerts") == (0, "graph 'alerts': drained\n", "")
-    assert ctl("drain", "orders_etl", "--timeout", "2.5") == (1, "graph 'orders_etl': timed out, 120 events remain\n", "")
+    timed_out = "graph 'orders_etl': timed out, 120 events remain\n"
+    assert ctl("drain", "orders_etl", "--timeout", "2.5") == (1, timed_out, "")
     assert [r.timeout_s for _, r, _ in ctl.fake.calls] == [0.0, 2.5]
 
 
@@ -331,7 +335,7 @@ def test_reload_prints_each_file_and_exits_1_on_a_rejected_one(ctl):
 def test_apply_sends_the_file_under_its_base_name(ctl, tmp_path):
     graph = tmp_path / "alerts.yaml"
     graph.write_text("version: 1\nnodes: {}\n")
-    assert ctl("apply", str(graph)) == (0, "alerts.yaml: applied (graph 'alerts', plan sha256:9d1c0e1b4a2f)\n", "")
+    assert ctl("apply", str(graph)) == (0, "alerts.yaml: updated (graph 'alerts', plan sha256:9d1c0e1b4a2f)\n", "")
     assert ctl("apply", str(graph), "--as", "paging.yaml", "--expect", HASH)[0] == 0
     requests = [r for _, r, _ in ctl.fake.calls]
     assert [(r.file, r.document, r.expected_plan_hash) for r in requests] == [
@@ -377,7 +381,8 @@ def test_tap_prints_each_event_and_stops_at_the_limit(ctl):
 def test_tap_json_carries_the_edge_and_time(ctl):
     code, out, _ = ctl("tap", "alerts", "incidents->by_severity", "--limit", "1", "--json")
     assert code == 0
-    assert json.loads(out) == {"edge": "incidents->by_severity", "time": LOADED_AT, "json": {"n": 0, "severity": "high"}}
+    event = {"n": 0, "severity": "high"}
+    assert json.loads(out) == {"edge": "incidents->by_severity", "time": LOADED_AT, "json": event}
 
 
 def test_a_tap_the_server_ends_says_so(ctl):
@@ -391,12 +396,12 @@ def test_tap_of_an_unknown_graph_exits_1(ctl):
 
 def test_events_one_line_each_or_json_lines(ctl):
     assert ctl("events") == (0, (
-        "2026-05-01T12:00:03.250Z reload alerts alerts.yaml: applied\n"
+        "2026-05-01T12:00:03.250Z reload alerts alerts.yaml: updated\n"
         "2026-05-01T12:00:04.000Z state alerts alerts/by_severity: paused\n"),
         "engine: info: the engine ended the event stream\n")
     code, out, _ = ctl("events", "--json")
     records = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and [r["json"] for r in records] == [{"result": "applied"}, {"paused": True}]
+    assert code == 0 and [r["json"] for r in records] == [{"result": "updated"}, {"paused": True}]
     assert records[0]["kind"] == "reload" and records[0]["file"] == "alerts.yaml"
 
 
@@ -413,7 +418,8 @@ def test_usage_errors_exit_2(ctl):
     assert ctl("status", "--timeout", "0")[0] == 2
     assert ctl("tap", "alerts", "a->b", "--limit", "-1")[0] == 2
     code, _, err = ctl("status", "--cert", "client.pem")
-    assert code == 2 and err == "engine: error: --cert and --key go together (the client certificate and its private key)\n"
+    assert code == 2
+    assert err == "engine: error: --cert and --key go together (the client certificate and its private key)\n"
 
 
 def test_mutual_tls(cli, monkeypatch, tls_files):  # noqa: F811 (the fixture)

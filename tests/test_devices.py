@@ -1,5 +1,6 @@
 """OpenCL devices: listing, choosing a backend from HEADRACE_OPENCL_DEVICE / _FALLBACK, `engine devices`."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 from adapters.gpu import devices as dev
-from adapters.gpu.devices import Choice, DeviceError, DeviceInfo, GpuConfig, choose
+from adapters.gpu.devices import Choice, DeviceError, DeviceInfo, choose
 from tests.conftest import ROOT
 
 
@@ -25,7 +26,7 @@ MACHINE = [POCL_CPU, GPU]
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
-    """No cached devices, queues or configuration, and no GPU settings from the environment."""
+    """No cached devices or queues, and no GPU settings from the environment."""
     for name in ("HEADRACE_OPENCL_DEVICE", "HEADRACE_OPENCL_FALLBACK", "HEADRACE_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     dev.clear_cache()
@@ -54,7 +55,7 @@ def pocl_device() -> DeviceInfo:
 def test_list_devices_finds_the_pocl_cpu_device():
     device = pocl_device()
     assert device.kind == "cpu" and device.fp64
-    assert device.compute_units >= 1 and device.global_mem_bytes > 0 and 0 < device.max_alloc_bytes
+    assert device.compute_units >= 1 and device.global_mem_bytes > 0 and device.max_alloc_bytes > 0
     assert device.opencl_version.startswith("OpenCL ") and device.name == device.name.strip()
     listed = dev.list_devices()
     assert [d.index for d in listed] == list(range(len(listed)))
@@ -102,7 +103,8 @@ def test_without_a_platform_there_are_no_devices(monkeypatch):
 # -- choose() on made-up machines -------------------------------------------------------------
 
 def test_auto_prefers_a_gpu():
-    assert choose("auto", devices=MACHINE) == Choice("opencl", GPU, "auto: the first GPU, NVIDIA CUDA / GeForce RTX 4090")
+    first_gpu = Choice("opencl", GPU, "auto: the first GPU, NVIDIA CUDA / GeForce RTX 4090")
+    assert choose("auto", devices=MACHINE) == first_gpu
     assert choose(" AUTO ", devices=[POCL_CPU, APPLE, GPU]).device == APPLE
 
 
@@ -137,7 +139,8 @@ def test_cpu():
     assert message.startswith("HEADRACE_OPENCL_DEVICE=cpu, but there is no OpenCL CPU device (1 device: "
                               "1: NVIDIA CUDA / GeForce RTX 4090)")
     fallen = choose("cpu", "numpy", devices=[GPU])
-    assert fallen.backend == "numpy" and fallen.reason.endswith("running on NumPy as HEADRACE_OPENCL_FALLBACK=numpy allows")
+    assert fallen.backend == "numpy"
+    assert fallen.reason.endswith("running on NumPy as HEADRACE_OPENCL_FALLBACK=numpy allows")
     refusal("cpu", "numpy", need_opencl=True, devices=[GPU])  # NumPy cannot stand in for OpenCL C
 
 
@@ -193,32 +196,11 @@ def test_without_pyopencl(monkeypatch):
     monkeypatch.setattr(dev, "list_devices", list)
     assert choose("auto") == Choice("numpy", None, "auto: PyOpenCL is not installed (pip install 'headrace[gpu]'); "
                                                    "running on NumPy")
-    assert refusal("cpu") == "HEADRACE_OPENCL_DEVICE=cpu needs PyOpenCL, which is not installed; pip install 'headrace[gpu]'"
+    assert refusal("cpu") == ("HEADRACE_OPENCL_DEVICE=cpu needs PyOpenCL, which is not installed; "
+                              "pip install 'headrace[gpu]'")
     assert refusal("GeForce").startswith("HEADRACE_OPENCL_DEVICE=GeForce needs PyOpenCL")
     assert choose("0", "numpy").backend == "numpy"
     assert refusal("auto", need_opencl=True).startswith("opencl.kernel needs an OpenCL device and none was found")
-
-
-# -- the configuration ------------------------------------------------------------------------
-
-def test_current_config_reads_the_settings(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    assert dev.current_config() == GpuConfig("auto", "none")
-    dev.configure(None)
-    monkeypatch.setenv("HEADRACE_OPENCL_DEVICE", " GeForce ")
-    monkeypatch.setenv("HEADRACE_OPENCL_FALLBACK", "numpy")
-    assert dev.current_config() == GpuConfig("GeForce", "numpy")
-    monkeypatch.setenv("HEADRACE_OPENCL_DEVICE", "cpu")
-    assert dev.current_config().device == "GeForce"  # read once
-    dev.configure(GpuConfig("1"))
-    assert dev.current_config() == GpuConfig("1", "none")
-
-
-def test_current_config_reports_invalid_settings(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HEADRACE_OPENCL_FALLBACK", "maybe")
-    with pytest.raises(DeviceError, match=r"^HEADRACE_OPENCL_FALLBACK: must be none or numpy \(got 'maybe'\)$"):
-        dev.current_config()
 
 
 # -- engine devices ---------------------------------------------------------------------------
@@ -248,7 +230,10 @@ def test_engine_devices_json():
     assert (code, err) == (0, "")
     shown = json.loads(out)
     assert shown["pyopencl"] is True
-    assert DeviceInfo(**shown["devices"][device.index]) == device
+    # PoCL sizes its memory from what the machine has free, which other processes change.
+    sizes = {"global_mem_bytes": 0, "max_alloc_bytes": 0}
+    assert dataclasses.replace(DeviceInfo(**shown["devices"][device.index]), **sizes) == \
+        dataclasses.replace(device, **sizes)
     assert shown["setting"] == {"opencl_device": "auto", "opencl_fallback": "none"}
     assert set(shown["choice"]) == {"backend", "device", "reason"}
 
@@ -284,10 +269,10 @@ def test_engine_devices_without_pyopencl(cli, monkeypatch):
         0, "no OpenCL devices: PyOpenCL is not installed (pip install 'headrace[gpu]'); segments run on NumPy\n", "")
     assert json.loads(cli("devices", "--format", "json")[1])["choice"]["backend"] == "numpy"
     monkeypatch.setenv("HEADRACE_OPENCL_DEVICE", "cpu")
-    dev.configure(None)
     assert cli("devices") == (
         2, "no OpenCL devices: PyOpenCL is not installed (pip install 'headrace[gpu]')\n",
-        "engine: error: HEADRACE_OPENCL_DEVICE=cpu needs PyOpenCL, which is not installed; pip install 'headrace[gpu]'\n")
+        "engine: error: HEADRACE_OPENCL_DEVICE=cpu needs PyOpenCL, which is not installed; "
+        "pip install 'headrace[gpu]'\n")
 
 
 def test_engine_devices_without_a_platform(cli, monkeypatch):

@@ -159,8 +159,8 @@ def test_the_health_check_asks_a_running_engine_without_the_token(tmp_path):
     base = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_")}
     base.update(PYTHONPATH=str(ROOT), PATH=f"{bin_dir}{os.pathsep}{base.get('PATH', '')}")
     serve = subprocess.Popen([sys.executable, "-m", "adapters.cli.main", "serve", "graphs"], cwd=tmp_path,
-                             env=dict(base, HEADRACE_CONTROL_ADDRESS=f"127.0.0.1:{port}", HEADRACE_CONTROL_TOKEN="t0ken",
-                                      HEADRACE_STATE_DIR=str(tmp_path / "state")),
+                             env=dict(base, HEADRACE_CONTROL_ADDRESS=f"127.0.0.1:{port}",
+                                      HEADRACE_CONTROL_TOKEN="t0ken", HEADRACE_STATE_DIR=str(tmp_path / "state")),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     container_env = dict(base, HEADRACE_CONTROL_ADDRESS=f"0.0.0.0:{port}")  # as the image sets it
 

@@ -37,7 +37,7 @@ def test_node_reference_example_validates(name, registry):
     """Each spec's example, placed in a graph with stand-in neighbours, is valid."""
     spec = registry.get(name)
     node = YAML(typ="safe").load(spec.example)
-    graph = {"version": 1, "nodes": {"example": node}}
+    graph = {"version": spec.since, "nodes": {"example": node}}  # the first format with the type
     sources = node.get("from", [])
     for ref in sources if isinstance(sources, list) else [sources]:
         upstream = ref["node"] if isinstance(ref, dict) else split_port_ref(ref)[0]

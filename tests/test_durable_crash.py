@@ -6,6 +6,7 @@ order per edge, and the duplicates a crash can cause stay within one batch per e
 HEADRACE_CRASH_RUNS sets the number of kills (20 by default).
 """
 
+import itertools
 import json
 import os
 import random
@@ -67,5 +68,5 @@ def test_kill_9_at_random_points_loses_nothing_and_duplicates_at_most_a_batch(tm
     assert set(values) == set(range(COUNT))  # nothing lost
     assert len(values) - COUNT <= killed * EDGES * BATCH  # duplicates: at most a batch per edge per crash
     assert torn <= killed
-    for before, after in zip(values, values[1:]):  # in order, apart from a replay after a crash
+    for before, after in itertools.pairwise(values):  # in order, apart from a replay after a crash
         assert after == before + 1 or 0 <= before - after < EDGES * BATCH, (before, after)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from adapters.lmdb_edge import LmdbEdge
 from adapters.lmdb_store import LmdbStore
 from engine.edges import Edge, merge_events
-from engine.plan import EDGE_POLICIES, EdgePlan
+from engine.plan import EdgePlan
+from engine.policies import POLICY_NAMES
 
 MakeEdge = Callable[..., Edge]
 
@@ -36,7 +37,7 @@ def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
     def durable(policy: str, capacity: int = 3, key: tuple[str, ...] = (),
                 merge: tuple[tuple[str, str], ...] = ()) -> Edge:
-        plan = EdgePlan("a->b", "a", "out", "b", capacity, policy, key, merge, storage="lmdb")
+        plan = EdgePlan("a->b", "a", "out", "b", capacity, policy, key, merge, durable=True)
         return LmdbEdge(plan, store, f"g{next(graphs)}")
     yield durable
     store.close()
@@ -85,7 +86,7 @@ def test_drop_oldest_keeps_the_newest(edge: MakeEdge):
 
 
 def test_latest_keeps_only_the_newest_undelivered_event(edge: MakeEdge):
-    e = edge("latest", capacity=100)
+    e = edge("keep_latest", capacity=100)
     e.offer([ev(0), ev(1)])
     e.offer([ev(2)])
     assert e.depth == 1
@@ -152,7 +153,7 @@ def test_merge_keeps_a_value_when_the_other_side_lacks_it():
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    policy=st.sampled_from(EDGE_POLICIES),
+    policy=st.sampled_from(POLICY_NAMES),
     capacity=st.integers(1, 8),
     steps=st.lists(st.tuples(st.booleans(), st.integers(0, 12)), max_size=40),
 )

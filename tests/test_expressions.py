@@ -94,7 +94,8 @@ def test_escape_refused_in_a_graph_with_its_place(source, registry):
 
 
 def test_error_columns_point_into_the_value(registry):
-    text = 'version: 1\nnodes:\n  a: {type: file.read, with: {path: x}}\n  b: {type: filter, from: a, with: {where: "amount > 1 and lowr(x)"}}\n'
+    text = 'version: 1\nnodes:\n  a: {type: file.read, with: {path: x}}\n'
+    text += '  b: {type: filter, from: a, with: {where: "amount > 1 and lowr(x)"}}\n'
     text += "  c: {type: 'null', from: b}\n"
     [problem] = load_text("g.yaml", text, registry).problems
     assert (problem.code, problem.line, problem.column) == ("HR042", 4, 60)
@@ -109,9 +110,9 @@ def test_plain_scalar_column(registry):
     assert (problem.code, problem.line, problem.column) == ("HR044", 8, 16)
 
 
-def test_arity_is_checked():
+def test_argument_count_is_checked():
     [error] = expr.check("lower(a, b)")
-    assert error.kind == expr.ARITY
+    assert error.kind == expr.WRONG_ARGUMENT_COUNT
     assert error.message == "lower() takes 1 argument, got 2"
 
 

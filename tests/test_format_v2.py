@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.cli.registry import default_registry
-from adapters.serve.host import APPLIED, UNCHANGED
+from adapters.serve.vocabulary import ADDED, UNCHANGED
 from loader.api import load_text
 from tests.serve_support import Serving, events, ticking_graph, write_atomically
 
@@ -50,8 +50,13 @@ def test_a_version_1_file_and_its_version_2_twin_compile_to_the_same_plan():
     assert old.migrated_from == 1 and new.migrated_from == 0
     assert old.plan is not None and new.plan is not None
     assert old.plan.to_json() == new.plan.to_json()
-    edges = {e.id: (e.policy, e.storage, e.capacity) for e in new.plan.edges}
-    assert edges == {"g->m": ("latest", "lmdb", 1024), "m->o": ("drop_oldest", "memory", 4)}
+    edges = {e.id: (e.policy, e.durable, e.capacity) for e in new.plan.edges}
+    assert edges == {"g->m": ("keep_latest", True, 1024), "m->o": ("drop_oldest", False, 4)}
+    # The plan speaks the current format's words, whichever version the file was written in.
+    body = old.plan.body()["edges"]
+    assert body["g->m"] == {"from_node": "g", "from_port": "out", "to_node": "m", "capacity": 1024,
+                            "policy": "keep_latest", "durable": True}
+    assert "durable" not in body["m->o"]
 
 
 def test_problems_in_an_upgraded_file_name_the_lines_and_paths_as_written():
@@ -83,13 +88,13 @@ def test_serve_runs_mixed_versions_and_a_migrated_file_is_an_unchanged_reload(tm
 
     async def scenario():
         async with Serving(graphs) as s:
-            assert s.results("old.yaml") == [APPLIED] and s.results("new.yaml") == [APPLIED]
+            assert s.results("old.yaml") == [ADDED] and s.results("new.yaml") == [ADDED]
             running = s.running("old.yaml")
             migrated = old.replace("version: 1", "version: 2").replace(
                 "from: {node: ticks, capacity: 64}", "from: {node: ticks, edge: {capacity: 64}}")
             write_atomically(graphs / "old.yaml", migrated)
             await s.until(lambda: len(s.results("old.yaml")) == 2)
-            assert s.results("old.yaml") == [APPLIED, UNCHANGED] and s.running("old.yaml") is running
+            assert s.results("old.yaml") == [ADDED, UNCHANGED] and s.running("old.yaml") is running
             await s.until(lambda: events(tmp_path / "b.jsonl"))
 
     asyncio.run(scenario())
@@ -154,7 +159,7 @@ def test_a_valid_version_1_graph_upgrades_to_a_valid_version_2_graph_with_the_sa
     old = load(json.dumps(graph))
     assert old.plan is not None and not [p for p in old.problems if p.severity == "error"]
     upgraded = copy.deepcopy(graph)
-    changes, decisions = upgrade(upgraded)
+    _, decisions = upgrade(upgraded)
     assert decisions == [] and upgraded["version"] == 2
     new = load(json.dumps(upgraded))
     assert new.problems == [] and new.migrated_from == 0

@@ -100,9 +100,10 @@ def test_fused_chains_match_the_nodes_run_one_by_one(head, count, steps, last, o
 
 
 def chains_of(text: str) -> list[list[str]]:
-    result = load_text("g.yaml", text, registry())
+    specs = registry()
+    result = load_text("g.yaml", text, specs)
     assert result.plan is not None, [p.message for p in result.problems]
-    return ChainFinder(result.plan).chains()
+    return ChainFinder(result.plan, specs).chains()
 
 
 def test_the_reference_pipeline_is_one_chain():

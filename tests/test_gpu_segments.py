@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from adapters.gpu import devices
 from engine.node import NodeFailure
-from tests.gpu_support import build, device, events_param, needs_opencl, recorded, run
+from tests.gpu_support import build, events_param, needs_opencl, recorded, run
 
 BACKENDS = ["numpy", pytest.param("cpu", marks=needs_opencl)]
 
@@ -71,11 +71,12 @@ def _cond(depth: int) -> st.SearchStrategy[str]:
     # Exact operations only: a condition on an inexact function result could sit on a
     # rounding boundary, where backends may legitimately differ by one ulp.
     exact = st.sampled_from(["a", "b", "n", "m", "(a + b)", "(n * m)", "(a - n)", "1"])
-    compare = st.builds(lambda x, op, y: f"{x} {op} {y}", exact, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), exact)
+    operators = st.sampled_from(["<", "<=", ">", ">=", "==", "!="])
+    compare = st.builds(lambda x, op, y: f"{x} {op} {y}", exact, operators, exact)
     if depth == 0:
         return compare
-    return st.one_of(compare, st.builds(lambda x, op, y: f"({x} {op} {y})", compare, st.sampled_from(["and", "or"]), compare),
-                     compare.map(lambda c: f"not ({c})"))
+    both = st.builds(lambda x, op, y: f"({x} {op} {y})", compare, st.sampled_from(["and", "or"]), compare)
+    return st.one_of(compare, both, compare.map(lambda c: f"not ({c})"))
 
 
 _STEPS = st.lists(st.one_of(
@@ -107,9 +108,10 @@ def _chain(steps: list[tuple[str, object]], gpu: bool) -> tuple[str, str]:
 def _known_columns(steps: list[tuple[str, object]]) -> bool:
     """Later steps read x and y only after a map set them (validation refuses otherwise)."""
     known = set(COLUMNS)
-    for kind, arg in steps:
+    for _, arg in steps:
         text = " ".join(arg.values()) if isinstance(arg, dict) else str(arg)
-        if ("x" in text.replace("exp", "").replace("max", "") and "x" not in known) or ("y" in text and "y" not in known):
+        reads_x = "x" in text.replace("exp", "").replace("max", "")
+        if (reads_x and "x" not in known) or ("y" in text and "y" not in known):
             return False
         if isinstance(arg, dict):
             known |= set(arg)
@@ -159,8 +161,9 @@ def test_missing_and_mistyped_fields_are_dead_letters_and_the_rest_goes_on(backe
 """
     runtime, ok = run(graph(MIXED, body, "", "conv"), backend)
     assert ok
-    assert [(e["id"], e["f"], e["r"]) for e in recorded("sink")] == [(0, 68.0, 100.0), (5, 50.0, 100 / 3)] or \
-        [(e["id"], round(e["f"], 3), round(e["r"], 4)) for e in recorded("sink")] == [(0, 68.0, 100.0), (5, 50.0, 33.3333)]
+    exact = [(e["id"], e["f"], e["r"]) for e in recorded("sink")]
+    rounded = [(e["id"], round(e["f"], 3), round(e["r"], 4)) for e in recorded("sink")]
+    assert exact == [(0, 68.0, 100.0), (5, 50.0, 100 / 3)] or rounded == [(0, 68.0, 100.0), (5, 50.0, 33.3333)]
     dead = {e["event"]["id"]: e["error"] for e in recorded("dead")}  # type: ignore[index]
     assert dead == {
         1: "field 't' is text, not a number (a float32 column)",
@@ -278,11 +281,12 @@ def test_reduce_by_key_per_batch(backend: str) -> None:
 
 
 def test_reduce_per_window_emits_when_the_window_closes() -> None:
+    import numpy as np
+
     from adapters.gpu.numpy_backend import Partials
     from adapters.gpu.program import build_program
     from adapters.gpu.reduce_window import ReduceTotals
     from engine.durations import duration_ms
-    import numpy as np
     program = build_program([("r", "opencl.reduce", {"columns": {"v": "int32"}, "window": "10s",
                                                      "fields": {"s": "sum(v)", "n": "count()"}})], duration_ms)
     totals = ReduceTotals(program.reduce)  # type: ignore[arg-type]
@@ -309,16 +313,14 @@ SIMPLE = """
 
 def test_auto_without_a_gpu_runs_on_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(devices, "list_devices", lambda: [])
-    with device("auto"):
-        runtime = build(graph([{"t": 1.0}], SIMPLE, "", "conv"))
+    runtime = build(graph([{"t": 1.0}], SIMPLE, "", "conv"), "auto")
     [segment] = [s.segment for s in runtime.segments if hasattr(s.segment, "program")]
     assert segment.placement.startswith("NumPy")  # type: ignore[attr-defined]
 
 
 @needs_opencl
 def test_cpu_setting_runs_on_the_opencl_cpu_device() -> None:
-    with device("cpu"):
-        runtime = build(graph([{"t": 1.0}], SIMPLE, "", "conv"))
+    runtime = build(graph([{"t": 1.0}], SIMPLE, "", "conv"), "cpu")
     [segment] = [s.segment for s in runtime.segments if hasattr(s.segment, "program")]
     assert segment.placement.startswith("OpenCL on")  # type: ignore[attr-defined]
 
@@ -326,8 +328,8 @@ def test_cpu_setting_runs_on_the_opencl_cpu_device() -> None:
 def test_float64_on_a_device_without_it_is_refused_before_running(monkeypatch: pytest.MonkeyPatch) -> None:
     apple = devices.DeviceInfo(0, "Apple", "Apple M2", "gpu", False, 8 << 30, 2 << 30, 10, "OpenCL 1.2", "Apple")
     monkeypatch.setattr(devices, "list_devices", lambda: [apple])
-    with device("auto"), pytest.raises(NodeFailure) as failure:
-        build(graph([{"t": 1.0}], SIMPLE, "", "conv"))
+    with pytest.raises(NodeFailure) as failure:
+        build(graph([{"t": 1.0}], SIMPLE, "", "conv"), "auto")
     message = str(failure.value)
     assert "'conv'" in message and "cl_khr_fp64" in message and "float32" in message
 
@@ -335,8 +337,7 @@ def test_float64_on_a_device_without_it_is_refused_before_running(monkeypatch: p
 def test_float64_without_it_runs_on_numpy_when_fallback_allows(monkeypatch: pytest.MonkeyPatch) -> None:
     apple = devices.DeviceInfo(0, "Apple", "Apple M2", "gpu", False, 8 << 30, 2 << 30, 10, "OpenCL 1.2", "Apple")
     monkeypatch.setattr(devices, "list_devices", lambda: [apple])
-    with device("auto", "numpy"):
-        runtime = build(graph([{"t": 1.0}], SIMPLE, "", "conv"))
+    runtime = build(graph([{"t": 1.0}], SIMPLE, "", "conv"), "auto", "numpy")
     [segment] = [s.segment for s in runtime.segments if hasattr(s.segment, "program")]
     assert segment.placement.startswith("NumPy")  # type: ignore[attr-defined]
 
@@ -359,8 +360,8 @@ def kernel_node(source: str) -> str:
 
 def test_a_kernel_node_on_numpy_is_refused_with_the_fix() -> None:
     body = kernel_node("y = x * 2.0f;")
-    with device("numpy"), pytest.raises(NodeFailure) as failure:
-        build(graph([{"x": 1.0}], body, "", "k"))
+    with pytest.raises(NodeFailure) as failure:
+        build(graph([{"x": 1.0}], body, "", "k"), "numpy")
     assert "opencl.kernel" in str(failure.value) and "HEADRACE_OPENCL_DEVICE" in str(failure.value)
 
 
@@ -382,8 +383,8 @@ def test_a_kernel_node_runs_user_opencl_c_fused_with_a_map() -> None:
 @needs_opencl
 def test_a_driver_build_error_names_the_node_and_line() -> None:
     body = kernel_node("y = x *;")
-    with device("cpu"), pytest.raises(NodeFailure) as failure:
-        build(graph([{"x": 1.0}], body, "", "k"))
+    with pytest.raises(NodeFailure) as failure:
+        build(graph([{"x": 1.0}], body, "", "k"), "cpu")
     assert "'k'" in str(failure.value) and "y = x *;" in str(failure.value)
 
 
@@ -413,7 +414,8 @@ def test_the_example_graph_computes_per_sensor_totals(backend: str, tmp_path: "o
     done = subprocess.run([sys.executable, "-m", "adapters.cli.main", "run", str(root / "graphs/sensor_scores.yaml")],
                           capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
     assert done.returncode == 0, done.stderr
-    got = {e["sensor"]: (e["readings"], e["hottest_f"], e["mean_score"]) for e in map(json.loads, done.stdout.splitlines())}
+    rows = map(json.loads, done.stdout.splitlines())
+    got = {e["sensor"]: (e["readings"], e["hottest_f"], e["mean_score"]) for e in rows}
     want = _example_expected()
     assert got.keys() == want.keys() and len(got) == 16
     for sensor, (n, hot, score) in want.items():
@@ -437,16 +439,16 @@ def test_a_tap_on_a_link_inside_a_segment_sees_the_events_crossing_it(backend: s
         with: {where: "f > 3"}
 """
     seen: list[dict[str, object]] = []
-    with device(backend):
-        runtime = build(graph([{"t": 1.0}, {"t": 2.0}, {"t": 3.0}], body, "", "hot"))
-        runtime.controls.tap("conv->hot", seen.extend)
-        assert asyncio.run(runtime.run())
+    runtime = build(graph([{"t": 1.0}, {"t": 2.0}, {"t": 3.0}], body, "", "hot"), backend)
+    runtime.controls.tap("conv->hot", seen.extend)
+    assert asyncio.run(runtime.run())
     assert seen == [{"t": 1.0, "f": 2.0}, {"t": 2.0, "f": 4.0}, {"t": 3.0, "f": 6.0}]
     assert recorded("sink") == [{"t": 2.0, "f": 4.0}, {"t": 3.0, "f": 6.0}]
 
 
 def test_an_integer_literal_out_of_range_for_its_column_is_a_load_problem() -> None:
     import textwrap
+
     from loader.api import load_text
     from tests.gpu_support import gpu_registry
     text = graph([{"n": 1}], """

@@ -4,7 +4,7 @@ import asyncio
 import json
 import logging
 import socket
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -18,7 +18,8 @@ from engine.spec import SINK, NodeSpec, params_schema
 from tests.runtime_support import RECORDED, build
 from tests.runtime_support import test_registry as base_registry
 
-LIMIT_S = 15.0  # no test gets near this (under 1 s alone); it turns a hang into a failure, with room for a loaded CI machine
+# No test gets near this (under 1 s alone); it turns a hang into a failure, with room for a loaded CI machine.
+LIMIT_S = 15.0
 
 
 class Gated(AsyncSink):
@@ -67,9 +68,8 @@ Answer = tuple[int, dict[str, object], dict[str, str]]  # status, JSON body, hea
 async def post(url: str, body: object, headers: dict[str, str] | None = None, raw: bytes | None = None) -> Answer:
     data = raw if raw is not None else json.dumps(body).encode()
     headers = headers if raw is not None else {"Content-Type": "application/json", **(headers or {})}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, data=data, headers=headers or {}) as response:
-            return response.status, await response.json(), dict(response.headers)
+    async with aiohttp.ClientSession() as session, session.post(url, data=data, headers=headers or {}) as response:
+        return response.status, await response.json(), dict(response.headers)
 
 
 LISTEN_TO_RECORD = """
@@ -117,7 +117,7 @@ class Receiver:
         out: list[dict[str, object]] = []
         for body in self.bodies:
             text = body.decode()
-            out.extend(json.loads(text) if text.startswith("[") else [json.loads(l) for l in text.splitlines()])
+            out.extend(json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()])
         return out
 
 
@@ -190,9 +190,8 @@ def test_listen_answers_each_kind_of_request():
         assert await answer({"a": 0}, {"Authorization": "Basic s3cret"}) == unauthorized
         assert (await post(url, {"a": 0}, {}))[2]["WWW-Authenticate"] == "Bearer"
         assert (await post(url + "x", {"a": 0}, auth))[0] == 404
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url, headers=auth) as response:
-                assert (response.status, response.headers["Allow"]) == (405, "POST")
+        async with aiohttp.ClientSession() as session, session.get(url, headers=auth) as response:
+            assert (response.status, response.headers["Allow"]) == (405, "POST")
         assert await answer(None, ndjson, b'{"a": 0}\n\n{"a": 0\n{"a": 0}\n') == (
             400, {"error": "line 3: invalid JSON (Expecting ',' delimiter at column 8)"})
         assert await answer(None, ndjson, b'{"a": 0}\n[1]\n') == (
@@ -270,7 +269,7 @@ async def fill(runtime: Runtime, listen: HttpListen) -> tuple[list[int], "asynci
             # A full queue alone is not enough: `read()` may be about to take what was just
             # put. Once the source holds events the full edge refused, it reads nothing more
             # until the sink makes room, so what is queued then stays queued.
-            await until(lambda: request.done() or (listen.queue.full() and bool(source.backlog)))
+            await until(lambda request=request: request.done() or (listen.queue.full() and bool(source.backlog)))
             if not request.done():
                 waiting = request
                 continue

@@ -23,13 +23,14 @@ from adapters.lmdb_edge import LmdbEdge, durable_edges
 from adapters.lmdb_store import DurableStorageError, KiB, LmdbStore
 from adapters.lmdb_table import checkpoint_key, checkpoint_prefix, database_name, decode, edge_of
 from engine.plan import EdgePlan
+from engine.policies import POLICY_NAMES
 from tests.conftest import ROOT
 from tests.runtime_support import RECORDED, build
 
 
 def plan(policy: str = "block", capacity: int = 100, key: tuple[str, ...] = (),
          merge: tuple[tuple[str, str], ...] = ()) -> EdgePlan:
-    return EdgePlan("a->b", "a", "out", "b", capacity, policy, key, merge, storage="lmdb")
+    return EdgePlan("a->b", "a", "out", "b", capacity, policy, key, merge, durable=True)
 
 
 def events(start: int, n: int, pad: int = 0) -> list[dict[str, object]]:
@@ -219,9 +220,10 @@ from pathlib import Path
 from adapters.lmdb_edge import LmdbEdge
 from adapters.lmdb_store import LmdbStore
 from engine.plan import EdgePlan
+from engine.policies import POLICY_NAMES
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
 store = LmdbStore(Path(sys.argv[1]))
-edge = LmdbEdge(EdgePlan("a->b", "a", "out", "b", 10**6, "block", storage="lmdb"), store, "g")
+edge = LmdbEdge(EdgePlan("a->b", "a", "out", "b", 10**6, "block", durable=True), store, "g")
 resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))  # the disk holds 1 MiB
 accepted = 0
 for start in range(0, 10**5, 100):
@@ -305,7 +307,7 @@ def test_a_stored_value_that_cannot_be_read_stops_with_one_line(state):
     e.offer(events(0, 1))
     state.store.write(lambda txn: txn.put(b"\0" * 8, b"{not json", db=e.table.db))
     e = LmdbEdge(plan(), state.restart(), "g")
-    with pytest.raises(DurableStorageError, match="'g/a->b' holds an event that cannot be read .*: move it aside"):
+    with pytest.raises(DurableStorageError, match=r"'g/a->b' holds an event that cannot be read .*: move it aside"):
         e.take(1)
 
 
@@ -400,7 +402,7 @@ class Model:
         if self.policy == "coalesce":
             return self.coalesce(batch)
         taken, waiting = self.stored[:self.in_flight], self.stored[self.in_flight:]
-        if self.policy == "latest":
+        if self.policy == "keep_latest":
             self.stored = taken + batch[-1:] if batch else self.stored
         else:  # drop_oldest: the newest that fit beside what is in flight
             slots = max(self.capacity - self.in_flight, 0)
@@ -437,7 +439,7 @@ STEPS = st.lists(st.tuples(st.sampled_from(["offer"] * 3 + ["take"] * 3 + ["ack"
 
 
 @settings(max_examples=300, deadline=None)
-@given(policy=st.sampled_from(["block", "drop_newest", "drop_oldest", "latest", "coalesce"]),
+@given(policy=st.sampled_from(POLICY_NAMES),
        capacity=st.integers(1, 6), cache_limit=st.sampled_from([0, 2, 2048]), steps=STEPS)
 def test_the_edge_matches_a_model_across_crashes(tmp_path_factory, policy, capacity, cache_limit, steps):
     restartable = Restartable(tmp_path_factory.mktemp("model"), sync=False)
@@ -467,7 +469,7 @@ def test_the_edge_matches_a_model_across_crashes(tmp_path_factory, policy, capac
             model.in_flight = 0  # a crash forgets the cursor: everything stored comes again
             e = LmdbEdge(p, restartable.restart(), "g")
             e.cache_limit = cache_limit
-        assert restartable.store.read(lambda txn: [entry(decode([v])[0]) for _, v in txn.cursor(e.table.db)]) \
+        assert restartable.store.read(lambda txn, e=e: [entry(decode([v])[0]) for _, v in txn.cursor(e.table.db)]) \
             == model.stored
         assert e.depth == len(model.stored) - model.in_flight
         assert e.enqueued == e.delivered + e.dropped + e.coalesced + e.depth

@@ -11,7 +11,8 @@ def codes(result):
 
 def test_byte_order_mark_is_accepted_in_both_formats(registry):
     assert load_text("g.yaml", "\ufeff" + VALID, registry).problems == []
-    toml = '\ufeffversion = 1\n[nodes.a]\ntype = "file.read"\nwith = { path = "x" }\n[nodes.b]\ntype = "stdout"\nfrom = "a"\n'
+    toml = ('\ufeffversion = 1\n[nodes.a]\ntype = "file.read"\nwith = { path = "x" }\n'
+            '[nodes.b]\ntype = "stdout"\nfrom = "a"\n')
     assert load_text("g.toml", toml, registry).problems == []
 
 

@@ -252,6 +252,19 @@ def test_a_step_that_reads_the_column_it_writes_reads_the_old_value(expression: 
     np.testing.assert_array_equal(got.columns["x"], want)
 
 
+def test_a_column_whose_type_a_later_step_changes_keeps_its_own_type_until_then() -> None:
+    """`a` ends as int32 (a later map sets it to 2), so its output column is int32; a step
+    before that may not write its float64 `a` there, or `x = a` would read it truncated."""
+    program = build_program([
+        ("one", "opencl.map", {"columns": {"a": "float64"}, "set": {"a": "a"}}),
+        ("two", "opencl.map", {"set": {"a": "2", "x": "a"}}),
+    ], duration_ms)
+    a = np.full(N, 54.444)
+    got = nb.run_numpy(program, {"a": a}, np.ones(N, dtype=bool))
+    assert got.columns["a"].dtype == np.int32 and (got.columns["a"] == 2).all()
+    np.testing.assert_array_equal(got.columns["x"], a)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
 def test_a_forked_child_shares_out_with_threads_of_its_own() -> None:
     """The parent's pool threads do not exist in a child it forks (an embedding server's

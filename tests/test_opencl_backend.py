@@ -66,7 +66,8 @@ def data(columns, n=3000, seed=7):
         if dtype in ("float32", "float64"):
             values = rng.normal(0, 4, n)
             values[rng.random(n) < 0.05] = 0.0
-            special = [0.0, -0.0, 1.0, -1.0, 6.0, -6.0, 3.0, -3.0, 0.5, -2.5, 2.5, 1e-3, 7.5, -7.5, np.nan, np.inf, -np.inf]
+            special = [0.0, -0.0, 1.0, -1.0, 6.0, -6.0, 3.0, -3.0, 0.5, -2.5, 2.5, 1e-3, 7.5, -7.5,
+                       np.nan, np.inf, -np.inf]
             values[: len(special)] = special
             values[len(special): 200] = np.round(values[len(special): 200])
             out[name] = values.astype(dtype)
@@ -305,7 +306,7 @@ def test_second_runner_builds_nothing(ctx, queue):
     first = OpenclRunner(program(*members), ctx, queue)
     builds = opencl_backend.BUILDS
     second = OpenclRunner(program(*members), ctx, queue)
-    assert opencl_backend.BUILDS == builds and second.source == first.source
+    assert builds == opencl_backend.BUILDS and second.source == first.source
     columns = data(SINGLE)
     entered = entered_rows(3000)
     np.testing.assert_array_equal(first.run(columns, entered).stage, second.run(columns, entered).stage)
@@ -371,7 +372,7 @@ def test_device_without_float64(ctx, queue, monkeypatch):
     np.testing.assert_array_equal(got.stage, want.stage)
     for name in ("s", "m"):
         np.testing.assert_allclose(got.partials.values[name], want.partials.values[name], rtol=1e-4)
-    with pytest.raises(KernelBuildError, match="GPU segment 'a': the device .* has no float64"):
+    with pytest.raises(KernelBuildError, match=r"GPU segment 'a': the device .* has no float64"):
         OpenclRunner(program(head({"d": "float64"}, y="d + 1")), ctx, queue)
 
 

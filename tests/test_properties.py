@@ -4,10 +4,9 @@ problems or a plan, never a traceback."""
 import copy
 import json
 
+import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import tomli_w
-
 from jsonschema import Draft202012Validator
 
 from loader import load_text

@@ -282,10 +282,10 @@ def test_generate_seed_makes_rand_reproducible(in_tmp, tmp_path):
 def test_generate_rate_paces_events_without_blocking():
     from engine.node import Failures, ManualClock, NodeContext
     from engine.plan import ErrorPolicy
-    from engine.transforms import Generate
+    from engine.transforms import Generate, parse_generate
 
     clock = ManualClock(1000.0)
-    ctx = NodeContext("gen", "generate", {"count": 10, "rate": 4, "fields": {"n": "i"}}, ("out",),
+    ctx = NodeContext("gen", "generate", parse_generate({"count": 10, "rate": 4, "fields": {"n": "i"}}), ("out",),
                       ErrorPolicy(), clock)
     gen = Generate(ctx)
     outs: list[list[dict[str, object]]] = [[]]

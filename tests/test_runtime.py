@@ -97,7 +97,7 @@ def test_runs_are_deterministic():
 
 
 def test_fan_in_reads_every_input_and_ends_when_all_are_done():
-    runtime, ok = run_graph("""
+    _, ok = run_graph("""
         version: 1
         nodes:
           a: {type: test.numbers, with: {count: 3000}}
@@ -110,13 +110,13 @@ def test_fan_in_reads_every_input_and_ends_when_all_are_done():
 
 
 def test_dedupe_drops_repeated_keys_and_its_state_round_trips():
-    from engine.dedupe import Dedupe
+    from engine.dedupe import Dedupe, parse_dedupe
     from engine.node import Clock, Failures, NodeContext
     from engine.plan import ErrorPolicy
 
     def node(window: int = 3) -> Dedupe:
-        return Dedupe(NodeContext("d", "dedupe", {"key": ["id", "k"], "window": window}, ("out",), ErrorPolicy(),
-                                  Clock()))
+        return Dedupe(NodeContext("d", "dedupe", parse_dedupe({"key": ["id", "k"], "window": window}), ("out",),
+                                  ErrorPolicy(), Clock()))
 
     first = node()
     outs: list = [[]]

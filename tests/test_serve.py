@@ -6,7 +6,7 @@ import shutil
 import signal
 import subprocess
 
-from adapters.serve.host import APPLIED, REJECTED, REMOVED, UNCHANGED
+from adapters.serve.vocabulary import ADDED, REJECTED, REMOVED, UNCHANGED, UPDATED
 from tests.serve_support import Serving, events, ticking_graph, write_atomically
 
 
@@ -51,7 +51,7 @@ def test_atomic_save_swaps_the_graph_without_losing_an_event(tmp_path):
             await s.until(lambda: len(events(out)) > 30)
             old = s.running("g.yaml")
             write_atomically(graphs / "g.yaml", ticking_graph(out, "B"))
-            await s.until(lambda: s.results("g.yaml") == [APPLIED, APPLIED], what="the swap")
+            await s.until(lambda: s.results("g.yaml") == [ADDED, UPDATED], what="the swap")
             await s.until(lambda: len(tagged(out, "B")) > 10)
             generated_by_old = old.runtime.stats()["nodes"]["ticks"]["out"]
             return generated_by_old
@@ -76,15 +76,15 @@ def test_vim_save_is_one_change(tmp_path):
             os.rename(graphs / "g.yaml", graphs / "g.yaml~")
             (graphs / "g.yaml").write_text(ticking_graph(out, "B"))
             os.remove(graphs / "g.yaml~")
-            await s.until(lambda: s.results("g.yaml")[-1:] == [APPLIED] and len(s.results("g.yaml")) == 2)
+            await s.until(lambda: s.results("g.yaml")[-1:] == [UPDATED] and len(s.results("g.yaml")) == 2)
             await asyncio.sleep(0.3)
-            assert s.results("g.yaml") == [APPLIED, APPLIED]  # never removed in between
+            assert s.results("g.yaml") == [ADDED, UPDATED]  # never removed in between
             await s.until(lambda: tagged(out, "B"))
 
     asyncio.run(scenario())
 
 
-def test_a_half_written_file_is_rejected_then_applied_and_the_old_version_keeps_running(tmp_path):
+def test_a_half_written_file_is_rejected_then_updated_and_the_old_version_keeps_running(tmp_path):
     graphs, out = tmp_path / "graphs", tmp_path / "out.jsonl"
     graphs.mkdir()
     (graphs / "g.yaml").write_text(ticking_graph(out, "A"))
@@ -102,7 +102,7 @@ def test_a_half_written_file_is_rejected_then_applied_and_the_old_version_keeps_
             assert s.host.status["g.yaml"].problems  # with its problems, for the control plane
             with open(graphs / "g.yaml", "a") as f:
                 f.write(new[len(new) // 2:])
-            await s.until(lambda: s.results("g.yaml")[-1:] == [APPLIED])
+            await s.until(lambda: s.results("g.yaml")[-1:] == [UPDATED])
             await s.until(lambda: tagged(out, "B"))
 
     asyncio.run(scenario())
@@ -121,12 +121,12 @@ def test_unchanged_graphs_are_not_restarted_and_a_deleted_file_is_drained(tmp_pa
             kept = s.running("keep.yaml")
             write_atomically(graphs / "edit.yaml", ticking_graph(tmp_path / "edit.jsonl", "B"))
             (graphs / "gone.yaml").unlink()
-            await s.until(lambda: s.results("gone.yaml") == [APPLIED, REMOVED])
-            await s.until(lambda: s.results("edit.yaml") == [APPLIED, APPLIED])
+            await s.until(lambda: s.results("gone.yaml") == [ADDED, REMOVED])
+            await s.until(lambda: s.results("edit.yaml") == [ADDED, UPDATED])
             assert s.running("keep.yaml") is kept and kept.state == "running"
             # Every reload reports every graph; this one was never touched.
             reported = s.results("keep.yaml")
-            assert reported[0] == APPLIED and set(reported[1:]) == {UNCHANGED}
+            assert reported[0] == ADDED and set(reported[1:]) == {UNCHANGED}
             os.kill(os.getpid(), signal.SIGHUP)  # SIGHUP: a reload even though nothing changed
             await s.until(lambda: len(s.results("keep.yaml")) == len(reported) + 1)
             assert s.results("keep.yaml")[-1] == UNCHANGED
@@ -163,9 +163,9 @@ def test_git_checkout_of_many_files_is_one_reload_with_no_mixed_revisions(tmp_pa
         async with Serving(graphs) as s:
             first = len(s.history)
             _git(graphs, "checkout", "-q", "main")
-            await s.until(lambda: all(s.results(n)[-1:] == [APPLIED] and len(s.results(n)) == 2 for n in names),
-                          what="every file applied")
-            changed = [b for b in s.history[first:] if any(r.result == APPLIED for r in b)]
+            await s.until(lambda: all(s.results(n)[-1:] == [UPDATED] and len(s.results(n)) == 2 for n in names),
+                          what="every file updated")
+            changed = [b for b in s.history[first:] if any(r.result == UPDATED for r in b)]
             assert len(changed) == 1 and len(changed[0]) == 20  # one reload, all files together
 
     asyncio.run(scenario())
@@ -194,9 +194,9 @@ def test_configmap_symlink_swaps_repeated_many_times(tmp_path):
         async with Serving(root) as s:
             for revision in range(1, 8):
                 _configmap(root, revision, ticking_graph(out, f"T{revision}"))
-                await s.until(lambda: len(s.results("g.yaml")) == revision + 1, what=f"revision {revision}")
-                await s.until(lambda: tagged(out, f"T{revision}"))
-            assert s.results("g.yaml") == [APPLIED] * 8
+                await s.until(lambda r=revision: len(s.results("g.yaml")) == r + 1, what=f"revision {revision}")
+                await s.until(lambda r=revision: tagged(out, f"T{r}"))
+            assert s.results("g.yaml") == [ADDED] + [UPDATED] * 7
             assert sorted(os.listdir(root)) == ["..2026_11_21_0007", "..data", "g.yaml"]
 
     asyncio.run(scenario())
@@ -221,8 +221,8 @@ def test_git_sync_link_flips_and_a_recreated_directory(tmp_path):
         async with Serving(link) as s:
             for revision in range(1, 4):
                 publish(revision)
-                await s.until(lambda: len(s.results("g.yaml")) == revision + 1, what=f"flip {revision}")
-                await s.until(lambda: tagged(out, f"R{revision}"))
+                await s.until(lambda r=revision: len(s.results("g.yaml")) == r + 1, what=f"flip {revision}")
+                await s.until(lambda r=revision: tagged(out, f"R{r}"))
             # The directory itself removed: what runs keeps running; recreated: picked up again.
             running = s.running("g.yaml")
             shutil.rmtree(tmp_path / "rev3")
@@ -249,7 +249,7 @@ def test_a_drain_that_times_out_reports_what_it_dropped(tmp_path):
             write_atomically(graphs / "g.yaml", slow.replace("1000000", "1000001"))
             await s.until(lambda: len(s.results("g.yaml")) == 2)
             swap = [r for b in s.history for r in b if r.file == "g.yaml"][-1]
-            assert swap.result == APPLIED and swap.dropped > 0
+            assert swap.result == UPDATED and swap.dropped > 0
 
     asyncio.run(scenario())
 
@@ -262,7 +262,8 @@ def test_a_graph_that_cannot_be_built_is_rejected_and_the_old_version_keeps_runn
     async def scenario():
         async with Serving(graphs) as s:
             old = s.running("g.yaml")
-            write_atomically(graphs / "g.yaml", ticking_graph(out, "B") + "  extra: {type: test.unbuildable, from: ticks}\n")
+            unbuildable = ticking_graph(out, "B") + "  extra: {type: test.unbuildable, from: ticks}\n"
+            write_atomically(graphs / "g.yaml", unbuildable)
             await s.until(lambda: s.results("g.yaml")[-1:] == [REJECTED])
             assert s.host.status["g.yaml"].problems == [
                 "node 'extra': type 'test.unbuildable' cannot run in this engine"]
@@ -296,7 +297,7 @@ def test_a_swapped_graph_keeps_what_its_unchanged_durable_edge_holds(tmp_path):
     durable = ("version: 1\ndefaults:\n  edge: {storage: lmdb}\nnodes:\n"
                "  fast: {type: generate, with: {count: 20000, fields: {n: i}}}\n"
                "  slow: {type: test.slow, from: {node: fast, storage: lmdb, capacity: 50000}, with: {per_pass: 2}}\n"
-               "  out: {type: file.write, from: slow, with: {path: %s, format: jsonl, mode: append}}\n" % out)
+               "  out: {type: file.write, from: slow, with: {path: " + str(out) + ", format: jsonl, mode: append}}\n")
     (graphs / "g.yaml").write_text(durable)
 
     async def scenario():
@@ -306,7 +307,9 @@ def test_a_swapped_graph_keeps_what_its_unchanged_durable_edge_holds(tmp_path):
             write_atomically(graphs / "g.yaml", durable.replace("per_pass: 2", "per_pass: 50"))
             await s.until(lambda: len(s.results("g.yaml")) == 2)
             swap = [r for b in s.history for r in b if r.file == "g.yaml"][-1]
-            assert swap.result == APPLIED and swap.dropped == 0  # what the edge held is kept, not dropped
+            assert swap.result == UPDATED and swap.dropped == 0  # what the edge held is kept, not dropped
+            assert swap.nodes is not None
+            assert swap.nodes.whole_swap == "durable edge 'fast->slow' feeds or leaves a changed node"
             await s.until(lambda: len({e["n"] for e in events(out)}) == 20000, timeout=30, what="every event")
 
     asyncio.run(scenario())

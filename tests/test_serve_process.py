@@ -30,7 +30,7 @@ def test_serve_runs_the_shipped_graphs_and_drains_on_sigterm(tmp_path):
     cwd = shipped_graphs(tmp_path)
     proc = serve(cwd, "graphs/")
     out = Lines(proc.stderr)
-    out.wait(lambda lines: sum(": applied (graph" in line for line in lines) == 7)
+    out.wait(lambda lines: sum(": added (graph" in line for line in lines) == 7)
     assert not any("rejected" in line for line in out.lines)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)

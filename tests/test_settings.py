@@ -60,7 +60,8 @@ def test_every_setting_has_a_rule():
 def test_engine_toml_in_the_current_directory(here):
     (here / "engine.toml").write_text('log_level = "DEBUG"\ndrain_timeout_s = 2\nstate_dir = "/var/lib/headrace"\n')
     settings = load_settings(env={})
-    assert (settings.log_level, settings.drain_timeout_s, settings.state_dir) == ("debug", 2.0, Path("/var/lib/headrace"))
+    want = ("debug", 2.0, Path("/var/lib/headrace"))
+    assert (settings.log_level, settings.drain_timeout_s, settings.state_dir) == want
     assert settings.watch_debounce_ms == 200
 
 
@@ -278,3 +279,13 @@ def test_documented_example_file_and_output(cli, here, clean_env):
     shown = re.search(r"```console\n\$ engine config show\n(.*?)```", doc, re.DOTALL).group(1)
     (here / "engine.toml").write_text(example)
     assert cli("config", "show") == (0, shown, "")
+
+
+def test_only_the_command_line_loads_settings():
+    """Settings are read once, by the command that runs, and passed down (GpuConfig into the
+    GPU family, the state directory into durable storage): a module below the command line
+    that read them itself would ignore `--config`."""
+    readers = sorted(str(path.relative_to(ROOT)) for package in ("engine", "loader", "migrations", "adapters")
+                     for path in (ROOT / package).rglob("*.py")
+                     if "load_settings(" in path.read_text() and path.parent != ROOT / "adapters" / "cli")
+    assert readers == ["adapters/settings.py"]

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

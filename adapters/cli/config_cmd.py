@@ -5,14 +5,15 @@ import json
 import sys
 from pathlib import Path
 
-from adapters.cli.one_graph import EXIT_OK, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_USAGE
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     config = commands.add_parser("config", help="engine settings (engine.toml and HEADRACE_* variables)")
     actions = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="print the effective settings, secrets masked")
-    show.add_argument("--config", metavar="FILE", help="settings file (default: $HEADRACE_CONFIG, else ./engine.toml if present)")
+    show.add_argument("--config", metavar="FILE",
+                      help="settings file (default: $HEADRACE_CONFIG, else ./engine.toml if present)")
     show.add_argument("--format", choices=("text", "json"), default="text",
                       help="text (default, key = value lines as in engine.toml) or json (one object)")
 

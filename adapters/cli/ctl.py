@@ -10,38 +10,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.cli import ctl_format as fmt
-from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.ctl_common import ADDRESS_VARIABLE, DEFAULT_ADDRESS, DEFAULT_TIMEOUT_S, TOKEN_VARIABLE, Refusal
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 
 if TYPE_CHECKING:
     from adapters.cli.ctl_client import Connection
-
-DEFAULT_ADDRESS = "127.0.0.1:50051"
-ADDRESS_VARIABLE = "HEADRACE_CONTROL_ADDRESS"
-TOKEN_VARIABLE = "HEADRACE_CONTROL_TOKEN"
-DEFAULT_TIMEOUT_S = 10.0
-EXIT_UNREACHABLE = EXIT_USAGE
-
-
-class Refusal(Exception):
-    """A command that cannot go on: one `engine: error:` line, the lines the server sent
-    after it (problems, one each), and the exit code."""
-
-    def __init__(self, message: str, code: int, more: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.more = list(more)
-
-    def report(self) -> int:
-        print(f"engine: error: {self.message}", file=sys.stderr)
-        for line in self.more:
-            print(line, file=sys.stderr)
-        return self.code
 
 
 def _positive(text: str) -> float:
@@ -239,10 +217,3 @@ VERBS: dict[str, Callable[["Connection", argparse.Namespace], int]] = {
     "apply": _apply, "remove": _remove, "tap": _tap, "events": _events, "health": _health,
 }
 
-
-def resolve_address(given: str | None) -> str:
-    return given or os.environ.get(ADDRESS_VARIABLE) or DEFAULT_ADDRESS
-
-
-def resolve_token(given: str | None) -> str:
-    return given if given is not None else os.environ.get(TOKEN_VARIABLE, "")

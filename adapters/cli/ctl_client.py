@@ -11,15 +11,8 @@ from typing import Any, Self
 
 import grpc
 
-from adapters.cli.ctl import (
-    ADDRESS_VARIABLE,
-    EXIT_UNREACHABLE,
-    TOKEN_VARIABLE,
-    Refusal,
-    resolve_address,
-    resolve_token,
-)
-from adapters.cli.one_graph import EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.ctl_common import ADDRESS_VARIABLE, TOKEN_VARIABLE, Refusal, resolve_address, resolve_token
+from adapters.cli.exit_codes import EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_USAGE
 from adapters.control.v1 import control_pb2, control_pb2_grpc
 
 TLS_WORDS = ("ssl", "tls", "handshake", "certificate")
@@ -93,7 +86,7 @@ class Connection:
                  traceback: TracebackType | None) -> None:
         self.channel.close()
 
-    def call(self, method: Callable[..., Any], request: Any, timeout: float | None | bool = True) -> Any:
+    def call(self, method: Callable[..., Any], request: Any, timeout: float | bool | None = True) -> Any:
         """`method(request)`, due within --timeout (True), `timeout` seconds, or whenever (None)."""
         seconds = self.timeout if timeout is True else timeout
         try:
@@ -122,24 +115,28 @@ class Connection:
 
     def health(self) -> str:
         """The serving status of the whole server (service ""), e.g. SERVING; no token needed."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
+        from grpc_health.v1 import health_pb2
 
-        stub = health_pb2_grpc.HealthStub(self.channel)
         try:
-            answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=self.timeout)
+            answer = self._check_health(self.timeout)
         except grpc.RpcError as exc:
             raise self.refusal(exc, self.timeout) from None
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+    def _check_health(self, timeout: float) -> Any:
+        """One health check of the whole server (service "")."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        # The types of grpcio-health-checking declare no methods on HealthStub.
+        stub: Any = health_pb2_grpc.HealthStub(self.channel)
+        return stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
 
     def _answers(self) -> bool:
         """Whether the server answers at all (a health check, any answer), after a call ran out
         of time: a slow server is not an unreachable one. (Watching the channel's connectivity
         instead costs a polling thread per command.)"""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
         try:
-            health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(service=""),
-                                                            timeout=min(self.timeout, PROBE_S))
+            self._check_health(min(self.timeout, PROBE_S))
         except grpc.RpcError as exc:
             return isinstance(exc, grpc.Call) and exc.code() not in (
                 grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -166,7 +163,8 @@ class Connection:
             return Refusal(message, EXIT_UNREACHABLE)
         first, *more = details.splitlines() or [code.name]
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            first += "; check --cert / --key" if "certificate" in first.lower() else f"; check --token / {TOKEN_VARIABLE}"
+            check = "--cert / --key" if "certificate" in first.lower() else f"--token / {TOKEN_VARIABLE}"
+            first += f"; check {check}"
         elif timed_out:
             first = f"no answer from the control plane at {self.address}{within}; try a longer --timeout"
         return Refusal(first, EXIT_PROBLEMS, more)

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from adapters.serve.vocabulary import NODE_RESULTS, nodes_text
+
 if TYPE_CHECKING:  # protobuf loads with the gRPC client, not with every `engine` command
     from google.protobuf.message import Message
 
@@ -88,6 +90,9 @@ def graph_detail(graph: Any) -> list[str]:
               ("loaded at", moment(s.loaded_at)),
               ("last result", f"{s.last_result or NONE} at {moment(s.last_reload_at)}" if s.last_reload_at
                else s.last_result or NONE)]
+    nodes = changes_text(s.last_nodes) if s.HasField("last_nodes") else ""
+    if nodes:
+        fields.append(("nodes", nodes))
     lines += [f"  {key + ':':<13}{value or NONE}" for key, value in fields]
     if graph.failure:
         lines += ["", "failure:"] + [f"  {line}" for line in graph.failure.splitlines()]
@@ -123,12 +128,21 @@ def drain_line(answer: Any) -> str:
     return f"graph '{answer.graph}': timed out, {answer.remaining} events remain"
 
 
+def changes_text(nodes: Any) -> str:
+    """A NodeChanges message in the reload vocabulary: `kept a; replaced out`."""
+    lists = {kind: list(getattr(nodes, kind)) for kind in NODE_RESULTS}
+    return nodes_text(lists, nodes.whole_swap)
+
+
 def result_lines(result: Any) -> list[str]:
-    """One reload result as `engine serve` logs it: `alerts.yaml: applied (graph 'alerts', plan
-    sha256:9d1c0e1b4a2f)`, then its problems indented."""
+    """One reload result as `engine serve` logs it: `alerts.yaml: updated (graph 'alerts', plan
+    sha256:9d1c0e1b4a2f); kept orders; replaced out`, then its problems indented."""
     line = f"{result.file}: {result.result}"
     if result.graph:
         line += f" (graph '{result.graph}'" + (f", plan {short_hash(result.plan_hash)})" if result.plan_hash else ")")
+    nodes = changes_text(result.nodes) if result.HasField("nodes") and result.result != "added" else ""
+    if nodes:
+        line += f"; {nodes}"
     if result.dropped:
         line += f"; the drain timed out: {result.dropped} events dropped"
     return [line] + [f"  {p}" for p in result.problems]

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from adapters.cli.one_graph import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
-    from adapters.gpu.devices import Choice, DeviceInfo, GpuConfig
+    from adapters.gpu.config import GpuConfig
+    from adapters.gpu.devices import Choice, DeviceInfo
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -27,7 +28,6 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from adapters.gpu.devices import (
         DeviceError,
         choose,
-        current_config,
         list_devices,
         opencl_available,
     )
@@ -37,7 +37,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     choice: Choice | None = None
     error = ""
     try:
-        config = _config(args.config) if args.config else current_config()
+        config = _config(args.config)
         choice = choose(config.device, config.fallback, devices=devices if opencl_available() else None)
     except DeviceError as exc:
         error = str(exc)
@@ -60,19 +60,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return EXIT_OK if choice is not None else _fail(error)
 
 
-def _config(path: str) -> "GpuConfig":
-    """The GPU settings of the file `--config` names (the environment still overrides it)."""
-    from adapters.gpu.devices import DeviceError, GpuConfig
+def _config(path: str | None) -> "GpuConfig":
+    """The GPU settings: the file `--config` names, else the default one; the environment
+    overrides either."""
+    from adapters.cli.registry import gpu_config
+    from adapters.gpu.devices import DeviceError
     from adapters.settings import (  # pydantic loads only here
         SettingsError,
         load_settings,
     )
 
     try:
-        settings = load_settings(Path(path))
+        settings = load_settings(Path(path) if path else None)
     except SettingsError as exc:
         raise DeviceError(str(exc)) from exc
-    return GpuConfig(device=settings.opencl_device, fallback=settings.opencl_fallback)
+    return gpu_config(settings)
 
 
 def _fail(error: str) -> int:

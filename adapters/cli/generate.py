@@ -9,8 +9,9 @@ from pathlib import Path
 from adapters.cli.registry import default_registry
 from engine.spec import SpecRegistry
 from loader.api import load_directory
-from loader.reference import Usages, nodes_markdown, problems_markdown
-from loader.schema_gen import SUPPORTED_VERSIONS, graph_schema
+from loader.reference import Usages, nodes_markdown, problems_markdown, with_policy_table
+from loader.schema_gen import graph_schema
+from migrations import SUPPORTED_VERSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +35,7 @@ def generated_files() -> dict[str, str]:
              for v in SUPPORTED_VERSIONS}
     files["docs/nodes.md"] = nodes_markdown(registry, example_usages(registry))
     files["docs/problems.md"] = problems_markdown()
+    files["docs/edges.md"] = with_policy_table((ROOT / "docs/edges.md").read_text(encoding="utf-8"))
     return files
 
 

@@ -4,9 +4,9 @@ import argparse
 import json
 import platform
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
@@ -16,8 +16,10 @@ from engine.buildinfo import mode
 from loader.api import GRAPH_SUFFIXES, LoadResult, load_directory, load_file
 from loader.problems import Problem, has_errors
 from loader.report import render_github, render_json, render_text, summary
-from loader.schema_gen import CURRENT_VERSION, SUPPORTED_VERSIONS, graph_schema
+from loader.schema_gen import graph_schema
+from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
+SETTINGS_FILE_HELP = "engine settings file (default: $HEADRACE_CONFIG, else engine.toml if present)"
 
 
 def version_line() -> str:
@@ -47,10 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", metavar="FILE")
     run.add_argument("--stats-file", metavar="PATH",
                      help="write node and edge counters as JSON to PATH when the run ends")
+    run.add_argument("--config", metavar="FILE", help=SETTINGS_FILE_HELP)
 
     serve = commands.add_parser("serve", help="run every graph in DIR and follow DIR as it changes (SIGTERM drains)")
     serve.add_argument("directory", metavar="DIR")
-    serve.add_argument("--config", metavar="FILE", help="engine settings file (default: $HEADRACE_CONFIG, else engine.toml if present)")
+    serve.add_argument("--config", metavar="FILE", help=SETTINGS_FILE_HELP)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the graph-file format")
     schema.add_argument("--version", dest="schema_version", type=int, default=CURRENT_VERSION,
@@ -136,7 +139,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan":
         return cmd_plan(args.file)
     if args.command == "run":
-        return cmd_run(args.file, args.stats_file)
+        return cmd_run(args.file, args.stats_file, args.config)
     if args.command == "serve":
         from adapters.cli.serve_cmd import cmd_serve  # watchfiles and the settings load only here
 

@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from adapters.atomic_file import replace_file
-from adapters.cli.migrate_common import Rewritten, RewriteError
-from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.migrate_common import RewriteError, Rewritten
 from loader.api import GRAPH_SUFFIXES, graph_files, read_graph_text
 from loader.document import Document
 from loader.problems import ERROR, Problem, format_path, has_errors
 from loader.read_toml import read_toml
 from loader.read_yaml import read_yaml
 from loader.report import render_text
-from migrations import LATEST, VERSIONS, upgrade
+from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS, upgrade
 
 _SCHEMA_COMMENT: Final = re.compile(r"^(#\s*(?:yaml-language-server:\s*\$schema=|:schema\s+)\S*?graph\.v)(\d+)(\.json)")
 
@@ -34,8 +34,8 @@ _SCHEMA_COMMENT: Final = re.compile(r"^(#\s*(?:yaml-language-server:\s*\$schema=
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     migrate = commands.add_parser("migrate", help="rewrite graph files in a newer format version, comments kept")
     migrate.add_argument("paths", nargs="+", metavar="PATH", help="graph files or directories of them")
-    migrate.add_argument("--to", type=int, default=LATEST, metavar="N",
-                         help=f"the version to write (default {LATEST}, the newest)")
+    migrate.add_argument("--to", type=int, default=CURRENT_VERSION, metavar="N",
+                         help=f"the version to write (default {CURRENT_VERSION}, the newest)")
     migrate.add_argument("--check", action="store_true",
                          help="write nothing; exit 1 when a file would change (for CI)")
     migrate.add_argument("--diff", action="store_true", help="write nothing; print the changes as a unified diff")
@@ -43,7 +43,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def _versions() -> str:
-    return ", ".join(str(v) for v in VERSIONS)
+    return ", ".join(str(v) for v in SUPPORTED_VERSIONS)
 
 
 @dataclass
@@ -75,10 +75,10 @@ def _version_problem(doc: Document, to: int) -> tuple[int | None, Problem | None
                               f"versions {_versions()})")
     version = data["version"]
     understood = f"this engine understands versions {_versions()}"
-    if isinstance(version, bool) or not isinstance(version, int) or version < VERSIONS[0]:
+    if isinstance(version, bool) or not isinstance(version, int) or version < SUPPORTED_VERSIONS[0]:
         shown = "null" if version is None else repr(version)
         return None, _problem(doc, "HR011", f"unsupported version {shown}", understood, ("version",))
-    if version > LATEST:
+    if version > CURRENT_VERSION:
         return None, _problem(doc, "HR011", f"version {version} is newer than this engine ({understood})",
                               "read it with a newer engine; `engine migrate` does not go back", ("version",))
     if version > to:
@@ -263,7 +263,7 @@ def _files(paths: list[str], tally: _Tally) -> list[tuple[Path, str]]:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    if args.to not in VERSIONS:
+    if args.to not in SUPPORTED_VERSIONS:
         print(f"engine: error: --to {args.to}: this engine knows versions {_versions()}", file=sys.stderr)
         return EXIT_USAGE
     run = _Migration(args)

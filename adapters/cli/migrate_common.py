@@ -41,7 +41,7 @@ def carried(path: Path, final: Path | None, where: dict[Path, Path | None]) -> b
     """Whether the key at `path` only went along with its map (which a change moved or
     removed), rather than being moved, renamed or removed itself."""
     owner = where.get(path[:-1], path[:-1])
-    return owner is None and final is None or owner is not None and final == owner + path[-1:]
+    return (owner is None and final is None) or (owner is not None and final == owner + path[-1:])
 
 
 def comment_lines(text: str) -> list[str]:

@@ -24,7 +24,7 @@ import tomlkit
 from tomlkit.container import Container
 from tomlkit.items import AoT, Array, Comment, InlineTable, Item, Null, String, Table, Whitespace
 
-from adapters.cli.migrate_common import Rewritten, RewriteError, carried, comment_lines, follow
+from adapters.cli.migrate_common import RewriteError, Rewritten, carried, comment_lines, follow
 from migrations import upgrade
 from migrations.change import Change, Path
 
@@ -107,7 +107,7 @@ def _snapshot(document: Any) -> _Snapshot:
 def _keep_comments_and_quotes(document: Any, items: dict[Path, Any], where: dict[Path, Path | None]) -> None:
     for path, old in items.items():
         final = where[path]
-        if final is None or not isinstance(old, Item) or final != path and carried(path, final, where):
+        if final is None or not isinstance(old, Item) or (final != path and carried(path, final, where)):
             continue  # removed, or went along with its table
         new = _resolve(document, final)
         if not isinstance(new, Item) or new is old:

@@ -17,8 +17,9 @@ the file is written back. What the round trip does not do by itself is done here
 import difflib
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final, Iterator
+from typing import Any, Final
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -26,10 +27,9 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from adapters.cli.migrate_common import Rewritten, RewriteError, carried, comment_lines, follow, text_comments
+from adapters.cli.migrate_common import RewriteError, Rewritten, carried, comment_lines, follow, text_comments
 from migrations import upgrade
 from migrations.change import Path
-
 
 
 def _indents() -> tuple[tuple[int, int, int], ...]:
@@ -155,13 +155,17 @@ def _snapshot(document: Any) -> dict[Path, _Key]:
 def _resolve(document: Any, path: Path) -> Any:
     node = document
     for part in path:
-        if isinstance(node, CommentedMap) and part in node:
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
+        if not _holds(node, part):
             return _MISSING
+        node = node[part]
     return node
+
+
+def _holds(node: Any, part: str | int) -> bool:
+    """Whether `node[part]` is a key of a mapping or an index of a sequence."""
+    if isinstance(node, CommentedMap):
+        return part in node
+    return isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _tokens(node: Any) -> Iterator[tuple[list[Any], int]]:

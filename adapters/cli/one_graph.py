@@ -1,17 +1,18 @@
-"""Exit codes, and loading the one graph file that `plan` and `run` take."""
+"""Loading the one graph file that `plan` and `run` take."""
 
 import sys
 from pathlib import Path
 
+# Re-exported (`as`) only until main.py, run_graph.py, serve_cmd.py and devices_cmd.py import
+# them from exit_codes, where every command's exit codes now live.
+from adapters.cli.exit_codes import EXIT_OK as EXIT_OK
+from adapters.cli.exit_codes import EXIT_PROBLEMS as EXIT_PROBLEMS
+from adapters.cli.exit_codes import EXIT_USAGE as EXIT_USAGE
 from engine.plan import GraphPlan
 from engine.spec import SpecRegistry
 from loader.api import load_file
 from loader.problems import has_errors
 from loader.report import render_text
-
-EXIT_OK = 0
-EXIT_PROBLEMS = 1  # problems in the graph, or a run that failed
-EXIT_USAGE = 2
 
 
 def load_plan(file: str, registry: SpecRegistry) -> tuple[GraphPlan | None, int]:

@@ -3,7 +3,7 @@
 import asyncio
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from engine.runtime import Runtime
 
@@ -15,7 +15,7 @@ async def show_progress(runtime: Runtime) -> None:
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
         console=Console(stderr=True), transient=True,
     ) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
         while True:
             for name, done, total in runtime.progress():
                 if name not in tasks:

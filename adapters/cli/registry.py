@@ -1,21 +1,32 @@
-"""The node types this build of Headrace offers."""
+"""The node types this build of Headrace offers, and the families they come in.
 
-from adapters.gpu.check import check_segments
-from adapters.gpu.specs import FAMILY, OPENCL_SPECS
+The command line is the one place that reads the settings; commands that run graphs build
+their registry from them (`registry_for`), so the GPU family gets the device the settings
+name. Validating, planning and generating run nothing and need no settings.
+"""
+
+from typing import TYPE_CHECKING, Final
+
+from adapters.gpu.config import GpuConfig
+from adapters.gpu.family import gpu_family
 from adapters.io_specs import IO_SPECS
 from engine.builtin_specs import BUILTIN_SPECS
-from engine.chain import SegmentRunner
-from engine.edges import Edge
-from engine.node import Clock
-from engine.plan import GraphPlan
-from engine.runner import NodeRunner
 from engine.spec import SpecRegistry
 
-def _gpu_segments(plan: GraphPlan, runners: dict[str, NodeRunner], edges: dict[str, Edge],
-                  clock: Clock) -> list[SegmentRunner]:
-    from adapters.gpu.build import build_gpu_segments  # NumPy and PyOpenCL load only when used
-    return build_gpu_segments(plan, runners, edges, clock)
+if TYPE_CHECKING:
+    from adapters.settings import Settings  # pydantic loads only for commands that read settings
+
+SETTINGS_DEFAULTS: Final = GpuConfig()  # what the settings give when nothing is set
 
 
-def default_registry() -> SpecRegistry:
-    return SpecRegistry(BUILTIN_SPECS + IO_SPECS + OPENCL_SPECS, {FAMILY: _gpu_segments}, [check_segments])
+def default_registry(gpu: GpuConfig = SETTINGS_DEFAULTS) -> SpecRegistry:
+    return SpecRegistry(BUILTIN_SPECS + IO_SPECS, [gpu_family(gpu)])
+
+
+def gpu_config(settings: "Settings") -> GpuConfig:
+    return GpuConfig(device=settings.opencl_device, fallback=settings.opencl_fallback)
+
+
+def registry_for(settings: "Settings") -> SpecRegistry:
+    """The registry of a command that runs graphs, configured by the settings it loaded."""
+    return default_registry(gpu_config(settings))

@@ -1,6 +1,7 @@
 """`engine run FILE`: load one graph, run it to the end, report."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -9,21 +10,20 @@ from pathlib import Path
 
 from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, load_plan
 from adapters.cli.progress import show_progress
-from adapters.cli.registry import default_registry
+from adapters.cli.registry import default_registry, registry_for
 from adapters.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
+from engine.plan import GraphPlan
 from engine.runtime import Runtime
-
+from engine.spec import SpecRegistry
 
 
 class _StderrLines(logging.Handler):
     """`engine: warning: ...` on whatever `sys.stderr` is at the time of the message."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # standard error is gone; the counters still count
             sys.stderr.write(f"engine: warning: {record.getMessage()}\n")
-        except (OSError, ValueError):
-            pass  # standard error is gone; the counters still have the errors
 
 
 def _log_to_stderr() -> None:
@@ -72,26 +72,34 @@ def _write_stats(path: str, runtime: Runtime) -> str:
     return ""
 
 
-def _durable() -> DurableFactory:
+def _configured(plan: GraphPlan, registry: SpecRegistry,
+                config: str | None) -> tuple[SpecRegistry, DurableFactory | None]:
+    """The registry and durable storage to run `plan` with, from the settings, read once here
+    and only when something needs them (pydantic costs start-up time): `--config`, durable
+    edges (the state directory) or a node family's nodes (the GPU device)."""
+    durable = has_durable_edges(plan)
+    if not (config or durable or registry.families_in(plan)):
+        return registry, None
     from adapters.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings()
+        settings = load_settings(Path(config) if config else None)
     except SettingsError as exc:
         raise ValueError(str(exc)) from None
-    return durable_factory(settings.state_dir, settings.durable_max_mb)
+    factory = durable_factory(settings.state_dir, settings.durable_max_mb) if durable else None
+    return registry_for(settings), factory
 
 
-def cmd_run(file: str, stats_file: str | None) -> int:
-    registry = default_registry()
+def cmd_run(file: str, stats_file: str | None, config: str | None = None) -> int:
+    registry = default_registry()  # validating needs no settings
     plan, code = load_plan(file, registry)
     if plan is None:
         return code
     _log_to_stderr()
     try:
-        durable = _durable() if has_durable_edges(plan) else None
+        registry, durable = _configured(plan, registry, config)
         runtime = Runtime(plan, registry, durable=durable)
-    except ValueError as exc:  # the settings (pydantic loads only for graphs with durable edges)
+    except ValueError as exc:  # the settings
         for line in str(exc).splitlines():
             print(f"engine: error: {line}", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from adapters.cli.one_graph import EXIT_OK, EXIT_USAGE
-from adapters.cli.registry import default_registry
+from adapters.cli.registry import registry_for
 from adapters.control.auth import ControlSecurityError
 from adapters.control.server import ControlPlane
 from adapters.durable import durable_factory
@@ -20,7 +20,8 @@ LOG = logging.getLogger("headrace")
 
 
 async def _serve(directory: Path, settings: Settings) -> int:
-    host = Host(default_registry(), settings.drain_timeout_s, durable=durable_factory(settings.state_dir, settings.durable_max_mb))
+    durable = durable_factory(settings.state_dir, settings.durable_max_mb)
+    host = Host(registry_for(settings), settings.drain_timeout_s, durable=durable)
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
     token = settings.control_token.get_secret_value() if settings.control_token is not None else None
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,
@@ -28,9 +29,12 @@ async def _serve(directory: Path, settings: Settings) -> int:
     await plane.start()
     LOG.info(f"control plane on {settings.control_address}")
     loop = asyncio.get_running_loop()
+    pending: set[asyncio.Future[None]] = set()  # held, so the event loop cannot drop them unfinished
 
     def stop() -> None:
-        asyncio.ensure_future(plane.not_serving())  # health says NOT_SERVING while draining
+        task = asyncio.ensure_future(plane.not_serving())  # health says NOT_SERVING while draining
+        pending.add(task)
+        task.add_done_callback(pending.discard)
         server.request_stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

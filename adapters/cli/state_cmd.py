@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 
 
 def add_parser(commands: Any) -> None:
@@ -52,14 +52,13 @@ def _list(store: Any) -> list[dict[str, object]]:
 
 def _declared(directory: Path) -> set[tuple[str, str]] | None:
     from adapters.cli.registry import default_registry
-    from engine.plan import DEFAULT_STORAGE
     from loader.api import load_directory
 
     results = load_directory(directory, default_registry())
     if any(not r.ok for r in results):
         return None
     return {(r.plan.name, e.id) for r in results if r.plan is not None for e in r.plan.edges
-            if e.storage != DEFAULT_STORAGE}
+            if e.durable}
 
 
 def cmd_state(args: argparse.Namespace) -> int:

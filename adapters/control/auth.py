@@ -12,12 +12,17 @@ import inspect
 import ipaddress
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 import grpc.aio
+
+if TYPE_CHECKING:  # the stubs are generic, the runtime classes are not
+    Handler = grpc.RpcMethodHandler[Any, Any]
+else:
+    Handler = grpc.RpcMethodHandler
 
 LOG: Final = logging.getLogger("headrace.control")
 
@@ -166,7 +171,7 @@ def _exempt(method: str) -> bool:
     return any(method.startswith(prefix) for prefix in HEALTH_AND_REFLECTION)
 
 
-def _refusal(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMethodHandler:
+def _refusal(handler: Handler | None, message: str) -> Handler:
     """A handler of the same kind as `handler` (unary_unary for an unknown method) that answers
     UNAUTHENTICATED without running anything or reading more than the request."""
 
@@ -206,7 +211,7 @@ def _guarded(behavior: Behavior) -> Behavior:
     return guarded
 
 
-def _with_certificate_check(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _with_certificate_check(handler: Handler) -> Handler:
     """`handler`, refusing callers without a client certificate (mutual TLS, checked twice)."""
     kinds = (
         (handler.unary_unary, grpc.unary_unary_rpc_method_handler),
@@ -234,9 +239,9 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         method: str = handler_call_details.method
         if _exempt(method):
             return await continuation(handler_call_details)
@@ -266,8 +271,8 @@ def principal(context: grpc.aio.ServicerContext[Any, Any], token_set: bool) -> s
     return f"anonymous@{context.peer()}"
 
 
-def _first(values: Sequence[bytes] | None) -> str:
-    if not values:
+def _first(values: Iterable[bytes] | None) -> str:
+    value = next(iter(values), None) if values is not None else None
+    if value is None:
         return ""
-    value = values[0]
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -7,7 +7,6 @@ tests/test_control_proto.py regenerates them into a temporary folder and fails w
 committed ones differ.
 """
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -34,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

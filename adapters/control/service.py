@@ -8,7 +8,8 @@ log when one is configured.
 """
 
 import time
-from typing import AsyncIterator, Callable, Final
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 
@@ -23,8 +24,15 @@ from adapters.serve.host import Host, ReloadResult
 from adapters.serve.running import DRAINED, RunningGraph
 from adapters.serve.scan import is_graph_name
 from adapters.serve.server import Server
+from adapters.serve.vocabulary import REMOVED, UNCHANGED
+from engine.plan_diff import NodeChanges
 from loader.api import load_text
 from loader.problems import ERROR
+
+if TYPE_CHECKING:  # the stubs are generic, the runtime class is not
+    Context = grpc.aio.ServicerContext[Any, Any]
+else:
+    Context = grpc.aio.ServicerContext
 
 PAUSED: Final = "paused"
 REJECTED_STATE: Final = "rejected"
@@ -38,9 +46,16 @@ class _StalePlan(Exception):
         self.current = current
 
 
+def _nodes(changes: NodeChanges | None) -> pb.NodeChanges | None:
+    if changes is None:
+        return None
+    return pb.NodeChanges(kept=changes.kept, replaced=changes.replaced, added=changes.added,
+                          removed=changes.removed, whole_swap=changes.whole_swap)
+
+
 def _result(r: ReloadResult) -> pb.ReloadResult:
     return pb.ReloadResult(file=r.file, graph=r.graph, result=r.result, plan_hash=r.plan_hash,
-                           problems=r.problems, dropped=r.dropped)
+                           problems=r.problems, dropped=r.dropped, nodes=_nodes(r.nodes))
 
 
 class ControlService(control_pb2_grpc.ControlServicer):
@@ -60,14 +75,14 @@ class ControlService(control_pb2_grpc.ControlServicer):
                 return running
         return None
 
-    async def _running(self, name: str, context: grpc.aio.ServicerContext) -> RunningGraph:
+    async def _running(self, name: str, context: Context) -> RunningGraph:
         running = self._find(name)
         if running is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no graph '{name}' is running")
         assert running is not None
         return running
 
-    def _audit(self, context: grpc.aio.ServicerContext, method: str, target: str, result: str,
+    def _audit(self, context: Context, method: str, target: str, result: str,
                detail: str = "") -> None:
         if self.audit is not None:
             self.audit.record(principal(context, self.token_set), method, target, result, detail)
@@ -85,15 +100,16 @@ class ControlService(control_pb2_grpc.ControlServicer):
             last_result=status.last_result if status else "",
             last_reload_at=status.last_reload_at if status else 0.0,
             loaded_at=running.loaded_at if running is not None else 0.0,
-            problems=status.problems if status else [])
+            problems=status.problems if status else [],
+            last_nodes=_nodes(status.last_nodes) if status else None)
 
     # -- reads -------------------------------------------------------------------------
 
-    async def ListGraphs(self, request: pb.ListGraphsRequest, context: grpc.aio.ServicerContext) -> pb.ListGraphsResponse:
+    async def ListGraphs(self, request: pb.ListGraphsRequest, context: Context) -> pb.ListGraphsResponse:
         files = sorted(set(self.host.graphs) | set(self.host.status))
         return pb.ListGraphsResponse(graphs=[self._summary(f) for f in files])
 
-    async def GetGraph(self, request: pb.GetGraphRequest, context: grpc.aio.ServicerContext) -> pb.Graph:
+    async def GetGraph(self, request: pb.GetGraphRequest, context: Context) -> pb.Graph:
         running = await self._running(request.graph, context)
         runtime = running.runtime
         stats = runtime.stats()
@@ -120,7 +136,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
 
     # -- changes -----------------------------------------------------------------------
 
-    async def _pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext, pause: bool) -> pb.PauseResponse:
+    async def _pause(self, request: pb.PauseRequest, context: Context, pause: bool) -> pb.PauseResponse:
         method = "Pause" if pause else "Resume"
         running = await self._running(request.graph, context)
         target = running.name + (f"/{request.node}" if request.node else "")
@@ -135,13 +151,13 @@ class ControlService(control_pb2_grpc.ControlServicer):
                           {"graph": running.name, "node": request.node, "paused": pause})
         return pb.PauseResponse(graph=running.name, node=request.node, paused=pause, changed=changed)
 
-    async def Pause(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
+    async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
         return await self._pause(request, context, True)
 
-    async def Resume(self, request: pb.PauseRequest, context: grpc.aio.ServicerContext) -> pb.PauseResponse:
+    async def Resume(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
         return await self._pause(request, context, False)
 
-    async def Drain(self, request: pb.DrainRequest, context: grpc.aio.ServicerContext) -> pb.DrainResponse:
+    async def Drain(self, request: pb.DrainRequest, context: Context) -> pb.DrainResponse:
         running = await self._running(request.graph, context)
         timeout = request.timeout_s if request.timeout_s > 0 else self.drain_timeout_s
         remaining = await running.stop(timeout)
@@ -151,7 +167,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
                           {"graph": running.name, "state": DRAINED, "remaining": remaining})
         return pb.DrainResponse(graph=running.name, drained=remaining == 0, remaining=remaining)
 
-    async def _reload(self, context: grpc.aio.ServicerContext, restart_drained: bool = False,
+    async def _reload(self, context: Context, restart_drained: bool = False,
                       change: Callable[[], None] | None = None) -> list[ReloadResult]:
         results = await self.server.reload_now(restart_drained, change)
         if results is None:
@@ -160,13 +176,13 @@ class ControlService(control_pb2_grpc.ControlServicer):
         assert results is not None
         return results
 
-    async def Reload(self, request: pb.ReloadRequest, context: grpc.aio.ServicerContext) -> pb.ReloadResponse:
+    async def Reload(self, request: pb.ReloadRequest, context: Context) -> pb.ReloadResponse:
         results = await self._reload(context, restart_drained=True)
         self._audit(context, "Reload", str(self.server.directory),
                     ", ".join(f"{r.file}: {r.result}" for r in results) or "no graphs")
         return pb.ReloadResponse(results=[_result(r) for r in results])
 
-    async def Apply(self, request: pb.ApplyRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
+    async def Apply(self, request: pb.ApplyRequest, context: Context) -> pb.ApplyResponse:
         name = request.file
         if not is_graph_name(name) or "/" in name or "\\" in name:
             self._audit(context, "Apply", name, "refused: bad file name")
@@ -209,11 +225,11 @@ class ControlService(control_pb2_grpc.ControlServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"cannot write {path}: {exc.strerror or exc} (a git-synced or ConfigMap "
                                 "directory is read-only: change the graph in git instead)")
-        mine = next((r for r in results if r.file == name), ReloadResult(name, "", "unchanged"))
+        mine = next((r for r in results if r.file == name), ReloadResult(name, "", UNCHANGED))
         self._audit(context, "Apply", name, mine.result, mine.plan_hash)
         return pb.ApplyResponse(result=_result(mine))
 
-    async def Remove(self, request: pb.RemoveRequest, context: grpc.aio.ServicerContext) -> pb.RemoveResponse:
+    async def Remove(self, request: pb.RemoveRequest, context: Context) -> pb.RemoveResponse:
         running = await self._running(request.graph, context)
         path = self.server.directory / running.file
         try:
@@ -221,13 +237,13 @@ class ControlService(control_pb2_grpc.ControlServicer):
         except OSError as exc:
             self._audit(context, "Remove", running.name, "refused: cannot delete")
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"cannot delete {path}: {exc.strerror or exc}")
-        mine = next((r for r in results if r.file == running.file), ReloadResult(running.file, running.name, "removed"))
+        mine = next((r for r in results if r.file == running.file), ReloadResult(running.file, running.name, REMOVED))
         self._audit(context, "Remove", running.name, mine.result)
         return pb.RemoveResponse(result=_result(mine))
 
     # -- streams -----------------------------------------------------------------------
 
-    async def Tap(self, request: pb.TapRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.TapEvent]:
+    async def Tap(self, request: pb.TapRequest, context: Context) -> AsyncIterator[pb.TapEvent]:
         running = await self._running(request.graph, context)
         if request.edge not in running.runtime.edges:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"graph '{running.name}' has no edge '{request.edge}'; "
@@ -244,7 +260,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
             stream.close()
 
     async def WatchEvents(self, request: pb.WatchEventsRequest,
-                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.EngineEvent]:
+                          context: Context) -> AsyncIterator[pb.EngineEvent]:
         stream = EventStream(self.host)
         try:
             async for event in stream.events():

@@ -9,7 +9,8 @@ skipped; a tap never slows the graph down or holds events.
 import asyncio
 import json
 import time
-from typing import AsyncIterator, Callable, Final
+from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 from adapters.serve.running import RUNNING, RunningGraph
 from engine.node import Batch, Event
@@ -47,7 +48,7 @@ class TapStream:
         while still_current() and self.running.state == RUNNING:
             try:
                 yield await asyncio.wait_for(self.queue.get(), timeout=0.25)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
 
     def close(self) -> None:

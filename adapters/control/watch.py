@@ -7,7 +7,8 @@ events it has not read (and is told so), never slowing the engine down.
 import asyncio
 import json
 import time
-from typing import AsyncIterator, Final
+from collections.abc import AsyncIterator
+from typing import Final
 
 from adapters.control.v1 import control_pb2 as pb
 from adapters.serve.host import Host

@@ -1,25 +1,25 @@
-"""Building a runtime's GPU segments: find the chains, type them, pick the device.
+"""Building a runtime's GPU segments: type each chain, pick the device, open it.
 
-Registered as the `opencl` family's segment builder (adapters/cli/registry.py). The device
-comes from the settings (`opencl_device`, `opencl_fallback`; see adapters/gpu/devices.py);
-anything that cannot run on this machine (float64 on a device without it, an OpenCL C
-kernel with no OpenCL device, a driver refusing generated code) is a NodeFailure naming
-the node, so `engine run` exits with one line and `engine serve` rejects the version.
+The `opencl` family's segment builder (adapters/gpu/family.py) calls this with the chains it
+found and the GpuConfig the command line built from the settings (`opencl_device`,
+`opencl_fallback`; see adapters/gpu/devices.py). Anything that cannot run on this machine
+(float64 on a device without it, an OpenCL C kernel with no OpenCL device, a driver refusing
+generated code) is a NodeFailure naming the node, so `engine run` exits with one line and
+`engine serve` rejects the version.
 """
 
 import logging
 from typing import Any
 
 from adapters.gpu import devices
+from adapters.gpu.config import GpuConfig
 from adapters.gpu.numpy_backend import Outcome, run_numpy
-from adapters.gpu.program import REDUCE, TYPES, Program, ProgramError, build_program
-from adapters.gpu.segment import GpuSegment, GpuTransform
-from adapters.gpu.segments import plan_segments
+from adapters.gpu.program import Program, ProgramError, build_program
+from adapters.gpu.segment_runtime import GpuSegment, GpuTransform
 from engine.chain import SegmentRunner
 from engine.durations import duration_ms
 from engine.edges import Edge
 from engine.node import Clock, NodeFailure
-from engine.plan import DEFAULT_STORAGE, GraphPlan
 from engine.runner import NodeRunner
 
 log = logging.getLogger("headrace.gpu")
@@ -49,10 +49,9 @@ class OpenclRuns:
         return outcome
 
 
-def choose_runner(program: Program, where: str) -> tuple[Any, str]:
+def choose_runner(program: Program, where: str, config: GpuConfig) -> tuple[Any, str]:
     """The run function for a program on this machine, and a line saying where it runs."""
     try:
-        config = devices.current_config()
         choice = devices.choose(config.device, config.fallback, program.needs_fp64, program.needs_opencl)
     except devices.DeviceError as exc:
         raise NodeFailure(f"GPU segment {where}: {exc}") from None
@@ -67,20 +66,20 @@ def choose_runner(program: Program, where: str) -> tuple[Any, str]:
     return runs, f"OpenCL on {choice.device.label} ({choice.reason})"
 
 
-def build_gpu_segments(plan: GraphPlan, runners: dict[str, NodeRunner], edges: dict[str, Edge],
-                       clock: Clock) -> list[SegmentRunner]:
+def build_gpu_segments(chains: list[list[str]], runners: dict[str, NodeRunner], edges: dict[str, Edge],
+                       clock: Clock, config: GpuConfig) -> list[SegmentRunner]:
     found: list[SegmentRunner] = []
-    for chain in plan_segments(plan, set(TYPES), {REDUCE}):
+    for chain in chains:
         members = [runners[name] for name in chain]
         where = " -> ".join(f"'{name}'" for name in chain)
         try:
-            program = build_program([(r.name, r.plan.type, r.ctx.params) for r in members], duration_ms)
+            program = build_program([(r.name, r.plan.type, r.plan.params()) for r in members], duration_ms)
         except ProgramError as exc:  # validation reports these with their line; plans built by hand land here
             raise NodeFailure(f"node '{chain[exc.member]}': {exc.message}") from None
-        run, placement = choose_runner(program, where)
+        run, placement = choose_runner(program, where, config)
         log.info(f"GPU segment {where} runs on {placement}")
         links = [edges[m.plan.inputs[0]] for m in members[1:]]
-        immediate = any(edges[i].plan.storage != DEFAULT_STORAGE for i in members[0].plan.inputs)
+        immediate = any(edges[i].plan.durable for i in members[0].plan.inputs)
         segment = GpuSegment(members, links, program, run, clock, immediate)
         segment.placement = placement
         found.append(SegmentRunner(segment, GpuTransform(segment)))

@@ -1,63 +1,44 @@
-"""Validation of GPU segments, for `engine validate` and every load: the loader calls
-`check_segments` with its checked graph (SpecRegistry.graph_checks).
+"""Validation of GPU segments, for `engine validate` and every load: the GPU family's check
+(adapters/gpu/family.py), which the loader runs over the plan it compiled.
 
-Segments are found with the runtime's rule and typed exactly as they will run, so a graph
-that validates builds; only the device (float64 support, an OpenCL device for
-`opencl.kernel`) is left for run time, since it belongs to the machine, not the file.
+Segments are found with the runtime's rule over the same plan and typed exactly as they
+will run, so a graph that validates builds; only the device (float64 support, an OpenCL
+device for `opencl.kernel`) is left for run time, since it belongs to the machine, not the
+file. Findings are placed by key path; the loader turns them into located problems.
 """
 
 from typing import Final
 
-from adapters.gpu.program import REDUCE, ProgramError, build_program
-from adapters.gpu.segments import Link, find_segments, plain
-from adapters.gpu.specs import FAMILY
+from adapters.gpu.program import ProgramError, build_program
+from adapters.gpu.specs import membership
+from engine.chain import NOT_MEMBER, find_chains
 from engine.durations import duration_ms
-from engine.plan import DEFAULT_POLICY, DEFAULT_STORAGE
-from loader.check_expressions import locate_expression
-from loader.document import Document
-from loader.problems import ERROR, Problem, format_path
-from loader.semantic import CheckedGraph
+from engine.findings import Finding
+from engine.plan import GraphPlan
 
 EXPRESSION_CODE: Final = "HR048"
 SEGMENT_CODE: Final = "HR049"
 
 
-def _plain(options: dict[str, object]) -> bool:
-    return plain(options.get("policy", DEFAULT_POLICY), options.get("storage", DEFAULT_STORAGE))
-
-
-def check_segments(graph: object, doc: object) -> list[object]:
-    assert isinstance(graph, CheckedGraph) and isinstance(doc, Document)
-    members = {name for name, node in graph.nodes.items() if node.spec.segment == FAMILY}
-    if not members:
-        return []
-    problems: list[object] = []
-    for name in sorted(members):
-        on_error = graph.nodes[name].on_error
-        action = on_error.get("action") if isinstance(on_error, dict) else on_error
-        if action == "retry":
-            path = ("nodes", name, "on_error")
-            pos = doc.locate(path)
-            problems.append(Problem(SEGMENT_CODE, ERROR, doc.file, pos.line, pos.column, format_path(path),
+def check_segments(plan: GraphPlan) -> list[Finding]:
+    findings: list[Finding] = []
+    for node in plan.nodes:
+        if membership(node) != NOT_MEMBER and node.on_error.action == "retry":
+            findings.append(Finding(SEGMENT_CODE, ("nodes", node.name, "on_error"),
                                     "on_error: retry is not available on opencl.* nodes (a kernel runs a whole batch)",
                                     "use drop, dead_letter or stop"))
-    inputs = {name: [Link(i.node, i.port, _plain(i.options)) for i in node.inputs] for name, node in graph.nodes.items()}
-    ends = {name for name in members if graph.nodes[name].spec.name == REDUCE}
-    for segment in find_segments(list(graph.nodes), members, inputs, ends):
-        chain = [(name, graph.nodes[name].spec.name, graph.nodes[name].params) for name in segment]
+    nodes = {node.name: node for node in plan.nodes}
+    for segment in find_chains(plan, membership):
+        chain = [(name, nodes[name].type, nodes[name].params()) for name in segment]
         try:
             build_program(chain, duration_ms)
         except ProgramError as exc:
-            problems.append(_problem(doc, segment[exc.member], exc))
-    return problems
+            findings.append(_finding(segment[exc.member], exc))
+    return findings
 
 
-def _problem(doc: Document, member: str, exc: ProgramError) -> Problem:
+def _finding(member: str, exc: ProgramError) -> Finding:
     path = ("nodes", member, "with") + exc.path if exc.path else ("nodes", member)
     if exc.error is not None:
-        pos = locate_expression(doc, path, exc.error)
-        code = EXPRESSION_CODE
-    else:
-        pos = doc.locate(path, at_key=True)
-        code = SEGMENT_CODE
-    return Problem(code, ERROR, doc.file, pos.line, pos.column, format_path(path), exc.message, exc.hint)
+        return Finding(EXPRESSION_CODE, path, exc.message, exc.hint, expression_error=exc.error)
+    return Finding(SEGMENT_CODE, path, exc.message, exc.hint, at_key=True)

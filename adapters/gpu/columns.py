@@ -24,7 +24,9 @@ def _problem(value: object, name: str, dtype: str) -> str:
     if value is _MISSING:
         return f"missing field '{name}' (a {dtype} column of the GPU segment)"
     if dtype == BOOL:
-        return "" if isinstance(value, bool) else f"field '{name}' is {type_name(value)}, not true/false (a bool column)"
+        if isinstance(value, bool):
+            return ""
+        return f"field '{name}' is {type_name(value)}, not true/false (a bool column)"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"field '{name}' is {type_name(value)}, not a number (a {dtype} column)"
     if is_float(dtype):
@@ -68,7 +70,8 @@ def _fast(values: list[object], dtype: str) -> Array | None:
     return column
 
 
-def to_columns(events: list[dict[str, object]], columns: dict[str, str]) -> tuple[dict[str, Array], Array, dict[int, str]]:
+def to_columns(events: list[dict[str, object]],
+               columns: dict[str, str]) -> tuple[dict[str, Array], Array, dict[int, str]]:
     """(typed columns, rows that converted, row -> the first problem of each row that did not)."""
     n = len(events)
     out: dict[str, Array] = {}

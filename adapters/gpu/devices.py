@@ -3,8 +3,10 @@
 PyOpenCL is optional (`headrace[gpu]`), so it is imported only inside the functions that need
 it: importing this module costs nothing, and without PyOpenCL there are simply no devices.
 The choice follows two settings, `opencl_device` (HEADRACE_OPENCL_DEVICE) and
-`opencl_fallback` (HEADRACE_OPENCL_FALLBACK); every refusal is one line naming the variable
-and the fix, because it ends up in front of a user, not a developer.
+`opencl_fallback` (HEADRACE_OPENCL_FALLBACK), which the command line reads and hands to the
+GPU family as a GpuConfig (adapters/gpu/config.py; this module reads no settings). Every
+refusal is one line naming the variable and the fix, because it ends up in front of a user,
+not a developer.
 """
 
 import fnmatch
@@ -50,17 +52,10 @@ class Choice:
     reason: str  # one line: why this backend
 
 
-@dataclass(frozen=True)
-class GpuConfig:
-    device: str = "auto"
-    fallback: str = "none"
-
-
 _lock = threading.Lock()  # segments of several graphs may ask at once
 _devices: list[DeviceInfo] | None = None
 _cl_devices: list[Any] = []  # the pyopencl.Device behind each DeviceInfo, same order
 _queues: dict[int, tuple[Any, Any]] = {}
-_config: GpuConfig | None = None
 
 
 def opencl_available() -> bool:
@@ -83,10 +78,10 @@ def list_devices() -> list[DeviceInfo]:
 
 
 def clear_cache() -> None:
-    """Forget the device list, the open queues and the configuration (for tests)."""
-    global _devices, _config
+    """Forget the device list and the open queues (for tests)."""
+    global _devices
     with _lock:
-        _devices, _config = None, None
+        _devices = None
         _cl_devices.clear()
         _queues.clear()
         UNUSABLE.clear()
@@ -176,34 +171,6 @@ def open_queue(device: DeviceInfo) -> tuple[Any, Any]:
                               f"choose another with {DEVICE_VARIABLE}") from exc
         _queues[device.index] = (context, queue)
         return context, queue
-
-
-def configure(config: GpuConfig | None) -> None:
-    """Set the process-wide configuration; None forgets it, so the next read loads the settings."""
-    global _config
-    with _lock:
-        _config = config
-
-
-def current_config() -> GpuConfig:
-    """The configured GpuConfig, else the one the engine settings give (read once)."""
-    global _config
-    with _lock:
-        if _config is not None:
-            return _config
-    from adapters.settings import (  # pydantic loads only here
-        SettingsError,
-        load_settings,
-    )
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise DeviceError(str(exc)) from exc
-    config = GpuConfig(device=settings.opencl_device, fallback=settings.opencl_fallback)
-    with _lock:
-        _config = _config or config
-        return _config
 
 
 def choose(setting: str, fallback: str = "none", need_fp64: bool = False, need_opencl: bool = False,
@@ -316,7 +283,8 @@ def _no_fp64(device: DeviceInfo, may_fall_back: bool, need_opencl: bool) -> Choi
                                      f"running on NumPy as {FALLBACK_VARIABLE}=numpy allows")
     fixes = "declare float32 columns or choose another device with " + DEVICE_VARIABLE
     if not need_opencl:  # NumPy cannot run OpenCL C, so the fallback is no fix for opencl.kernel
-        fixes = f"declare float32 columns, choose another device with {DEVICE_VARIABLE}, or set {FALLBACK_VARIABLE}=numpy"
+        fixes = (f"declare float32 columns, choose another device with {DEVICE_VARIABLE}, "
+                 f"or set {FALLBACK_VARIABLE}=numpy")
     raise DeviceError(f"{device.name} has no float64 support (cl_khr_fp64), which float64 columns need "
                       f"(Apple GPUs have none): {fixes}")
 

@@ -12,13 +12,26 @@ C, and NumPy wraps. Helper functions (`helpers()`) exist once per C type actuall
 """
 
 import re
-from typing import Callable, Final
+from collections.abc import Callable
+from typing import Final
 
 import numpy as np
 
 from adapters.gpu.dtypes import BOOL, C_TYPES, FLOAT32, FLOAT64, INT32, INT64, NUMPY_TYPES, is_float, is_int
 from adapters.gpu.kernel_expr import (
-    CHECKED, FLOAT_ONE, FLOAT_TWO, Binary, Call, Cast, Col, Compare, Const, Logic, Node, Select, Unary,
+    CHECKED,
+    FLOAT_ONE,
+    FLOAT_TWO,
+    Binary,
+    Call,
+    Cast,
+    Col,
+    Compare,
+    Const,
+    Logic,
+    Node,
+    Select,
+    Unary,
 )
 from adapters.gpu.program import DIVISION_BY_ZERO, UNDEFINED
 
@@ -37,7 +50,7 @@ volatile while bool true false uchar ushort uint ulong half size_t ptrdiff_t int
 kernel global local constant private generic read_only write_only read_write uniform pipe
 image1d_t image2d_t image3d_t image1d_array_t image1d_buffer_t image2d_array_t sampler_t event_t
 complex imaginary _Bool _Complex _Imaginary NULL INFINITY NAN
-""".split())
+""".split())  # noqa: SIM905 (a word list reads best as words)
 _IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 

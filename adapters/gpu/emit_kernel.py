@@ -16,7 +16,6 @@ from adapters.gpu.emit_c import Emitter, helpers, is_c_identifier, literal
 from adapters.gpu.program import NOT_ENTERED, NOT_FINITE, FilterStep, KernelStep, MapStep, Program, ReduceStep
 
 
-
 @dataclass
 class Generated:
     source: str

@@ -10,10 +10,10 @@ reports with the file's line and column.
 
 import ast
 from dataclasses import dataclass
-from typing import Final, Union
+from typing import Final
 
-from engine import expr
 from adapters.gpu.dtypes import BOOL, INT_RANGE, Defaults, Kind, as_float, common, concrete, is_float, numeric
+from engine import expr
 
 NOT_IN_KERNEL: Final = "not_in_kernel"
 UNKNOWN_COLUMN: Final = "unknown_column"
@@ -101,7 +101,7 @@ class Call:
     dtype: str
 
 
-Node = Union[Col, Const, Cast, Unary, Binary, Compare, Logic, Select, Call]
+Node = Col | Const | Cast | Unary | Binary | Compare | Logic | Select | Call
 
 
 class KernelExprError(Exception):
@@ -129,8 +129,8 @@ class _Typer:
         want = concrete(kind, self.defaults)
         if isinstance(node, Const):
             value = _convert(node.value, want)
-            low, high = INT_RANGE.get(want, (value, value))
-            if isinstance(value, int) and not low <= value <= high:
+            bounds = INT_RANGE.get(want)
+            if isinstance(value, int) and bounds is not None and not bounds[0] <= value <= bounds[1]:
                 where = self.literals.get(id(node))
                 raise KernelExprError(expr.ExprError(
                     NOT_IN_KERNEL, f"the literal {value} is out of range for {want}",
@@ -224,7 +224,8 @@ class _Typer:
         for op, right in zip(node.ops, node.comparators):
             name = _COMPARE.get(type(op))
             if name is None:
-                raise self.fail(node, NOT_IN_KERNEL, "`in`, `not in`, `is` and `is not` are not available in a GPU segment",
+                raise self.fail(node, NOT_IN_KERNEL,
+                                "`in`, `not in`, `is` and `is not` are not available in a GPU segment",
                                 "compare numbers with == != < <= > >=")
             a, b = self.visit(left), self.visit(right)
             kind = Kind(BOOL) if a[1].dtype == BOOL and b[1].dtype == BOOL else common(a[1], b[1], self.defaults)
@@ -240,7 +241,8 @@ class _Typer:
         if kind.dtype == BOOL:
             return value
         number = numeric(kind, self.defaults)
-        return Compare("ne", self.cast((value, kind), number), self.cast((Const(0, "int64"), Kind("int64", True)), number))
+        zero = self.cast((Const(0, "int64"), Kind("int64", True)), number)
+        return Compare("ne", self.cast((value, kind), number), zero)
 
     def call(self, node: ast.Call, fn: str) -> tuple[Node, Kind]:
         if fn not in KERNEL_FUNCTIONS:

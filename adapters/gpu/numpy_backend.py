@@ -18,10 +18,28 @@ import numpy as np
 from adapters.gpu.cpu_share import share_out
 from adapters.gpu.dtypes import NUMPY_TYPES, is_float
 from adapters.gpu.kernel_expr import (
-    CHECKED, Binary, Call, Cast, Col, Compare, Const, Logic, Node, Select, Unary,
+    CHECKED,
+    Binary,
+    Call,
+    Cast,
+    Col,
+    Compare,
+    Const,
+    Logic,
+    Node,
+    Select,
+    Unary,
 )
 from adapters.gpu.program import (
-    DIVISION_BY_ZERO, NOT_ENTERED, NOT_FINITE, UNDEFINED, FilterStep, KernelStep, MapStep, Program, ReduceStep,
+    DIVISION_BY_ZERO,
+    NOT_ENTERED,
+    NOT_FINITE,
+    UNDEFINED,
+    FilterStep,
+    KernelStep,
+    MapStep,
+    Program,
+    ReduceStep,
 )
 
 Array = Any  # numpy.ndarray; NumPy's own stubs are too loose to help here
@@ -295,11 +313,13 @@ def _run_chunk(program: Program, steps: list[MapStep | FilterStep | KernelStep],
         evaluator = _Eval(env, code, n)
         if isinstance(step, MapStep):
             results = []
-            # A target may be written directly unless this step still reads its old value.
+            # A target may be written directly unless this step still reads its old value, or
+            # the column has another type here than at the end (a later step changes it).
             reading = {id(env[c]) for c in env}
             for assign in step.assigns:
                 target = targets.get(assign.column)
-                if target is not None and id(target) not in reading and len(step.assigns) == 1:
+                if (target is not None and id(target) not in reading and len(step.assigns) == 1
+                        and target.dtype == NUMPY_TYPES[assign.expr.dtype]):
                     value = evaluator.into(assign.expr, rows, assign.code, target)
                 else:
                     value = evaluator.value(assign.expr, rows, assign.code)

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 import warnings
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import pyopencl as cl
@@ -81,7 +81,8 @@ class _Refused(Exception):
         self.log = log
 
 
-def _log(built: "cl.Program", device: "cl.Device") -> str:
+def _log(built: Any, device: "cl.Device") -> str:
+    """The compiler's log for `built` (a cl.Program, whose get_build_info PyOpenCL leaves untyped)."""
     try:
         return str(built.get_build_info(device, cl.program_build_info.LOG))
     except cl.Error:
@@ -94,8 +95,8 @@ def _explain(program: Program, generated: Generated, log: str) -> KernelBuildErr
     errors = [line for line in log.splitlines() if re.search(r"\berror\b", line)]
     found = next((m for m in map(_ERROR_LINE.match, errors) if m), None)
     if found is None:
-        first = next((ln.strip() for ln in log.splitlines() if "error" in ln.lower()), log.strip()[:200])
-        return KernelBuildError(f"GPU segment '{program.names[0]}': the OpenCL compiler refused the kernel: {first}")
+        refusal = next((ln.strip() for ln in log.splitlines() if "error" in ln.lower()), log.strip()[:200])
+        return KernelBuildError(f"GPU segment '{program.names[0]}': the OpenCL compiler refused the kernel: {refusal}")
     number, error = int(found.group(1)), "error: " + found.group(2).strip()
     text = lines[number - 1].strip() if 0 < number <= len(lines) else ""
     text = text if len(text) <= 120 else text[:117] + "..."
@@ -133,8 +134,11 @@ def pinned_host(context: "cl.Context", queue: "cl.CommandQueue", nbytes: int) ->
     flags = cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR
     try:
         buf = cl.Buffer(context, flags, nbytes)
-        mapped, _ = cl.enqueue_map_buffer(queue, buf, cl.map_flags.READ | cl.map_flags.WRITE, 0,
-                                          (nbytes,), np.uint8, is_blocking=True)
+        # PyOpenCL's stubs type the flags as the enum class and the result as the array alone;
+        # at run time the flags are ints and the result is (array, event).
+        read_write = cast(cl.map_flags, cl.map_flags.READ | cl.map_flags.WRITE)
+        mapped, _ = cast(tuple[Array, Any], cl.enqueue_map_buffer(queue, buf, read_write, 0, (nbytes,),
+                                                                   np.dtype(np.uint8), is_blocking=True))
     except cl.Error:
         return None, np.empty(nbytes, dtype=np.uint8)
     return buf, mapped
@@ -168,7 +172,7 @@ class OpenclRunner:
         self._local = {k: _local_size(k, self.device) for k in (self._rows, self._reduce) if k is not None}
         self.profiling = bool(queue.properties & cl.command_queue_properties.PROFILING_ENABLE)
         self.last_timing: dict[str, float] = {"upload": 0.0, "kernel": 0.0, "download": 0.0}
-        self._buffers: dict[str, "cl.Buffer"] = {}
+        self._buffers: dict[str, cl.Buffer] = {}
         self._landing: dict[str, tuple[Any, Array]] = {}  # role -> (pinned buffer or None, host bytes)
 
     def run(self, columns: dict[str, Array], entered: Array) -> Outcome:
@@ -219,7 +223,7 @@ class OpenclRunner:
         entry = {c: upload(f"in {c}", self._host(columns[c], program.columns[c], n)) for c in needed}
         stage, code = buffer("stage", n), buffer("code", 4 * n)
         outputs = {c: buffer(f"out {c}", n * np.dtype(NUMPY_TYPES[t]).itemsize) for c, t in gen.outputs}
-        partials: dict[str, tuple["cl.Buffer", Array]] = {}
+        partials: dict[str, tuple[cl.Buffer, Array]] = {}
         for name, dtype in accumulators.items():
             host = np.empty((items, groups), dtype=NUMPY_TYPES[dtype])
             partials[name] = (buffer(f"partial {name}", host.nbytes), host)

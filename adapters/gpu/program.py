@@ -12,8 +12,9 @@ Errors inside kernels are codes: `failure index * 4 + reason`, never 0, so one i
 row says which expression failed and why.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Final, Union
+from typing import Final
 
 from adapters.gpu.dtypes import BOOL, DTYPES, Defaults, is_float, is_int
 from adapters.gpu.kernel_expr import KernelExprError, Node, type_expression, walk
@@ -91,7 +92,7 @@ class ReduceStep:
     code: int  # + 1: the row's key is outside 0 .. groups-1
 
 
-Step = Union[MapStep, FilterStep, KernelStep, ReduceStep]
+Step = MapStep | FilterStep | KernelStep | ReduceStep
 
 
 class ProgramError(Exception):
@@ -181,12 +182,13 @@ def _dtype_map(member: int, key: str, value: object) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, dtype in value.items():
         if dtype not in DTYPES:
-            raise ProgramError(member, (key, str(name)), f"unknown column type {dtype!r}", "use one of: " + ", ".join(DTYPES))
+            raise ProgramError(member, (key, str(name)), f"unknown column type {dtype!r}",
+                               "use one of: " + ", ".join(DTYPES))
         out[str(name)] = str(dtype)
     return out
 
 
-DurationFn = Callable[[object], Union[int, None]]
+DurationFn = Callable[[object], int | None]
 
 
 def build_program(members: list[tuple[str, str, dict[str, object]]], duration_ms: DurationFn) -> Program:
@@ -271,7 +273,8 @@ def _reduce(program: Program, j: int, params: dict[str, object], duration_ms: Du
             raise ProgramError(j, ("by",), f"`by` must be an integer column, and '{by}' is {program.env[by]}",
                                "group by a small whole-number key, e.g. a sensor or region id")
         if not isinstance(groups, int):
-            raise ProgramError(j, ("groups",), "`groups` is required with `by`", "keys must be 0 .. groups-1, e.g. groups: 64")
+            raise ProgramError(j, ("groups",), "`groups` is required with `by`",
+                               "keys must be 0 .. groups-1, e.g. groups: 64")
     fields = params.get("fields")
     reductions: list[Reduction] = []
     for name, call in (fields.items() if isinstance(fields, dict) else []):

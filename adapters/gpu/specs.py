@@ -3,8 +3,10 @@
 from typing import Final
 
 from adapters.gpu.dtypes import DTYPES
-from adapters.gpu.program import FILTER, KERNEL, MAP, REDUCE
+from adapters.gpu.program import FILTER, KERNEL, MAP, REDUCE, TYPES
+from engine.chain import LAST_MEMBER, MEMBER, NOT_MEMBER
 from engine.node import Batch, Failures, NodeContext, NodeFailure, Transform
+from engine.plan import NodePlan
 from engine.spec import DURATION, EACH_VALUE, EXPRESSION, ONE, TRANSFORM, ExprParam, NodeSpec, param, params_schema
 
 FAMILY: Final = "opencl"
@@ -26,7 +28,7 @@ _SEGMENT: Final[dict[str, dict[str, object]]] = {
 
 
 class SegmentMember(Transform):
-    """An `opencl.*` node's own runtime object. Its segment (adapters/gpu/segment.py) runs
+    """An `opencl.*` node's own runtime object. Its segment (adapters/gpu/segment_runtime.py) runs
     it; the scheduler never hands it a batch, and if it did, that is an engine bug."""
 
     def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
@@ -53,8 +55,9 @@ OPENCL_MAP: Final = NodeSpec(
     }, ("set",)),
     expressions=(ExprParam("set", EACH_VALUE),),
     factory=make_member,
-    segment=FAMILY,
-    example="type: opencl.map\nfrom: readings\nwith:\n  columns: {temp_c: float32}\n  set: {temp_f: \"temp_c * 1.8 + 32\"}",
+    since=2,  # the GPU family arrived when format 2 was current
+    example="type: opencl.map\nfrom: readings\nwith:\n  columns: {temp_c: float32}\n"
+            "  set: {temp_f: \"temp_c * 1.8 + 32\"}",
 )
 
 OPENCL_FILTER: Final = NodeSpec(
@@ -67,7 +70,7 @@ OPENCL_FILTER: Final = NodeSpec(
     }, ("where",)),
     expressions=(ExprParam("where", ONE),),
     factory=make_member,
-    segment=FAMILY,
+    since=2,  # the GPU family arrived when format 2 was current
     example="type: opencl.filter\nfrom: readings\nwith:\n  columns: {temp_f: float32}\n  where: \"temp_f > 100\"",
 )
 
@@ -77,7 +80,8 @@ OPENCL_REDUCE: Final = NodeSpec(
     summary="Totals columns per batch or per processing-time window, optionally by a small integer "
             "key; emits one event per group. It ends its GPU segment. See [GPU segments](gpu.md).",
     params=_params({
-        "fields": param({"type": "object", "minProperties": 1, "additionalProperties": {"type": "string", "minLength": 1}},
+        "fields": param({"type": "object", "minProperties": 1,
+                         "additionalProperties": {"type": "string", "minLength": 1}},
                         "Output field -> sum(column) | min(column) | max(column) | mean(column) | count().",
                         {"avg_temp": "mean(temp_c)", "readings": "count()"}),
         "by": param({"type": "string", "minLength": 1},
@@ -88,8 +92,9 @@ OPENCL_REDUCE: Final = NodeSpec(
                         "of input). Omitted: one event per group for every batch the segment runs.", "10s"),
     }, ("fields",)),
     factory=make_member,
-    segment=FAMILY,
-    example="type: opencl.reduce\nfrom: readings\nwith:\n  columns: {sensor: int32, temp_c: float32}\n  by: sensor\n  groups: 64\n  window: 10s\n"
+    since=2,  # the GPU family arrived when format 2 was current
+    example="type: opencl.reduce\nfrom: readings\nwith:\n  columns: {sensor: int32, temp_c: float32}\n"
+            "  by: sensor\n  groups: 64\n  window: 10s\n"
             "  fields: {avg_temp: \"mean(temp_c)\", n: \"count()\"}",
 )
 
@@ -109,9 +114,18 @@ OPENCL_KERNEL: Final = NodeSpec(
                         "score = x > 0.0f ? log1p(x) : 0.0f;"),
     }, ("outputs", "source")),
     factory=make_member,
-    segment=FAMILY,
-    example="type: opencl.kernel\nfrom: readings\nwith:\n  columns: {x: float32}\n  inputs: {x: float32}\n  outputs: {score: float32}\n"
+    since=2,  # the GPU family arrived when format 2 was current
+    example="type: opencl.kernel\nfrom: readings\nwith:\n  columns: {x: float32}\n  inputs: {x: float32}\n"
+            "  outputs: {score: float32}\n"
             "  source: \"score = x * x + 1.0f;\"",
 )
 
 OPENCL_SPECS: Final = (OPENCL_MAP, OPENCL_FILTER, OPENCL_REDUCE, OPENCL_KERNEL)
+
+
+def membership(node: NodePlan) -> int:
+    """How a node takes part in GPU segments (engine/chain.py:find_chains): every `opencl.*`
+    node is in one; an `opencl.reduce` ends its segment (its totals leave as events)."""
+    if node.type not in TYPES:
+        return NOT_MEMBER
+    return LAST_MEMBER if node.type == REDUCE else MEMBER

@@ -1,36 +1,43 @@
 """The graphs `engine serve` runs, and a reload as a diff of plans.
 
-A reload compares each file's new plan with the running one by plan hash:
+A reload compares each file's new plan with the running one by plan hash
+(adapters/serve/vocabulary.py has the words):
 
 - `unchanged`: same plan; the running graph is not touched (edges, counters, state survive);
-- `applied`: new or changed; the new runtime is built first (a failure keeps the old one),
+- `added`: a new graph; its runtime is built and started;
+- `updated`: a changed plan. Compared node by node (engine/plan_diff.py): nodes whose plan
+  and whole upstream are unchanged are `kept` running with their state; the changed ones and
+  everything downstream are `replaced` (drained, then built again), with the events between
+  kept and replaced nodes handed over. Where that is not safe, the whole graph is swapped,
+  and the result says why: the new runtime is built first (a failure keeps the old one),
   then the old one's sources stop and its edges drain into its sinks (bounded by the drain
   timeout; what is left is counted and reported), then the new one starts;
-- `rejected`: the file has problems, or its runtime cannot be built; what ran keeps running;
+- `rejected`: the file has problems, or its nodes cannot be built; what ran keeps running;
 - `removed`: the file is gone; its graph drains and stops.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Final, Mapping
+from typing import Final
 
 from adapters.durable import DurableFactory
-from adapters.serve.running import DRAINED, STOPPED, RunningGraph
+from adapters.serve.running import DRAINED, RUNNING, STOPPED, RunningGraph
 from adapters.serve.scan import Snapshot
+from adapters.serve.vocabulary import ADDED, REJECTED, REMOVED, UNCHANGED, UPDATED, nodes_text
 from engine.node import NodeFailure
+from engine.plan import GraphPlan
+from engine.plan_diff import NodeChanges, whole_graph
 from engine.runtime import Runtime
 from engine.spec import SpecRegistry
-from loader.api import load_text
+from loader.api import claim_name, load_text
 from loader.problems import ERROR
 
 LOG: Final = logging.getLogger("headrace.reload")
 
-APPLIED: Final = "applied"
-UNCHANGED: Final = "unchanged"
-REJECTED: Final = "rejected"
-REMOVED: Final = "removed"
+__all__ = ["ADDED", "REJECTED", "REMOVED", "UNCHANGED", "UPDATED", "GraphStatus", "Host", "ReloadResult"]
 
 
 @dataclass
@@ -41,6 +48,7 @@ class ReloadResult:
     plan_hash: str = ""
     problems: list[str] = field(default_factory=list)
     dropped: int = 0  # events a timed-out drain left behind
+    nodes: NodeChanges | None = None  # updated only: what happened to each node
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"file": self.file, "graph": self.graph, "result": self.result,
@@ -49,7 +57,16 @@ class ReloadResult:
             out["problems"] = self.problems
         if self.dropped:
             out["dropped"] = self.dropped
+        if self.nodes is not None:
+            out["nodes"] = self.nodes.to_dict()
         return out
+
+    def detail(self) -> str:
+        """The one-line summary WatchEvents and the log carry."""
+        text = f"{self.file}: {self.result}"
+        if self.nodes is not None:
+            text += f" ({nodes_text(self.nodes.to_dict(), self.nodes.whole_swap)})"
+        return text
 
 
 @dataclass
@@ -63,6 +80,7 @@ class GraphStatus:
     last_result: str = ""
     last_reload_at: float = 0.0
     problems: list[str] = field(default_factory=list)
+    last_nodes: NodeChanges | None = None  # what the last update did to each node
 
 
 class Host:
@@ -123,15 +141,24 @@ class Host:
             problems = [f"{p.file}:{p.line}:{p.column}: {p.code} {p.message}" for p in errors]
             return ReloadResult(name, current or loaded.name, REJECTED, problems=problems)
         plan = loaded.plan
-        if claimed.get(plan.name, name) != name:
+        holder = claim_name(claimed, plan.name, name)
+        if holder:
             return ReloadResult(name, plan.name, REJECTED, problems=[
-                f"{file.path}: the graph name '{plan.name}' is already used by {claimed[plan.name]}; "
+                f"{file.path}: the graph name '{plan.name}' is already used by {holder}; "
                 "give one of them another `name:`"])
-        claimed[plan.name] = name
         plan_hash = plan.content_hash()
         stopped = running is not None and running.state in (STOPPED, DRAINED)
         if running is not None and running.plan_hash == plan_hash and not (restart_stopped and stopped):
             return ReloadResult(name, plan.name, UNCHANGED, plan_hash)
+        if running is not None and running.state == RUNNING and running.plan.name == plan.name:
+            changes = running.runtime.diff(plan)
+            if not changes.whole_swap:
+                return await self._replace_nodes(name, running, plan, changes)
+        else:
+            changes = whole_graph(running.plan if running is not None else None, plan,
+                                  f"the graph is {running.state}" if running is not None else "")
+            if running is not None and running.plan.name != plan.name:
+                changes = whole_graph(running.plan, plan, "the graph was renamed")
         try:
             runtime = Runtime(plan, self.registry, durable=self.durable)  # built before the old one is touched
         except NodeFailure as exc:
@@ -140,23 +167,37 @@ class Host:
         replacement = RunningGraph(name, plan, runtime, self._failed)
         self.graphs[name] = replacement
         replacement.start()
-        return ReloadResult(name, plan.name, APPLIED, plan_hash, dropped=dropped)
+        if running is None:
+            return ReloadResult(name, plan.name, ADDED, plan_hash)
+        return ReloadResult(name, plan.name, UPDATED, plan_hash, dropped=dropped, nodes=changes)
+
+    async def _replace_nodes(self, name: str, running: RunningGraph, plan: GraphPlan,
+                             changes: NodeChanges) -> ReloadResult:
+        """A partial reload: the kept nodes go on running in the same runtime."""
+        try:
+            dropped = await running.runtime.replace_nodes(plan, changes, self.drain_timeout_s)
+        except NodeFailure as exc:
+            return ReloadResult(name, plan.name, REJECTED, plan.content_hash(), problems=[str(exc)])
+        running.replaced(plan)
+        return ReloadResult(name, plan.name, UPDATED, running.plan_hash, dropped=dropped, nodes=changes)
 
     def _record(self, result: ReloadResult) -> None:
         if result.result == REMOVED:
             LOG.info("reload", extra={"reload": result.to_dict()})
-            self.publish("reload", result.file, result.graph, f"{result.file}: {result.result}", result.to_dict())
+            self.publish("reload", result.file, result.graph, result.detail(), result.to_dict())
             return
         status = self.status.setdefault(result.file, GraphStatus(result.file))
         status.graph = result.graph or status.graph
         status.last_result = result.result
         status.last_reload_at = time.time()
         status.problems = result.problems
+        if result.result in (ADDED, UPDATED):
+            status.last_nodes = result.nodes
         running = self.graphs.get(result.file)
         status.plan_hash = running.plan_hash if running is not None else ""
         level = logging.WARNING if result.result == REJECTED else logging.INFO
         LOG.log(level, "reload", extra={"reload": result.to_dict()})
-        self.publish("reload", result.file, result.graph, f"{result.file}: {result.result}", result.to_dict())
+        self.publish("reload", result.file, result.graph, result.detail(), result.to_dict())
 
     async def stop_all(self) -> int:
         """Drain every graph at once (SIGTERM); returns the events left behind."""

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Final
 
+from adapters.serve.vocabulary import ADDED, nodes_text
+
 LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -18,6 +20,9 @@ def _reload_text(fields: dict[str, object]) -> str:
     if fields.get("graph"):
         line += f" (graph '{fields['graph']}'"
         line += f", plan {str(fields['plan_hash'])[:19]})" if fields.get("plan_hash") else ")"
+    nodes = fields.get("nodes")
+    if isinstance(nodes, dict) and fields.get("result") != ADDED:
+        line += f"; {nodes_text(nodes, str(nodes.get('whole_swap', '')))}"
     if fields.get("dropped"):
         line += f"; the drain timed out: {fields['dropped']} events dropped"
     problems = fields.get("problems")
@@ -52,7 +57,7 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> object:
         return sys.stderr
 

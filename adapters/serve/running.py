@@ -3,7 +3,8 @@
 import asyncio
 import logging
 import time
-from typing import Callable, Final
+from collections.abc import Callable
+from typing import Final
 
 from engine.plan import GraphPlan
 from engine.runtime import Runtime
@@ -33,6 +34,12 @@ class RunningGraph:
     @property
     def name(self) -> str:
         return self.plan.name
+
+    def replaced(self, plan: GraphPlan) -> None:
+        """Some of its nodes were replaced in place (a partial reload): same runtime, new plan."""
+        self.plan = plan
+        self.plan_hash = plan.content_hash()
+        self.loaded_at = time.time()
 
     def start(self) -> None:
         self.loaded_at = time.time()

@@ -9,10 +9,12 @@ missing directory keeps what runs (a deploy may recreate it) and is reported onc
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Final
+from typing import Final
 
 import watchfiles
 
@@ -149,7 +151,5 @@ class Server:
                 LOG.info(f"cleared {cleared} LMDB reader slots left by crashed processes")
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            pass

@@ -38,7 +38,7 @@ def python_of(venv: Path) -> Path:
 def _installed(python: Path, distributions: list[str]) -> dict[str, str | None]:
     done = subprocess.run([str(python), "-c", _VERSIONS, *distributions], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        return {name: None for name in distributions}
+        return dict.fromkeys(distributions)
     found: dict[str, str | None] = json.loads(done.stdout)
     return found
 
@@ -60,7 +60,7 @@ def ensure(venv: Path, keys: list[str]) -> dict[str, str]:
         made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, check=False)
         if made.returncode != 0:
             reason = f"cannot create {venv}: {_last_line(made.stderr)}"
-            return {key: reason for key in keys}
+            return dict.fromkeys(keys, reason)
     wanted = {key: PINS[key] for key in keys}
     versions = _installed(python, [pin.split("==")[0] for pin in wanted.values()])
     skipped: dict[str, str] = {}

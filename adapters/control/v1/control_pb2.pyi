@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GraphSummary(_message.Message):
-    __slots__ = ("name", "file", "state", "plan_hash", "last_result", "last_reload_at", "loaded_at", "problems")
+    __slots__ = ("name", "file", "state", "plan_hash", "last_result", "last_reload_at", "loaded_at", "problems", "last_nodes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class GraphSummary(_message.Message):
     LAST_RELOAD_AT_FIELD_NUMBER: _ClassVar[int]
     LOADED_AT_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    LAST_NODES_FIELD_NUMBER: _ClassVar[int]
     name: str
     file: str
     state: str
@@ -24,7 +25,22 @@ class GraphSummary(_message.Message):
     last_reload_at: float
     loaded_at: float
     problems: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., file: _Optional[str] = ..., state: _Optional[str] = ..., plan_hash: _Optional[str] = ..., last_result: _Optional[str] = ..., last_reload_at: _Optional[float] = ..., loaded_at: _Optional[float] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+    last_nodes: NodeChanges
+    def __init__(self, name: _Optional[str] = ..., file: _Optional[str] = ..., state: _Optional[str] = ..., plan_hash: _Optional[str] = ..., last_result: _Optional[str] = ..., last_reload_at: _Optional[float] = ..., loaded_at: _Optional[float] = ..., problems: _Optional[_Iterable[str]] = ..., last_nodes: _Optional[_Union[NodeChanges, _Mapping]] = ...) -> None: ...
+
+class NodeChanges(_message.Message):
+    __slots__ = ("kept", "replaced", "added", "removed", "whole_swap")
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    WHOLE_SWAP_FIELD_NUMBER: _ClassVar[int]
+    kept: _containers.RepeatedScalarFieldContainer[str]
+    replaced: _containers.RepeatedScalarFieldContainer[str]
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    whole_swap: str
+    def __init__(self, kept: _Optional[_Iterable[str]] = ..., replaced: _Optional[_Iterable[str]] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., whole_swap: _Optional[str] = ...) -> None: ...
 
 class ListGraphsRequest(_message.Message):
     __slots__ = ()
@@ -141,20 +157,22 @@ class ReloadRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReloadResult(_message.Message):
-    __slots__ = ("file", "graph", "result", "plan_hash", "problems", "dropped")
+    __slots__ = ("file", "graph", "result", "plan_hash", "problems", "dropped", "nodes")
     FILE_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
     file: str
     graph: str
     result: str
     plan_hash: str
     problems: _containers.RepeatedScalarFieldContainer[str]
     dropped: int
-    def __init__(self, file: _Optional[str] = ..., graph: _Optional[str] = ..., result: _Optional[str] = ..., plan_hash: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., dropped: _Optional[int] = ...) -> None: ...
+    nodes: NodeChanges
+    def __init__(self, file: _Optional[str] = ..., graph: _Optional[str] = ..., result: _Optional[str] = ..., plan_hash: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., dropped: _Optional[int] = ..., nodes: _Optional[_Union[NodeChanges, _Mapping]] = ...) -> None: ...
 
 class ReloadResponse(_message.Message):
     __slots__ = ("results",)

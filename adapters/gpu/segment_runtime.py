@@ -13,7 +13,8 @@ A segment fed by a durable edge runs each delivered batch at once, so an acknowl
 has always been processed.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,147 @@
+"""The asyncio side of a runtime: IO sources and sinks as tasks that meet the core through
+edges, their open/close, and retries of IO failures with backoff.
+
+The core scheduler never awaits these tasks; they wake it through the runtime's signal.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from engine.node import INFINITY, AsyncSink, AsyncSource, NodeFailure
+from engine.runner import NodeRunner
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
+
+Action = Callable[[], Awaitable[None]]
+
+
+async def with_retries(rt: "Runtime", r: NodeRunner, action: Action) -> None:
+    """IO failures are retried when the node's `on_error` says retry, then fatal."""
+    policy = r.ctx.on_error
+    attempt = 0
+    while True:
+        try:
+            await action()
+            return
+        except NodeFailure:
+            if policy.action != "retry" or attempt >= policy.attempts or rt.stopping or r.stop_requested:
+                raise
+            await asyncio.sleep(policy.backoff_ms / 1000.0 * (2 ** attempt))
+            attempt += 1
+
+
+async def open_io(rt: "Runtime", runners: list[NodeRunner]) -> None:
+    """Open every IO node of `runners`; the first that cannot open fails the graph."""
+    for r in runners:
+        impl = r.impl
+        if isinstance(impl, (AsyncSource, AsyncSink)):
+            try:
+                await with_retries(rt, r, impl.open)
+            except NodeFailure as exc:
+                rt.fail(str(exc))
+                return
+
+
+async def close_io(rt: "Runtime", runners: list[NodeRunner]) -> None:
+    for r in runners:
+        impl = r.impl
+        if isinstance(impl, (AsyncSource, AsyncSink)):
+            try:
+                await impl.close()
+            except NodeFailure as exc:
+                rt.fail(str(exc))
+
+
+def start_io(rt: "Runtime", runners: list[NodeRunner]) -> dict[str, "asyncio.Task[None]"]:
+    """One task per IO source and sink among `runners`, by node name."""
+    tasks: dict[str, asyncio.Task[None]] = {}
+    for r in runners:
+        if isinstance(r.impl, AsyncSource):
+            tasks[r.name] = asyncio.ensure_future(drive_source(rt, r))
+        elif isinstance(r.impl, AsyncSink):
+            tasks[r.name] = asyncio.ensure_future(drive_sink(rt, r))
+    return tasks
+
+
+async def drive_source(rt: "Runtime", r: NodeRunner) -> None:
+    source = r.impl
+    assert isinstance(source, AsyncSource)
+
+    def stop_reading() -> bool:
+        return rt.stopping or r.stop_requested or bool(rt.failure)
+
+    try:
+        while not stop_reading():
+            if rt.controls.is_paused(r):
+                await rt.signal.wait(INFINITY)
+                continue
+            outs = r.new_outs()
+            reading = asyncio.ensure_future(source.read(r.errors, outs))
+            stopped = asyncio.ensure_future(rt.signal.until(stop_reading))
+            await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not reading.done():
+                reading.cancel()
+                break
+            alive = reading.result()
+            rt.checkpoint(r, source.position())
+            r.distribute(outs)
+            rt.signal.notify()
+            while r.backlog and not rt.failure:
+                await rt.signal.wait(INFINITY)
+                r.flush_backlog()
+            if not alive:
+                break
+    except NodeFailure as exc:
+        rt.fail(str(exc))
+    finally:
+        r.flushed = True
+        r.close_outputs()
+        rt.signal.notify()
+
+
+async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
+    sink = r.impl
+    assert isinstance(sink, AsyncSink)
+    sink.failures = r.errors
+    try:
+        while not rt.failure:
+            if rt.controls.is_paused(r):
+                await rt.signal.wait(INFINITY)
+                continue
+            batch = r.take_input(rt.budget)
+            if batch:
+                rt.signal.notify()  # room was freed upstream
+                outs = r.new_outs()
+                sink.failed_outs = outs
+                await with_retries(rt, r, _WriteCall(sink, batch).run)
+                r.events_in += len(batch)
+                r.ack(len(batch))  # written and flushed
+                if r.distribute(outs):  # dead letters of events the sink gave up on
+                    rt.signal.notify()
+                    while r.backlog and not rt.failure:
+                        await rt.signal.wait(INFINITY)
+                        r.flush_backlog()
+                continue
+            if r.inputs_drained():
+                break
+            await rt.signal.wait(INFINITY)
+    except NodeFailure as exc:
+        rt.fail(str(exc))
+    finally:
+        r.flushed = True
+        r.close_outputs()
+        rt.signal.notify()
+
+
+class _WriteCall:
+    """One `sink.write(batch)` as a retryable action."""
+
+    def __init__(self, sink: AsyncSink, batch: list[dict[str, object]]) -> None:
+        self.sink = sink
+        self.batch = batch
+
+    async def run(self) -> None:
+        await self.sink.write(self.batch)
