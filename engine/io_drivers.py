@@ -89,17 +89,13 @@ async def drive_source(rt: "Runtime", r: NodeRunner) -> None:
             rt.checkpoint(r, source.position())
             r.distribute(outs)
             rt.signal.notify()
-            while r.backlog and not rt.failure:
-                await rt.signal.wait(INFINITY)
-                r.flush_backlog()
+            await _hand_on(rt, r)
             if not alive:
                 break
     except NodeFailure as exc:
         rt.fail(str(exc))
     finally:
-        r.flushed = True
-        r.close_outputs()
-        rt.signal.notify()
+        _finished(rt, r)
 
 
 async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
@@ -121,9 +117,7 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
                 r.ack(len(batch))  # written and flushed
                 if r.distribute(outs):  # dead letters of events the sink gave up on
                     rt.signal.notify()
-                    while r.backlog and not rt.failure:
-                        await rt.signal.wait(INFINITY)
-                        r.flush_backlog()
+                    await _hand_on(rt, r)
                 continue
             if r.inputs_drained():
                 break
@@ -131,9 +125,20 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
     except NodeFailure as exc:
         rt.fail(str(exc))
     finally:
-        r.flushed = True
-        r.close_outputs()
-        rt.signal.notify()
+        _finished(rt, r)
+
+
+async def _hand_on(rt: "Runtime", r: NodeRunner) -> None:
+    """Until every event the node's edges refused is taken (or the graph failed)."""
+    while r.backlog and not rt.failure:
+        await rt.signal.wait(INFINITY)
+        r.flush_backlog()
+
+
+def _finished(rt: "Runtime", r: NodeRunner) -> None:
+    r.flushed = True
+    r.close_outputs()
+    rt.signal.notify()
 
 
 class _WriteCall:
