@@ -45,6 +45,8 @@ class Controls:
         return changed
 
     def is_paused(self, r: NodeRunner) -> bool:
+        if r.stop_requested:  # retiring in a partial reload: it must drain whatever is paused
+            return False
         if self.paused_graph:
             return True
         if not self.paused_nodes:
@@ -65,6 +67,8 @@ class Controls:
         segment.set_taps(link, segment.taps.get(link, []) + [observe])
 
     def untap(self, edge_id: str, observe: Callable[[Batch], None]) -> None:
+        if edge_id not in self.edges:
+            return  # a reload removed the edge, and its taps with it
         located = self._fused_link(edge_id)
         if located is None:
             taps = self.edges[edge_id].taps

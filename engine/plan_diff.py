@@ -124,6 +124,8 @@ def diff_plans(old: GraphPlan, new: GraphPlan, old_chains: list[list[str]], new_
                 kept_members = (members - removed) - rebuilt
                 carried |= kept_members & sources
                 grown |= (kept_members - sources) & new_names
+        # Every edge leaving a carried source is a new object: what reads it is built again.
+        grown |= {e.to_node for e in new.edges if e.from_node in carried}
         grown = _downstream(new, grown)
         if grown == rebuilt:
             break

@@ -60,6 +60,7 @@ class Runtime:
         self.tasks: dict[str, asyncio.Task[None]] = {}  # the IO nodes' tasks, by node
         self.running = False  # between the start and the end of `run`
         self.swapping = False  # a partial reload is replacing nodes (engine/node_swap.py)
+        self.scheduling = False  # the scheduler loop runs: new nodes would be run
 
     # -- building (also used by a partial reload) -----------------------------------
 
@@ -149,7 +150,7 @@ class Runtime:
 
     def diff(self, plan: GraphPlan) -> NodeChanges:
         """What reloading `plan` into this running graph would keep and replace."""
-        if not self.running or self.stopping or self.failure:
+        if not self.scheduling or self.stopping or self.failure:
             return whole_graph(self.plan, plan, "the graph is not running")
         if self.controls.paused_graph:
             return whole_graph(self.plan, plan, "the graph is paused")
@@ -192,8 +193,13 @@ class Runtime:
             await io_drivers.open_io(self, list(self.runners.values()))
             if not self.failure:
                 self.tasks.update(io_drivers.start_io(self, list(self.runners.values())))
+                self.scheduling = True
                 await self._schedule()
         finally:
+            self.scheduling = False
+            # A partial reload in progress sees the loop has ended and stops before it
+            # installs anything; only then are the nodes it would have replaced closed.
+            await self.signal.until(self._not_swapping)
             for task in self.tasks.values():
                 if not task.done():
                     task.cancel()
@@ -203,6 +209,9 @@ class Runtime:
             self.elapsed_s = self.clock.now() - self.started_at
             self.running = False
         return not self.failure
+
+    def _not_swapping(self) -> bool:
+        return not self.swapping
 
     def checkpoint(self, r: NodeRunner, position: str) -> None:
         durability.checkpoint(r, position)

@@ -163,3 +163,38 @@ def test_the_shipped_alerts_example_keeps_its_windows_when_an_output_changes(tmp
     assert result.nodes is not None and not result.nodes.whole_swap
     assert result.nodes.replaced == ("latest_warning",)
     assert result.nodes.kept == ("by_severity", "critical_out", "discard", "readings", "warnings_per_minute")
+
+
+SECRETS = """version: 2
+{secret}
+nodes:
+  ticks: {{type: generate, with: {{rate: 400, fields: {{n: i, token: "'abc'"}}}}}}
+  a: {{type: map, from: ticks, with: {{set: {{m: n}}}}}}
+  b: {{type: "null", from: ticks}}
+  out: {{type: "null", from: a}}
+"""
+
+
+def test_an_open_tap_masks_a_secret_field_declared_by_a_reload(tmp_path):
+    """Declaring a secret keeps every node running, and the tap already open masks it."""
+    from adapters.control.taps import MASK, TapStream
+
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    (graphs / "g.yaml").write_text(SECRETS.format(secret=""))
+
+    async def scenario():
+        async with Serving(graphs) as s:
+            running = s.running("g.yaml")
+            tap = TapStream(running, "ticks->b", 1000)
+            sampled = tap.events(lambda: s.host.graphs.get("g.yaml") is running)
+            assert json.loads(await sampled.__anext__())["token"] == "abc"
+            (graphs / "g.yaml").write_text(SECRETS.format(secret="secret_fields: [token]"))
+            await s.until(lambda: s.results("g.yaml")[-1:] == [UPDATED], what="the update")
+            assert s.running("g.yaml") is running and last_update(s, "g.yaml").nodes.replaced == ()
+            while not tap.queue.empty():
+                tap.queue.get_nowait()
+            assert json.loads(await sampled.__anext__())["token"] == MASK
+            tap.close()
+
+    asyncio.run(scenario())

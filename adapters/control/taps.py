@@ -31,17 +31,18 @@ class TapStream:
         self.edge = edge
         self.interval = 1.0 / max(per_second, 0.001)
         self.next_at = 0.0
-        self.secrets = running.plan.secret_fields
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
         running.runtime.controls.tap(edge, self.observe)
 
     def observe(self, events: Batch) -> None:
+        # Read each time: a reload may declare a new secret field while the tap stays open.
+        secrets = self.running.plan.secret_fields
         now = time.monotonic()
         for event in events:
             if now < self.next_at or self.queue.full():
                 return
             self.next_at = now + self.interval
-            self.queue.put_nowait(json.dumps(masked(event, self.secrets), default=str, separators=(",", ":")))
+            self.queue.put_nowait(json.dumps(masked(event, secrets), default=str, separators=(",", ":")))
 
     async def events(self, still_current: Callable[[], bool]) -> AsyncIterator[str]:
         """Sampled events until the graph is swapped, removed or stops."""

@@ -178,7 +178,7 @@ class Host:
             dropped = await running.runtime.replace_nodes(plan, changes, self.drain_timeout_s)
         except NodeFailure as exc:
             return ReloadResult(name, plan.name, REJECTED, plan.content_hash(), problems=[str(exc)])
-        running.replaced(plan)
+        running.replaced()
         return ReloadResult(name, plan.name, UPDATED, running.plan_hash, dropped=dropped, nodes=changes)
 
     def _record(self, result: ReloadResult) -> None:

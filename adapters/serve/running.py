@@ -24,9 +24,9 @@ class RunningGraph:
         self.file = file
         self.on_failure = on_failure
         self.loaded_at = 0.0
-        self.plan = plan
-        self.plan_hash = plan.content_hash()
         self.runtime = runtime
+        self._hashed = plan
+        self._hash = plan.content_hash()
         self.task: asyncio.Task[bool] | None = None
         self.state = RUNNING
         self.reason = ""
@@ -35,10 +35,20 @@ class RunningGraph:
     def name(self) -> str:
         return self.plan.name
 
-    def replaced(self, plan: GraphPlan) -> None:
-        """Some of its nodes were replaced in place (a partial reload): same runtime, new plan."""
-        self.plan = plan
-        self.plan_hash = plan.content_hash()
+    @property
+    def plan(self) -> GraphPlan:
+        """What runs: the runtime's plan, which a partial reload replaces in place."""
+        return self.runtime.plan
+
+    @property
+    def plan_hash(self) -> str:
+        plan = self.runtime.plan
+        if plan is not self._hashed:
+            self._hashed, self._hash = plan, plan.content_hash()
+        return self._hash
+
+    def replaced(self) -> None:
+        """Some of its nodes were replaced in place (a partial reload)."""
         self.loaded_at = time.time()
 
     def start(self) -> None:
