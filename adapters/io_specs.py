@@ -3,13 +3,30 @@
 from typing import Final
 
 from adapters.file_read import make_file_read, make_stdin, parse_file_read, parse_stdin
-from adapters.file_write import make_file_write, make_stdout, parse_file_write, parse_stdout
-from adapters.http_params import parse_http_listen, parse_http_post
+from adapters.file_write import APPEND, TRUNCATE, make_file_write, make_stdout, parse_file_write, parse_stdout
+from adapters.formats import CSV, JSONL, LINES
+from adapters.http_params import (
+    ACCEPT_TIMEOUT,
+    BACKOFF,
+    BATCH_SIZE,
+    JSON,
+    LISTEN_ADDRESS,
+    LISTEN_PATH,
+    MAX_BODY_BYTES,
+    NDJSON,
+    POST_TIMEOUT,
+    QUEUE_BATCHES,
+    RETRIES,
+    parse_http_listen,
+    parse_http_post,
+)
 from engine.node import AsyncSink, AsyncSource, NodeContext
 from engine.spec import DURATION, SINK, SOURCE, NodeSpec, param, params_schema
 
-READ_FORMATS: Final = ["jsonl", "csv", "lines"]
-WRITE_FORMATS: Final = ["jsonl", "csv"]
+# Every default below is the constant the type's `parse` falls back to: the schema documents
+# it, the parser applies it.
+READ_FORMATS: Final = [JSONL, CSV, LINES]
+WRITE_FORMATS: Final = [JSONL, CSV]
 
 FILE_READ: Final = NodeSpec(
     name="file.read",
@@ -19,7 +36,7 @@ FILE_READ: Final = NodeSpec(
     params=params_schema({
         "path": param({"type": "string", "minLength": 1},
                       "File to read, relative to the working directory.", "data/orders.jsonl"),
-        "format": param({"enum": READ_FORMATS}, "How the file is encoded.", "csv", default="jsonl"),
+        "format": param({"enum": READ_FORMATS}, "How the file is encoded.", CSV, default=JSONL),
         "follow": param({"type": "boolean"}, "Keep reading appended data, like `tail -f`.", True, default=False),
     }, required=("path",)),
     factory=make_file_read,
@@ -32,7 +49,7 @@ STDIN: Final = NodeSpec(
     kind=SOURCE,
     summary="Reads events from standard input until it closes.",
     params=params_schema({
-        "format": param({"enum": READ_FORMATS}, "How the input is encoded.", "lines", default="jsonl"),
+        "format": param({"enum": READ_FORMATS}, "How the input is encoded.", LINES, default=JSONL),
     }),
     factory=make_stdin,
     parse=parse_stdin,
@@ -44,7 +61,7 @@ STDOUT: Final = NodeSpec(
     kind=SINK,
     summary="Writes each event to standard output.",
     params=params_schema({
-        "format": param({"enum": WRITE_FORMATS}, "Output encoding.", "csv", default="jsonl"),
+        "format": param({"enum": WRITE_FORMATS}, "Output encoding.", CSV, default=JSONL),
     }),
     factory=make_stdout,
     parse=parse_stdout,
@@ -58,17 +75,17 @@ FILE_WRITE: Final = NodeSpec(
     params=params_schema({
         "path": param({"type": "string", "minLength": 1},
                       "File to write, relative to the working directory.", "out/totals.jsonl"),
-        "format": param({"enum": WRITE_FORMATS}, "Output encoding.", "csv", default="jsonl"),
-        "mode": param({"enum": ["truncate", "append"]},
+        "format": param({"enum": WRITE_FORMATS}, "Output encoding.", CSV, default=JSONL),
+        "mode": param({"enum": [TRUNCATE, APPEND]},
                       "`truncate` replaces the file when the graph starts; `append` adds to it.",
-                      "append", default="truncate"),
+                      APPEND, default=TRUNCATE),
     }, required=("path",)),
     factory=make_file_write,
     parse=parse_file_write,
     example="type: file.write\nfrom: totals\nwith: {path: out/totals.jsonl}",
 )
 
-HTTP_FORMATS: Final = ["json", "ndjson"]
+HTTP_FORMATS: Final = [JSON, NDJSON]
 _PORT: Final = "([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 ADDRESS: Final[dict[str, object]] = {
     "type": "string", "pattern": r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):" + _PORT + "$"}
@@ -94,23 +111,23 @@ HTTP_LISTEN: Final = NodeSpec(
     params=params_schema({
         "address": param(ADDRESS, "`host:port` to listen on (`[::1]:8080` for IPv6); port 0 picks a free port. "
                          "Anything but loopback should have a `token`.", "0.0.0.0:8080",
-                         default="127.0.0.1:8080"),
+                         default=LISTEN_ADDRESS),
         "path": param({"type": "string", "pattern": "^/"}, "The one path that accepts events.", "/events",
-                      default="/"),
+                      default=LISTEN_PATH),
         "format": param({"enum": HTTP_FORMATS},
                         "Body encoding when the request's Content-Type does not say "
-                        "(`application/json`, `application/x-ndjson`).", "ndjson", default="json"),
+                        "(`application/json`, `application/x-ndjson`).", NDJSON, default=JSON),
         "token": param({"type": "string", "minLength": 1},
                        "Require `Authorization: Bearer <token>`; anything else is answered 401.",
                        "${INGEST_TOKEN}"),
         "max_body_bytes": param({"type": "integer", "minimum": 1}, "Larger bodies are answered 413.",
-                                10485760, default=1048576),
+                                10485760, default=MAX_BODY_BYTES),
         "queue_batches": param({"type": "integer", "minimum": 1, "maximum": 1024},
                                "Requests waiting for the graph before new ones are answered 503.", 16,
-                               default=4),
+                               default=QUEUE_BATCHES),
         "accept_timeout": param(POSITIVE_DURATION,
                                 "How long a request waits for the graph to take its events before it is "
-                                "answered 503 (and nothing from it is kept).", "30s", default="5s"),
+                                "answered 503 (and nothing from it is kept).", "30s", default=ACCEPT_TIMEOUT),
     }),
     factory=make_http_listen,
     parse=parse_http_listen,
@@ -127,15 +144,15 @@ HTTP_POST: Final = NodeSpec(
         "url": param({"type": "string", "pattern": "^https?://[^/\\s?#]+([/?#]\\S*)?$"},
                      "Where to POST.", "https://collector.example.com/ingest"),
         "format": param({"enum": HTTP_FORMATS}, "`json`: one array per request; `ndjson`: one object per line.",
-                        "ndjson", default="json"),
+                        NDJSON, default=JSON),
         "batch_size": param({"type": "integer", "minimum": 1, "maximum": 100000}, "Most events per request.",
-                            100, default=500),
+                            100, default=BATCH_SIZE),
         "timeout": param(POSITIVE_DURATION, "Limit for one request, connecting included.", "30s",
-                         default="10s"),
+                         default=POST_TIMEOUT),
         "retries": param({"type": "integer", "minimum": 0, "maximum": 100},
-                         "Attempts after the first for errors that may pass.", 5, default=3),
+                         "Attempts after the first for errors that may pass.", 5, default=RETRIES),
         "backoff": param(DURATION, "Wait before the first retry; doubled each time (with jitter, at most "
-                         "30 s). A `Retry-After` answer replaces it.", "1s", default="200ms"),
+                         "30 s). A `Retry-After` answer replaces it.", "1s", default=BACKOFF),
         "headers": param({"type": "object", "additionalProperties": {"type": "string"}},
                          "Extra request headers. Content-Type follows `format` unless set here.",
                          {"Authorization": "Bearer ${COLLECTOR_TOKEN}"}),

@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from adapters.gpu.config import DEFAULT_DEVICE, DEFAULT_FALLBACK
+
 ENV_PREFIX: Final = "HEADRACE_"
 CONFIG_FILE_NAME: Final = "engine.toml"
 CONFIG_VARIABLE: Final = "HEADRACE_CONFIG"
@@ -60,8 +62,8 @@ class Settings(BaseSettings):
     metrics_address: str | None = None
     # GPU segments run on: auto (the first GPU, else NumPy), numpy, cpu, a device number or part
     # of a device name; fallback numpy: a missing device or one without float64 gives way to NumPy.
-    opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = "auto"
-    opencl_fallback: Literal["none", "numpy"] = "none"
+    opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = DEFAULT_DEVICE
+    opencl_fallback: Literal["none", "numpy"] = DEFAULT_FALLBACK
 
     @classmethod
     def settings_customise_sources(

@@ -48,6 +48,7 @@ from adapters.gpu import devices
 from adapters.gpu.cpu_share import usable_cpus
 from adapters.gpu.numpy_backend import run_numpy
 from adapters.gpu.program import build_program
+from adapters.gpu.specs import typed_members
 from engine.durations import duration_ms
 
 MEMBERS: list[tuple[str, str, dict[str, object]]] = [
@@ -137,7 +138,7 @@ def main() -> int:
         print(f"{device.label} allocates at most {device.max_alloc_bytes / 2**20:.0f} MiB per buffer: "
               f"{n:,} elements need {4 * n / 2**20:.0f} MiB, so measuring {fits:,}")
         n = fits
-    program = build_program(MEMBERS, duration_ms)
+    program = build_program(typed_members(MEMBERS), duration_ms)
     rng = np.random.default_rng(7)
     a, b = rng.standard_normal(n, dtype=np.float32), rng.standard_normal(n, dtype=np.float32)
     entered = np.ones(n, dtype=np.bool_)

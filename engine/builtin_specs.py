@@ -4,7 +4,8 @@ from typing import Final
 
 from engine.aggregate import DEFAULT_LATENESS, check_aggregate, make_aggregate, parse_aggregate, without_window
 from engine.dedupe import DEFAULT_WINDOW, make_dedupe, parse_dedupe
-from engine.fused_code import AGGREGATE_CODE, DISCARD_CODE, FILTER_CODE, GENERATE_CODE, MAP_CODE, ROUTE_CODE
+from engine.fused_aggregate import AGGREGATE_CODE
+from engine.fused_code import DISCARD_CODE, FILTER_CODE, GENERATE_CODE, MAP_CODE, ROUTE_CODE
 from engine.ids import NAME_PATTERN
 from engine.params import no_params
 from engine.spec import (

@@ -32,6 +32,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "engine.findings",
     "engine.functions",
     "engine.fused",
+    "engine.fused_aggregate",
     "engine.fused_code",
     "engine.fusion",
     "engine.ids",

@@ -8,23 +8,17 @@ capacity, which is what the same block edge would have held between two passes.
 """
 
 from collections.abc import Callable
-from typing import Any, Final, cast
+from typing import cast
 
-from engine.aggregate import Aggregate
 from engine.chain import Chain, SegmentRunner
 from engine.compile_expr import function_scope, guard_scope, interned
 from engine.edges import Edge
-from engine.functions import describe_error
-from engine.fused_code import Member, generate_source, prefix
+from engine.fused_code import Member, MemberState, generate_source, prefix
 from engine.fusion import ChainFinder
-from engine.node import Batch, Clock, Event, EventError, Failures, Source, Transform
+from engine.node import Batch, Clock, Event, Failures, IndexedSource, Source, Transform
 from engine.plan import GraphPlan
 from engine.runner import NodeRunner
 from engine.spec import FRESH, HEAD, STEP, FusionRole, SpecRegistry
-from engine.transforms import Filter, Generate, Map, Route
-
-_PLAIN_KEYS: Final = (int, str, float, type(None))
-_NUMBERS: Final = (int, float)
 
 Counters = tuple[int, ...]
 
@@ -42,13 +36,10 @@ class Segment(Chain):
             members.append(Member(j, role.code, r.ctx.params, ports, owned, role.place == HEAD, role.place == STEP))
             if role.output == FRESH:
                 owned = True  # e.g. a map's output is its own copy, or its input already was
-        self.slow = 0
-        # Plain group key -> that group's state list, for the fused loop (see fused_code).
-        self.states: dict[object, list[Any]] = {}
-        tail = runners[-1].impl
-        self.aggregate: Aggregate | None = tail if isinstance(tail, Aggregate) else None
-        self.by: str | None = tail.by[0] if isinstance(tail, Aggregate) and len(tail.by) == 1 else None
         self.members = members
+        # What each member keeps for its lines in this segment (an aggregate's group index).
+        self.member_states: list[MemberState] = [
+            m.code.state(m, r.impl, self.fail) for m, r in zip(members, runners)]
         self.clock = clock
         self.source = generate_source(members)
         self.run = self._compile(clock)
@@ -70,12 +61,10 @@ class Segment(Chain):
             scope[prefix(j) + "float"] = float
             member = self.members[j]
             scope.update(member.code.scope(member, r.impl))
+            scope.update(self.member_states[j].scope())
         for link, observers in self.taps.items():
             scope[f"_tap{link}"] = _TapCall(observers).one
-        scope.update({
-            "_fail": self.fail, "_agg_slow": self.aggregate_slow, "_states": self.states,
-            "_range": range, "_Exception": Exception, "_PLAIN_KEYS": _PLAIN_KEYS, "_NUMBERS": _NUMBERS,
-        })
+        scope.update({"_fail": self.fail, "_range": range, "_Exception": Exception})
         names = " -> ".join(r.name for r in self.runners)
         scope = interned(scope)
         exec(compile(self.source, f"<fused {names}>", "exec", dont_inherit=True), scope)
@@ -84,39 +73,19 @@ class Segment(Chain):
     # -- called from the generated loop ---------------------------------------------
 
     def fail(self, member: int, event: Event, exc: Exception) -> None:
+        """One event failed in a member's lines: its `on_error`, with its code's message."""
         r = self.runners[member]
-        impl = r.impl
-        if isinstance(impl, Generate):
-            index = event.get("i")
-            message = impl.failure(index if isinstance(index, int) else 0, exc)
-        elif isinstance(impl, (Map, Filter, Route)):
-            message = impl.failure(event, exc)
-        else:
-            message = describe_error(exc)
+        m = self.members[member]
+        message = m.code.explain(m, r.impl, event, exc)
         r.errors.event_failed(event, message, self.views[member])
-
-    def aggregate_slow(self, event: Event) -> None:
-        aggregate = self.aggregate
-        assert aggregate is not None
-        self.slow += 1
-        try:
-            aggregate.add_total(event)
-        except EventError as error:
-            self.runners[-1].errors.event_failed(event, error.message, self.views[-1])
-            return
-        # A new group, or new state lists: the fused loop must update these from now on.
-        key = event.get(self.by) if self.by is not None else None
-        if key.__class__ in _PLAIN_KEYS:
-            group = aggregate.groups.get(key)
-            if group is not None:
-                self.states[key] = group.states
 
     # -- around each batch -------------------------------------------------------------
 
     def begin(self, outs: list[Batch]) -> list[int]:
         """Point the members' failure outputs at this batch's lists; the error counts now."""
         self.point_views(outs)
-        self.slow = 0  # events the aggregate handled with its own code in this batch
+        for state in self.member_states:
+            state.begin()
         return [r.errors.count for r in self.runners]
 
     def account(self, arrived: int, counters: Counters, errors_before: list[int], outs: list[Batch],
@@ -139,9 +108,7 @@ class Segment(Chain):
             for k in self.ports_of[j]:
                 out += len(outs[k])
             r.events_out += out
-            if j == last and self.aggregate is not None:
-                # The node numbers the events it takes; the slow path numbered its own.
-                self.aggregate.seq += entries - self.slow
+            self.member_states[j].account(entries)
             entries = passed
 
     def flush_tail(self, outs: list[Batch]) -> None:
@@ -183,34 +150,37 @@ class FusedTransform(Transform):
 
 
 class FusedSource(Source):
-    def __init__(self, segment: Segment, generate: Generate) -> None:
+    """A chain headed by a source whose role is `HEAD`: the loop makes the events, the
+    source says how far it may go."""
+
+    def __init__(self, segment: Segment, head: IndexedSource) -> None:
         super().__init__(segment.runners[0].ctx)
         self.segment = segment
-        self.generate = generate
+        self.head = head
 
     def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
-        generate = self.generate
-        start = generate.i
-        limit = generate.next_limit(budget, now)
+        head = self.head
+        start = head.next_index()
+        limit = head.next_limit(budget, now)
         if limit > start:
             segment = self.segment
             errors_before = segment.begin(outs)
             counters = segment.run(start, limit, outs)
-            generate.i = limit
+            head.advance_to(limit)
             segment.account(limit - start, counters, errors_before, outs, True)
-        return generate.alive()
+        return head.alive()
 
     def deadline(self) -> float:
-        return self.generate.deadline()
+        return self.head.deadline()
 
     def finish(self, outs: list[Batch]) -> None:
         self.segment.flush_tail(outs)
 
     def position(self) -> str:
-        return self.generate.position()
+        return self.head.position()
 
     def resume(self, position: str) -> None:
-        self.generate.resume(position)
+        self.head.resume(position)
 
 
 def build_segments(plan: GraphPlan, registry: SpecRegistry, runners: dict[str, NodeRunner],
@@ -222,10 +192,19 @@ def build_segments(plan: GraphPlan, registry: SpecRegistry, runners: dict[str, N
             continue  # a partial reload builds only the chains of the nodes it replaces
         members = [runners[name] for name in chain]
         links = [edges[m.plan.inputs[0]] for m in members[1:]]
+        roles = [finder.role(name) for name in chain]
+        heads = roles[0].place == HEAD  # the loop makes the events from an index range
+        # A head's events are its own; a chain after other nodes owns them only if they do.
+        owned = heads or all(finder.owned(i) for i in members[0].plan.inputs)
+        segment = Segment(members, roles, links, owned, clock)
         head = members[0].impl
-        owned = isinstance(head, Generate) or all(finder.owned(i) for i in members[0].plan.inputs)
-        segment = Segment(members, [finder.role(name) for name in chain], links, owned, clock)
         impl: FusedSource | FusedTransform
-        impl = FusedSource(segment, head) if isinstance(head, Generate) else FusedTransform(segment)
+        if not heads:
+            impl = FusedTransform(segment)
+        elif isinstance(head, IndexedSource):
+            impl = FusedSource(segment, head)
+        else:
+            raise TypeError(f"node '{chain[0]}': the fusion role {HEAD} needs an IndexedSource "
+                            f"(engine/node.py), not {type(head).__name__}")
         segments.append(SegmentRunner(segment, impl))
     return segments

@@ -6,25 +6,38 @@ range) and the segment's output lists, and returns the counters the loop cannot 
 afterwards: how many events each member that may drop events (a `filter`) passed on.
 Every name it uses is a global of its own scope (see `fused.Segment`): builtins are empty,
 as for any compiled expression. Failures call `_fail(member, event, exc)`, which applies
-that member's `on_error` and explains the failure the unfused way.
+that member's `on_error` with the message its code's `explain` gives, the unfused one.
 
 Each member's part is written by the `MemberCode` its type's spec names (the spec's fusion
-role, engine/spec.py); this module knows no type names. The built-in types' codes are here.
+role, engine/spec.py); the loop's frame knows no type names. The built-in types' codes are
+here (the aggregate's in engine/fused_aggregate.py).
 """
 
+from collections.abc import Callable
 from typing import Final
 
 from mypy_extensions import mypyc_attr
 
-from engine.aggregate import AggregateParams
-from engine.compile_expr import aggregate_parts, calls_any, inline_python
-from engine.expr_types import FLOAT, INT, NUMBERS, STR, type_of
+from engine.compile_expr import inline_python
+from engine.expr_types import NUMBERS, type_of
+from engine.functions import describe_error
+from engine.node import Event
 from engine.params import expect
-from engine.transforms import FIRST, UNMATCHED, FilterParams, GenerateParams, Map, MapParams, RouteParams
+from engine.transforms import (
+    FIRST,
+    UNMATCHED,
+    Filter,
+    FilterParams,
+    Generate,
+    GenerateParams,
+    Map,
+    MapParams,
+    Route,
+    RouteParams,
+)
 
-AGG_FAST_KINDS: Final = frozenset({"sum", "count"})
-_IMPURE: Final = frozenset({"rand", "now"})
-_PLAIN_KEY_TYPES: Final = frozenset({INT, FLOAT, STR})
+# How a member's state reports a failed event: `_fail(member, event, exc)` of the segment.
+Failed = Callable[[int, Event, Exception], None]
 
 
 def prefix(member: int) -> str:
@@ -80,6 +93,22 @@ class CodeWriter:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
+class MemberState:
+    """What one member keeps in one segment besides its node, for its part of the loop (an
+    aggregate's plain-key index). This base keeps nothing."""
+
+    def scope(self) -> dict[str, object]:
+        """Names its lines use that belong to this segment (not shared between chains)."""
+        return {}
+
+    def begin(self) -> None:
+        """Before each batch."""
+
+    def account(self, arrived: int) -> None:
+        """After each batch: `arrived` events reached this member."""
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MemberCode:
     """How one fusable node type writes its part of the fused loop. This base writes
     nothing, which is all a sink that discards (`null`) needs."""
@@ -102,10 +131,25 @@ class MemberCode:
         runtime object `node`; each name should end with the member's index."""
         return {}
 
+    def explain(self, member: Member, node: object, event: Event, exc: Exception) -> str:
+        """The message for `event` failing with `exc` in this member's lines (or its state's):
+        exactly what the node `node` says when it runs on its own."""
+        return describe_error(exc)
+
+    def state(self, member: Member, node: object, failed: Failed) -> MemberState:
+        """What this member keeps in one segment (`failed` reports an event its state's
+        code could not handle)."""
+        return MemberState()
+
 
 class GenerateCode(MemberCode):
     def body(self, w: CodeWriter, member: Member) -> None:
         _generate(w, member)
+
+    def explain(self, member: Member, node: object, event: Event, exc: Exception) -> str:
+        assert isinstance(node, Generate)
+        index = event.get("i")  # the loop fails `{'i': i}`, as the node does
+        return node.failure(index if isinstance(index, int) else 0, exc)
 
 
 class MapCode(MemberCode):
@@ -115,6 +159,10 @@ class MapCode(MemberCode):
     def scope(self, member: Member, node: object) -> dict[str, object]:
         # Renaming and reshaping run the node's own method (see `_map`).
         return {f"_reshape{member.index}": node.reshape} if isinstance(node, Map) else {}
+
+    def explain(self, member: Member, node: object, event: Event, exc: Exception) -> str:
+        assert isinstance(node, Map)
+        return node.failure(event, exc)
 
 
 class FilterCode(MemberCode):
@@ -128,32 +176,24 @@ class FilterCode(MemberCode):
     def body(self, w: CodeWriter, member: Member) -> None:
         _filter(w, member)
 
+    def explain(self, member: Member, node: object, event: Event, exc: Exception) -> str:
+        assert isinstance(node, Filter)
+        return node.failure(event, exc)
+
 
 class RouteCode(MemberCode):
     def body(self, w: CodeWriter, member: Member) -> None:
         _route(w, member)
 
-
-class AggregateCode(MemberCode):
-    """Totals (no window): the usual event is added in place by the loop when the fields
-    allow it (`aggregate_is_fast`), any other by the node's own code."""
-
-    def before(self, w: CodeWriter, member: Member) -> None:
-        if aggregate_is_fast(member.params):
-            w.line("_states_get = _states.get")
-
-    def body(self, w: CodeWriter, member: Member) -> None:
-        if aggregate_is_fast(member.params):
-            _aggregate_fast(w, member)
-        else:
-            w.line("_agg_slow(_event)")
+    def explain(self, member: Member, node: object, event: Event, exc: Exception) -> str:
+        assert isinstance(node, Route)
+        return node.failure(event, exc)
 
 
 GENERATE_CODE: Final = GenerateCode()
 MAP_CODE: Final = MapCode()
 FILTER_CODE: Final = FilterCode()
 ROUTE_CODE: Final = RouteCode()
-AGGREGATE_CODE: Final = AggregateCode()
 DISCARD_CODE: Final = MemberCode()
 
 
@@ -274,67 +314,3 @@ def _route(w: CodeWriter, member: Member) -> None:
         w.line("    _matched = True")
     w.line("if not _matched:")
     w.line(f"    _o{unmatched}(_event)")
-
-
-def aggregate_is_fast(params: object) -> bool:
-    """Totals of `sum`/`count` by at most one field, with no `rand()`/`now()` in them:
-    those are updated in place by the fused loop, everything else by the node itself."""
-    aggregate = expect(params, AggregateParams)
-    if len(aggregate.by) > 1:
-        return False
-    for name, source in aggregate.fields:
-        function, _ = aggregate_parts(source, f"fields.{name}")
-        if function not in AGG_FAST_KINDS or calls_any(source, _IMPURE):
-            return False
-    return True
-
-
-def _aggregate_fast(w: CodeWriter, member: Member) -> None:
-    """The usual event (a plain key already seen, numbers to add) is added in place; any
-    other goes to the node's own code, which handles new groups and explains failures.
-    `_states` maps each plain key to its group's state list (the same list object), kept
-    by `Segment.aggregate_slow`: a plain dict, because reading an attribute of the
-    aggregate's compiled classes from this interpreted loop costs more than the addition."""
-    params = expect(member.params, AggregateParams)
-    field = params.by[0] if params.by else None
-    fields = dict(params.fields)
-    if isinstance(field, str) and field in w.known and w.known[field][1] in _PLAIN_KEY_TYPES:
-        w.line(f"_s = _states_get({w.known[field][0]})")  # the field holds a plain key
-    elif isinstance(field, str):
-        w.line(f"_k = _event.get({field!r})")
-        w.line("_s = _states_get(_k) if _k.__class__ in _PLAIN_KEYS else None")
-    else:
-        w.line("_s = _states_get(None)")
-    checked: list[tuple[int, str]] = []  # arguments that may fail or not be numbers
-    sums: list[tuple[int, str]] = []
-    counts: list[int] = []
-    types = w.types()
-    for k, (name, source) in enumerate(fields.items()):
-        function, argument = aggregate_parts(source, f"fields.{name}")
-        if function == "count" or argument is None:
-            counts.append(k)
-            continue
-        if argument in w.known and type_of(argument, types) in NUMBERS:
-            sums.append((k, w.known[argument][0]))  # a number already at hand
-        else:
-            checked.append((k, w.expr(argument, f"fields.{name}", member)))
-            sums.append((k, f"_a{k}"))
-    if checked:
-        w.line("if _s is not None:")
-        w.line("    try:")
-        for k, argument in checked:
-            w.line(f"        _a{k} = {argument}")
-        w.line("    except _Exception:")
-        w.line("        _s = None")
-        tests = " and ".join(f"_a{k}.__class__ in _NUMBERS" for k, _ in checked)
-        w.line(f"if _s is not None and {tests}:")
-    else:
-        w.line("if _s is not None:")
-    w.depth += 1
-    for k, value in sums:
-        w.line(f"_s[{k}] = _s[{k}] + {value}")
-    for k in counts:
-        w.line(f"_s[{k}] = _s[{k}] + 1")
-    w.depth -= 1
-    w.line("else:")
-    w.line("    _agg_slow(_event)")

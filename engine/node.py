@@ -169,6 +169,31 @@ class Source:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
+class IndexedSource(Source):
+    """A source that makes event number `i` from `i` alone (`generate`). A type whose spec
+    gives it the fusion role `HEAD` is one: a fused chain it heads makes the events itself,
+    in its generated loop, and asks the source only how far to go. `deadline`, `position`
+    and `resume` stay the source's own."""
+
+    def next_index(self) -> int:
+        """The index of the next event to make."""
+        raise NotImplementedError
+
+    def next_limit(self, budget: int, now: float) -> int:
+        """The index a poll now may make events up to (exclusive): `budget` and the
+        source's own bounds (a count, a rate) decide."""
+        raise NotImplementedError
+
+    def advance_to(self, limit: int) -> None:
+        """Every event before `limit` was made (handed on, or failed)."""
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        """False once the source has made every event it ever will."""
+        raise NotImplementedError
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncSource:
     """An IO source on asyncio. `read` returns the next batch, or None at the end."""
 

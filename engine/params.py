@@ -10,6 +10,7 @@ there, a value of the wrong kind reads as if it were missing, and the schema's p
 the one the user sees.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -56,14 +57,25 @@ def written(raw: Raw, key: str) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def whole(raw: Raw, key: str, default: int) -> int:
-    value = raw.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+def whole_number(value: object) -> int | None:
+    """`value` as a whole number, or None when it is not one. JSON Schema counts `7.0` as an
+    integer, so a float with no fraction is one too; a boolean is not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def whole(raw: Mapping[str, object], key: str, default: int) -> int:
+    value = whole_number(raw.get(key))
+    return default if value is None else value
 
 
 def optional_whole(raw: Raw, key: str) -> int | None:
-    value = raw.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return whole_number(raw.get(key))
 
 
 def number(raw: Raw, key: str, default: float) -> float:

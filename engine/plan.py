@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from engine.policies import BLOCK, policy_named
+from engine.policies import BLOCK, KEEP_LATEST, POLICIES, policy_named
 
 MERGE_FUNCTIONS: Final = ("sum", "min", "max", "first", "last")
 ERROR_ACTIONS: Final = ("stop", "drop", "dead_letter", "retry")
@@ -154,7 +154,30 @@ def _error_policy_from(raw: dict[str, object]) -> ErrorPolicy:
     )
 
 
+_EDGE_KEYS: Final = ("from_node", "from_port", "to_node", "capacity", "policy", "key", "merge", "durable")
+_REBUILD: Final = "or rebuild the plan from its graph file with `engine plan FILE`"
+
+
+def _edge_words(edge_id: str, raw: dict[str, object]) -> None:
+    """Refuse what this plan format does not say, naming the edge and the fix: plans written
+    before the plan spoke the graph file's words had `storage: lmdb` and policy `latest`,
+    which would otherwise read as a memory edge and fail only when the edge is built."""
+    for key in raw:
+        if key == "storage":
+            raise ValueError(f"edge '{edge_id}': 'storage' is an older plan's word: write \"durable\": true "
+                             f"for an edge kept on disk (storage lmdb) and leave it out for memory, {_REBUILD}")
+        if key not in _EDGE_KEYS:
+            raise ValueError(f"edge '{edge_id}': unknown key '{key}' (an edge has: {', '.join(_EDGE_KEYS)})")
+    policy = raw.get("policy")
+    if policy == "latest":
+        raise ValueError(f"edge '{edge_id}': policy 'latest' is an older plan's word: write '{KEEP_LATEST}', "
+                         f"{_REBUILD}")
+    if not isinstance(policy, str) or policy not in POLICIES:
+        raise ValueError(f"edge '{edge_id}': unknown policy {policy!r} (policies: {', '.join(POLICIES)})")
+
+
 def _edge_from(edge_id: str, raw: dict[str, object]) -> EdgePlan:
+    _edge_words(edge_id, raw)
     key = raw.get("key", [])
     merge = raw.get("merge", {})
     assert isinstance(key, list) and isinstance(merge, dict)

@@ -20,6 +20,7 @@ from engine.findings import Finding
 from engine.fused_code import MemberCode
 from engine.ids import DEFAULT_PORT
 from engine.node import AsyncSink, AsyncSource, NodeContext, Source, Transform
+from engine.params import no_params
 from engine.plan import GraphPlan
 
 RuntimeNode: TypeAlias = Transform | Source | AsyncSource | AsyncSink
@@ -38,12 +39,6 @@ ParamsParser = Callable[[dict[str, object]], object]
 # Cross-field checks over the parsed parameters. Each finding's path starts inside `with:`
 # (`("window", "every")`); the loader puts the node's place in front and locates it.
 ParamsCheck = Callable[[object], list[Finding]]
-
-
-def raw_params(raw: dict[str, object]) -> object:
-    """The default `parse`: the factory gets the `with:` mapping itself. Only for types
-    whose factories still read a mapping (the GPU family's, test types)."""
-    return raw
 
 
 def no_checks(params: object) -> list[Finding]:
@@ -109,7 +104,9 @@ class NodeSpec:
     # Builds the runtime object from a context whose `params` is what `parse` built;
     # None for types that can be validated but not run here.
     factory: NodeFactory | None = None
-    parse: ParamsParser = raw_params
+    # The default suits only a type without parameters: the registry refuses it for the
+    # others, so no factory is ever handed a mapping by accident.
+    parse: ParamsParser = no_params
     checks: ParamsCheck = no_checks
     # The type's role in fused chains; None: its nodes always run on their own.
     fusion: FusionRole | None = None
@@ -186,6 +183,8 @@ class SpecRegistry:
             raise ValueError(f"node type {spec.name!r} is already registered")
         if spec.kind not in KINDS:
             raise ValueError(f"node type {spec.name!r} has unknown kind {spec.kind!r}")
+        if spec.parse is no_params and spec.params.get("properties"):
+            raise ValueError(f"node type {spec.name!r} has parameters but no `parse` building its parameter class")
         self._specs[spec.name] = spec
 
     def get(self, name: str) -> NodeSpec | None:

@@ -12,7 +12,7 @@ from typing import Final
 
 from engine.compile_expr import CompiledExpr, ExprCompiler
 from engine.functions import describe_error
-from engine.node import Batch, Event, Failures, NodeContext, Source, Transform
+from engine.node import Batch, Event, Failures, IndexedSource, NodeContext, Source, Transform
 from engine.params import NO_PAIRS, Pairs, Raw, expect, number, optional_whole, pairs, text_of, texts, whole
 
 ALL: Final = "all"
@@ -213,7 +213,7 @@ class Null(Transform):
         return len(batch)
 
 
-class Generate(Source):
+class Generate(IndexedSource):
     """Events from expressions over the index `i`, optionally paced at `rate` per second."""
 
     def __init__(self, ctx: NodeContext) -> None:
@@ -231,6 +231,9 @@ class Generate(Source):
         self.i = 0
         self.started_at = -1.0
 
+    def next_index(self) -> int:
+        return self.i
+
     def next_limit(self, budget: int, now: float) -> int:
         """The index this poll may generate up to (exclusive): the budget, the count and
         the rate all bound it."""
@@ -243,6 +246,9 @@ class Generate(Source):
             due = int((now - self.started_at) * self.rate) + 1
             limit = min(limit, due)
         return limit
+
+    def advance_to(self, limit: int) -> None:
+        self.i = limit
 
     def alive(self) -> bool:
         return self.count < 0 or self.i < self.count

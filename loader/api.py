@@ -119,8 +119,11 @@ def load_text(file: str, text: str, registry: SpecRegistry,
             doc, "HR030", f"the graph name '{result.name}' (taken from the file name) is not a valid name",
             "add `name:` with lower case letters, digits and '_', or rename the file"))
     checked, problems = check_graph(doc, registry, result.name, version)
-    plan = None if has_errors(result.problems) or has_errors(problems) else compile_graph(checked)
-    if plan is not None:  # node families check the graph as it will run
+    # Node families check the graph as it will run, whenever the semantic checks found it whole:
+    # beside schema errors too (the checked stage reads a refused value as its default), so a
+    # file shows all its problems at once. The plan is kept only when there are no errors.
+    plan = None if has_errors(problems) else compile_graph(checked)
+    if plan is not None:
         problems += family_problems(doc, registry, plan)
     if moves:  # name the paths as the user wrote them
         problems = [replace(p, path=as_written(p.path, moves)) for p in problems]

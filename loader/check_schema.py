@@ -7,6 +7,7 @@ from typing import Final
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from engine.errors import RETRY
 from engine.expr import suggest
 from engine.spec import SpecRegistry
 from loader.document import Document, KeyPath
@@ -127,7 +128,7 @@ class _Translator:
                                     "upgrade the file with `engine migrate` (see docs/migrations.md)")
             return self.problem("HR031", path, f"unknown node type {_describe_value(value)}",
                                 hint or "node types: " + shown)
-        if value == "retry" and path and path[-1] == "on_error":
+        if value == RETRY and path and path[-1] == "on_error":
             hint = "retry takes options, so it is written as a mapping: {action: retry, attempts: 3, backoff: 100ms}"
         return self.problem("HR023", path, f"{_describe_value(value)} is not one of: {shown}",
                             hint or "choose one of the listed values")

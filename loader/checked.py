@@ -5,14 +5,18 @@ engine's), `on_error` and its retry settings, and the parameters a node type's s
 default. `loader.compile` only builds ids and freezes. The JSON Schema's `default` keywords
 document the same constants; they apply nothing.
 
-The builders take what the schema has already checked; a value it refused (then the graph has
-errors and never compiles) falls back to the default, so the semantic checks still run.
+The builders take what the schema has already checked; a value it refused falls back to the
+default, so the semantic checks still run, and so does the compile the node families' checks
+need (loader/api.py). Such a graph has errors: its plan is never kept.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, time
 
 from engine.durations import duration_ms
+from engine.errors import DEAD_LETTER, RETRY
+from engine.params import whole
 from engine.plan import (
     DEFAULT_CAPACITY,
     DEFAULT_ERROR_ACTION,
@@ -24,9 +28,6 @@ from engine.plan import (
 from engine.policies import POLICIES
 from engine.spec import NodeSpec
 from loader.document import KeyPath
-
-RETRY = "retry"
-DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,6 @@ class CheckedGraph:
     secret_fields: tuple[str, ...] = ()
 
 
-def _whole_number(value: object, default: int) -> int:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():  # JSON Schema counts 5.0 as an integer
-        return int(value)
-    return default
-
-
 def edge_options(written: Mapping[str, object]) -> EdgeOptions:
     """One edge's options: `written` holds `defaults.edge` overlaid with the input's own."""
     policy = written.get("policy", DEFAULT_POLICY)
@@ -90,7 +81,7 @@ def edge_options(written: Mapping[str, object]) -> EdgeOptions:
         raw_merge = written.get("merge", {})
         merge = tuple(sorted((str(f), str(fn)) for f, fn in raw_merge.items())) if isinstance(raw_merge, dict) else ()
     return EdgeOptions(
-        capacity=_whole_number(written.get("capacity"), DEFAULT_CAPACITY),
+        capacity=whole(written, "capacity", DEFAULT_CAPACITY),
         policy=policy,
         key=key,
         merge=merge,
@@ -110,7 +101,7 @@ def error_policy(written: object) -> ErrorPolicy:
     backoff = duration_ms(written["backoff"]) if "backoff" in written else DEFAULT_RETRY_BACKOFF_MS
     return ErrorPolicy(
         action=action,
-        attempts=_whole_number(written.get("attempts"), DEFAULT_RETRY_ATTEMPTS),
+        attempts=whole(written, "attempts", DEFAULT_RETRY_ATTEMPTS),
         backoff_ms=backoff or 0,
         then=str(written.get("then", DEFAULT_ERROR_ACTION)),
     )
@@ -121,9 +112,21 @@ def dead_letters(policy: ErrorPolicy) -> bool:
     return DEAD_LETTER in (policy.action, policy.then)
 
 
+def _plain(value: object) -> object:
+    """`value` with TOML's dates and times as their text. No parameter takes one (the schema
+    has reported it), but a plan holds only JSON values, even one compiled just to be checked."""
+    if isinstance(value, (date, time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
 def with_defaults(spec: NodeSpec, params: dict[str, object]) -> dict[str, object]:
     """Spell out every defaulted parameter, so an explicit default gives the same plan."""
-    out = dict(params)
+    out = {key: _plain(value) for key, value in params.items()}
     properties = spec.params.get("properties", {})
     assert isinstance(properties, dict)
     for key, schema in properties.items():

@@ -7,7 +7,9 @@ check is a bug in the check, raised as one: a check whose results were quietly d
 would be a validator that checks nothing.
 """
 
-from engine.findings import Finding
+from dataclasses import replace
+
+from engine.findings import Finding, KeyPath
 from engine.plan import GraphPlan
 from engine.spec import SpecRegistry
 from loader.check_expressions import locate_expression
@@ -20,15 +22,20 @@ def family_problems(doc: Document, registry: SpecRegistry, plan: GraphPlan) -> l
     problems: list[Problem] = []
     for family in registry.families_in(plan):
         for check in family.checks:
-            findings = check(plan)
-            if not isinstance(findings, list):
-                raise TypeError(f"internal error: a check of node family '{family.name}' returned "
-                                f"{type(findings).__name__}, not a list of Findings")
-            for found in findings:
-                if not isinstance(found, Finding):
-                    raise TypeError(f"internal error: a check of node family '{family.name}' returned "
-                                    f"{type(found).__name__}, not a Finding")
-                problems.append(as_problem(doc, found))
+            problems += as_problems(doc, check(plan), f"a check of node family '{family.name}'")
+    return problems
+
+
+def as_problems(doc: Document, findings: object, source: str, under: KeyPath = ()) -> list[Problem]:
+    """What a check (`source` names it) returned, as located problems; each finding's path is
+    inside `under` (a node type's checks place theirs inside the node's `with:`)."""
+    if not isinstance(findings, list):
+        raise TypeError(f"internal error: {source} returned {type(findings).__name__}, not a list of Findings")
+    problems: list[Problem] = []
+    for found in findings:
+        if not isinstance(found, Finding):
+            raise TypeError(f"internal error: {source} returned {type(found).__name__}, not a Finding")
+        problems.append(as_problem(doc, replace(found, path=under + found.path) if under else found))
     return problems
 
 

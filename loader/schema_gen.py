@@ -6,6 +6,7 @@ and fails when it is stale. Editors use it through the `$schema` comment in each
 
 from typing import Final
 
+from engine.errors import RETRY
 from engine.ids import NAME_PATTERN
 from engine.plan import (
     DEFAULT_CAPACITY,
@@ -65,7 +66,8 @@ def _edge_options(version: int = CURRENT_VERSION) -> dict[str, dict[str, object]
 
 
 def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, object]:
-    edge_reference = ({"edge": {"$ref": "#/$defs/edge_options"}} if version >= 2 else _edge_options(version))
+    edge_reference = ({"edge": {"$ref": "#/$defs/edge_options"}} if version >= v1_to_v2.TO_VERSION
+                      else _edge_options(version))  # version 2 moved an input's edge options into `edge:`
     defs: dict[str, object] = {
         "edge_options": {"type": "object", "properties": _edge_options(version), "additionalProperties": False},
         "port_ref": {"type": "string", "pattern": PORT_REF_PATTERN,
@@ -88,13 +90,13 @@ def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, o
             {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/input"}},
         ]},
         "on_error": {"anyOf": [
-            {"type": "string", "enum": [a for a in ERROR_ACTIONS if a != "retry"]},
+            {"type": "string", "enum": [a for a in ERROR_ACTIONS if a != RETRY]},
             {"type": "object",
              "properties": {
                  "action": {"enum": list(ERROR_ACTIONS)},
                  "attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": DEFAULT_RETRY_ATTEMPTS},
                  "backoff": dict(DURATION, default=f"{DEFAULT_RETRY_BACKOFF_MS}ms"),
-                 "then": {"enum": [a for a in ERROR_ACTIONS if a != "retry"], "default": DEFAULT_ERROR_ACTION},
+                 "then": {"enum": [a for a in ERROR_ACTIONS if a != RETRY], "default": DEFAULT_ERROR_ACTION},
              },
              "required": ["action"],
              "additionalProperties": False},

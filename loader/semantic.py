@@ -6,6 +6,7 @@ the rest), and produces the checked stage: nodes with their inputs resolved.
 
 import re
 
+from engine.errors import RETRY
 from engine.expr import suggest
 from engine.ids import NAME_PATTERN, split_port_ref
 from engine.plan import DEFAULT_POLICY, ERRORS_PORT
@@ -13,7 +14,6 @@ from engine.policies import POLICIES
 from engine.spec import SpecRegistry
 from loader.check_expressions import expression_problems
 from loader.checked import (
-    RETRY,
     CheckedGraph,
     CheckedInput,
     CheckedNode,
@@ -23,8 +23,10 @@ from loader.checked import (
     with_defaults,
 )
 from loader.document import Document, KeyPath
+from loader.findings import as_problems
 from loader.problems import ERROR, WARNING, Problem, format_path
 from loader.schema_gen import PORT_REF_PATTERN
+from migrations.v1_to_v2 import TO_VERSION as EDGE_BLOCK_VERSION  # the version that grouped edge options
 
 # The edge options of the current format. (Semantic checks see an older file's own words only
 # when the schema already refused it, and it never compiles: migrations/ renames the rest.)
@@ -70,9 +72,9 @@ class _Checker:
             node.ports = spec.output_ports(params) + ((ERRORS_PORT,) if dead_letters(node.on_error) else ())
             checked[name] = node
             self.problems.extend(expression_problems(self.doc, ("nodes", name), spec, params))
-            for finding in spec.checks(spec.parse(params)):  # the type's own cross-field rules
-                self.add(finding.code, ("nodes", name, "with") + finding.path, finding.message, finding.hint,
-                         at_key=finding.at_key)
+            # The type's own cross-field rules, placed inside the node's `with:`.
+            self.problems += as_problems(self.doc, spec.checks(spec.parse(params)),
+                                         f"the checks of node type '{spec.name}'", ("nodes", name, "with"))
             self.on_error(("nodes", name, "on_error"), written_on_error)
         return checked
 
@@ -152,7 +154,7 @@ class _Checker:
 
     def written_options(self, entry: dict[str, object]) -> dict[str, object]:
         """Version 2 groups an input's edge options in `edge:`; version 1 mixed them in."""
-        if self.version >= 2:
+        if self.version >= EDGE_BLOCK_VERSION:
             block = entry.get("edge")
             return block if isinstance(block, dict) else {}
         return entry
@@ -160,7 +162,7 @@ class _Checker:
     def edge_options(self, path: KeyPath, options: dict[str, object], entry: object) -> None:
         policy = options.get("policy", DEFAULT_POLICY)
         written = self.written_options(entry) if isinstance(entry, dict) else {}
-        block = path + ("edge",) if self.version >= 2 else path
+        block = path + ("edge",) if self.version >= EDGE_BLOCK_VERSION else path
         if isinstance(entry, dict):
             where = block + ("policy",) if "policy" in written else path
         else:

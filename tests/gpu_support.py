@@ -8,6 +8,9 @@ import pytest
 
 from adapters.gpu import devices
 from adapters.gpu.config import GpuConfig
+from adapters.gpu.program import Program, build_program
+from adapters.gpu.specs import typed_members
+from engine.durations import duration_ms
 from engine.node import Batch, Failures, NodeContext, Source
 from engine.runtime import Runtime
 from engine.spec import SOURCE, SpecRegistry, param
@@ -62,6 +65,12 @@ def run(text: str, setting: str = "numpy", **kwargs: object) -> tuple[Runtime, b
 
 def recorded(name: str) -> list[dict[str, object]]:
     return RECORDED.get(name, [])
+
+
+def program_of(members: list[tuple[str, str, dict[str, object]]]) -> Program:
+    """A segment's program from (name, type, `with:` mapping) members, each parsed by its
+    type's spec as the runtime parses it."""
+    return build_program(typed_members(members), duration_ms)
 
 
 def events_param(events: list[dict[str, object]]) -> str:

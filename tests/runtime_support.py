@@ -65,9 +65,14 @@ class SlowRecord(AsyncSink):
         RECORDED[self.ctx.name].extend(batch)
 
 
+def as_mapping(raw: dict[str, object]) -> dict[str, object]:
+    """The `parse` of the test-only types here: their nodes read `ctx.params` as the mapping."""
+    return raw
+
+
 def _spec(name: str, kind: str, factory: object, props: dict[str, dict[str, object]]) -> NodeSpec:
     return NodeSpec(name=name, kind=kind, summary=f"test node {name}", params=params_schema(props),
-                    factory=factory)  # type: ignore[arg-type]
+                    factory=factory, parse=as_mapping)  # type: ignore[arg-type]
 
 
 INT = {"type": "integer"}

@@ -1,6 +1,7 @@
 """Node families as one bundle (specs, segment builder, checks), the one chain finder, and
 the GPU settings reaching the segment builder from the command line's `--config`."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from adapters.cli.registry import default_registry, registry_for
 from adapters.gpu.config import GpuConfig
 from adapters.gpu.family import GpuSegments
+from adapters.gpu.params import MapParams
 from adapters.settings import load_settings
 from engine.chain import LAST_MEMBER, MEMBER, NOT_MEMBER, find_chains
 from engine.findings import Finding
@@ -22,7 +24,7 @@ from engine.plan_chains import chains
 from engine.spec import SINK, NodeFamily, SpecRegistry
 from loader.api import load_text
 from tests.conftest import ROOT
-from tests.gpu_support import needs_opencl
+from tests.gpu_support import build, needs_opencl
 from tests.process_support import Lines
 from tests.runtime_support import Record, _spec
 
@@ -122,6 +124,46 @@ def test_the_gpu_check_names_an_expression_error_inside_the_value() -> None:
     assert (problem.line, problem.column) == (8, 49)  # at `name`, inside the expression
 
 
+def test_gpu_members_get_frozen_typed_parameters() -> None:
+    runtime = build(GPU_GRAPH)
+    params = runtime.runners["conv"].ctx.params
+    assert params == MapParams(columns=(("t", "float64"),), batch_size=None, max_delay=None, set=(("f", "t * 2"),))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.set = ()  # type: ignore[misc]
+    later = GPU_GRAPH.replace('  out: {type: "null", from: conv}', '  out: {type: "null", from: hot}\n  hot: '
+                              '{type: opencl.reduce, from: conv, with: {fields: {n: count()}, max_delay: 5ms}}')
+    [problem] = load_text("g.yaml", later, default_registry()).problems
+    assert (problem.code, problem.path) == ("HR049", "nodes.hot.with.max_delay")
+
+
+def test_the_family_checks_run_beside_schema_errors() -> None:
+    """A file shows all its problems at once: a schema error does not hide the GPU check's."""
+    text = GPU_GRAPH.replace('set: {f: "t * 2"}', 'set: {f: "t * name"}, colour: red')
+    result = load_text("g.yaml", text, default_registry())
+    assert sorted(p.code for p in result.problems) == ["HR021", "HR048"]
+    assert result.plan is None
+
+
+def test_a_family_check_never_sees_a_toml_date_it_cannot_hold() -> None:
+    """A TOML date (no parameter takes one) is a schema error; the graph is still compiled for
+    the family checks, its plan holding only JSON values."""
+    text = textwrap.dedent("""\
+        version = 2
+        [nodes.src]
+        type = "generate"
+        with = {count = 3, fields = {t = "i * 1.0"}}
+        [nodes.conv]
+        type = "opencl.map"
+        from = "src"
+        with = {columns = {t = "float64"}, set = {f = "t * name"}, when = 1979-05-27}
+        [nodes.out]
+        type = "null"
+        from = "conv"
+        """)
+    result = load_text("g.toml", text, default_registry())
+    assert sorted(p.code for p in result.problems) == ["HR021", "HR048"]
+
+
 # -- one chain finder ------------------------------------------------------------------------
 
 MIXED = """\
@@ -200,7 +242,13 @@ def test_engine_run_reports_bad_gpu_settings(cli, tmp_path: Path, no_gpu_setting
     graph.write_text(GPU_GRAPH)
     monkeypatch.setenv("HEADRACE_OPENCL_FALLBACK", "maybe")
     code, _, err = cli("run", str(graph))
-    assert code == 1 and "HEADRACE_OPENCL_FALLBACK: must be none or numpy (got 'maybe')" in err
+    # Read only for the segment, the settings' problem is its problem: located as before.
+    assert (code, err) == (1, "engine: error: GPU segment 'conv': HEADRACE_OPENCL_FALLBACK: must be none or numpy "
+                              "(got 'maybe')\n")
+    config = tmp_path / "x.toml"
+    config.write_text('opencl_fallback = "maybe"\n')  # a file named on the command line: its own problem
+    code, _, err = cli("run", str(graph), "--config", str(config))
+    assert code == 1 and err.startswith("engine: error: ") and "GPU segment" not in err
 
 
 def _serve_placement(tmp_path: Path, device: str) -> str:

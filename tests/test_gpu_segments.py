@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from adapters.gpu import devices
 from engine.node import NodeFailure
-from tests.gpu_support import build, events_param, needs_opencl, recorded, run
+from tests.gpu_support import build, events_param, needs_opencl, program_of, recorded, run
 
 BACKENDS = ["numpy", pytest.param("cpu", marks=needs_opencl)]
 
@@ -283,12 +283,10 @@ def test_reduce_by_key_per_batch(backend: str) -> None:
 def test_reduce_per_window_emits_when_the_window_closes() -> None:
     import numpy as np
 
-    from adapters.gpu.numpy_backend import Partials
-    from adapters.gpu.program import build_program
+    from adapters.gpu.numpy_reduce import Partials
     from adapters.gpu.reduce_window import ReduceTotals
-    from engine.durations import duration_ms
-    program = build_program([("r", "opencl.reduce", {"columns": {"v": "int32"}, "window": "10s",
-                                                     "fields": {"s": "sum(v)", "n": "count()"}})], duration_ms)
+    program = program_of([("r", "opencl.reduce", {"columns": {"v": "int32"}, "window": "10s",
+                                                  "fields": {"s": "sum(v)", "n": "count()"}})])
     totals = ReduceTotals(program.reduce)  # type: ignore[arg-type]
     one = Partials(np.array([2]), {"s": np.array([5])})
     assert totals.add(one, 101.0) == []

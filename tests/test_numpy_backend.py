@@ -12,16 +12,16 @@ import pytest
 
 from adapters.gpu import cpu_share
 from adapters.gpu import numpy_backend as nb
-from adapters.gpu.program import DIVISION_BY_ZERO, NOT_FINITE, UNDEFINED, build_program
-from engine.durations import duration_ms
+from adapters.gpu.program import DIVISION_BY_ZERO, NOT_FINITE, UNDEFINED
+from tests.gpu_support import program_of
 
 COLUMNS = {"f": "float32", "g": "float32", "i": "int32"}
-CHAIN = build_program([
+CHAIN = program_of([
     ("div", "opencl.map", {"columns": COLUMNS, "set": {"x": "f / g"}}),
     ("small", "opencl.filter", {"where": "x < 50"}),
     ("root", "opencl.map", {"set": {"y": "sqrt(x)"}}),
     ("third", "opencl.map", {"set": {"k": "i // 3", "x": "x * 2"}}),
-], duration_ms)
+])
 N = 64 * 9 + 13  # nine whole chunks of 64 and a short one
 
 
@@ -87,11 +87,11 @@ def test_every_row_comes_out_as_python_computes_it_whatever_the_split(threads: i
 
 
 def test_a_reduce_over_many_chunks_counts_every_row_once() -> None:
-    program = build_program([
+    program = program_of([
         ("m", "opencl.map", {"columns": {"v": "float32", "key": "int32"}, "set": {"w": "1 / v"}}),
         ("r", "opencl.reduce", {"by": "key", "groups": 4,
                                 "fields": {"n": "count()", "s": "sum(w)", "hi": "max(v)"}}),
-    ], duration_ms)
+    ])
     rng = np.random.default_rng(9)
     v = rng.integers(-3, 4, N).astype(np.float32)  # zeros fail the map
     key = rng.integers(-1, 5, N).astype(np.int32)  # -1 and 4 fail the reduce
@@ -116,8 +116,7 @@ def test_a_reduce_over_many_chunks_counts_every_row_once() -> None:
 def test_a_single_non_finite_value_anywhere_fails_its_row_only(monkeypatch: pytest.MonkeyPatch, dot: bool,
                                                                where: int, expression: str, value: float) -> None:
     monkeypatch.setattr(nb, "_DOT_FINDS_NON_FINITE", dot)
-    program = build_program([("m", "opencl.map", {"columns": {"f": "float32"}, "set": {"x": expression}})],
-                            duration_ms)
+    program = program_of([("m", "opencl.map", {"columns": {"f": "float32"}, "set": {"x": expression}})])
     f = np.linspace(-1e30, 1e30, N).astype(np.float32)
     f[where] = value  # doubled, it overflows float32
     got = nb.run_numpy(program, {"f": f}, np.ones(N, dtype=bool), threads=2)
@@ -238,10 +237,10 @@ def test_batches_of_every_size_share_one_zero_vector_per_type() -> None:
 def test_a_step_that_reads_the_column_it_writes_reads_the_old_value(expression: str) -> None:
     """Written straight into the output column, `x = x * 2 if ...` would read its own half-
     written result; such a step computes first and writes after."""
-    program = build_program([
+    program = program_of([
         ("one", "opencl.map", {"columns": {"f": "float32", "i": "int32"}, "set": {"x": "f + 1"}}),
         ("two", "opencl.map", {"set": {"x": expression}}),
-    ], duration_ms)
+    ])
     f = np.arange(N, dtype=np.float32)
     i = np.resize(np.array([1, -1, 5], dtype=np.int32), N)
     got = nb.run_numpy(program, {"f": f, "i": i}, np.ones(N, dtype=bool), threads=2)
@@ -255,10 +254,10 @@ def test_a_step_that_reads_the_column_it_writes_reads_the_old_value(expression: 
 def test_a_column_whose_type_a_later_step_changes_keeps_its_own_type_until_then() -> None:
     """`a` ends as int32 (a later map sets it to 2), so its output column is int32; a step
     before that may not write its float64 `a` there, or `x = a` would read it truncated."""
-    program = build_program([
+    program = program_of([
         ("one", "opencl.map", {"columns": {"a": "float64"}, "set": {"a": "a"}}),
         ("two", "opencl.map", {"set": {"a": "2", "x": "a"}}),
-    ], duration_ms)
+    ])
     a = np.full(N, 54.444)
     got = nb.run_numpy(program, {"a": a}, np.ones(N, dtype=bool))
     assert got.columns["a"].dtype == np.int32 and (got.columns["a"] == 2).all()

@@ -14,8 +14,8 @@ cl = pytest.importorskip("pyopencl")
 from adapters.gpu import numpy_backend, opencl_backend  # noqa: E402
 from adapters.gpu.numpy_backend import NOT_ENTERED, element_steps, run_numpy  # noqa: E402
 from adapters.gpu.opencl_backend import KernelBuildError, OpenclRunner  # noqa: E402
-from adapters.gpu.program import NOT_FINITE, build_program  # noqa: E402
-from engine.durations import duration_ms  # noqa: E402
+from adapters.gpu.program import NOT_FINITE  # noqa: E402
+from tests.gpu_support import program_of  # noqa: E402
 
 
 def _usable_device():
@@ -51,7 +51,7 @@ def queue(ctx):
 
 
 def program(*members):
-    return build_program(list(members), duration_ms)
+    return program_of(list(members))
 
 
 def head(columns, **sets):

@@ -195,6 +195,23 @@ def test_the_plan_speaks_the_file_words_and_reads_back(registry):
     assert again == result.plan and again.content_hash() == result.plan.content_hash()
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"storage": "lmdb"}, r"""edge 'g->m': 'storage' is an older plan's word: write "durable": true .*engine plan"""),
+    ({"policy": "latest"}, r"edge 'g->m': policy 'latest' is an older plan's word: write 'keep_latest', .*engine plan"),
+    ({"policy": "newest"}, r"edge 'g->m': unknown policy 'newest' \(policies: block, "),
+    ({"colour": "red"}, r"edge 'g->m': unknown key 'colour' \(an edge has: from_node, "),
+])
+def test_a_plan_with_words_this_format_does_not_say_is_refused(registry, change, message):
+    """An older plan's `storage: lmdb` would read as a memory edge, and `latest` fail only when
+    the edge is built: both are refused when the plan is read, naming the edge and the fix."""
+    result = load_text("g.yaml", GRAPH, registry, {})
+    assert result.plan is not None
+    data = json.loads(result.plan.to_json())
+    data["edges"]["g->m"].update(change)
+    with pytest.raises(ValueError, match=message):
+        plan_from_dict(data)
+
+
 def test_a_whole_number_written_as_a_float_is_a_capacity(registry):
     """JSON Schema counts 5.0 as an integer; the checked stage takes it as 5 (it used to crash)."""
     result = load_text("g.yaml", GRAPH.replace("capacity: 64", "capacity: 5.0"), registry, {})

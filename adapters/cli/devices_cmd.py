@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.cli.one_graph import EXIT_OK, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_USAGE
 
 if TYPE_CHECKING:
     from adapters.gpu.config import GpuConfig

@@ -9,7 +9,8 @@ from importlib import metadata
 from pathlib import Path
 
 from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd
-from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, load_plan
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.one_graph import load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
 from engine.buildinfo import mode

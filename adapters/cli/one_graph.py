@@ -3,11 +3,7 @@
 import sys
 from pathlib import Path
 
-# Re-exported (`as`) only until main.py, run_graph.py, serve_cmd.py and devices_cmd.py import
-# them from exit_codes, where every command's exit codes now live.
-from adapters.cli.exit_codes import EXIT_OK as EXIT_OK
-from adapters.cli.exit_codes import EXIT_PROBLEMS as EXIT_PROBLEMS
-from adapters.cli.exit_codes import EXIT_USAGE as EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from engine.plan import GraphPlan
 from engine.spec import SpecRegistry
 from loader.api import load_file

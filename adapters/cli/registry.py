@@ -30,3 +30,10 @@ def gpu_config(settings: "Settings") -> GpuConfig:
 def registry_for(settings: "Settings") -> SpecRegistry:
     """The registry of a command that runs graphs, configured by the settings it loaded."""
     return default_registry(gpu_config(settings))
+
+
+def registry_without_settings(problem: str) -> SpecRegistry:
+    """The registry of a run whose settings could not be read (`problem`) where only node
+    families needed them: each of their segments then fails to build with `problem`, naming
+    its nodes (`GPU segment 'a' -> 'b': HEADRACE_...`), as any other device problem does."""
+    return default_registry(GpuConfig(settings_problem=problem))

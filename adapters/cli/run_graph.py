@@ -8,9 +8,10 @@ import signal
 import sys
 from pathlib import Path
 
-from adapters.cli.one_graph import EXIT_OK, EXIT_PROBLEMS, load_plan
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS
+from adapters.cli.one_graph import load_plan
 from adapters.cli.progress import show_progress
-from adapters.cli.registry import default_registry, registry_for
+from adapters.cli.registry import default_registry, registry_for, registry_without_settings
 from adapters.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
@@ -85,7 +86,9 @@ def _configured(plan: GraphPlan, registry: SpecRegistry,
     try:
         settings = load_settings(Path(config) if config else None)
     except SettingsError as exc:
-        raise ValueError(str(exc)) from None
+        if config or durable:
+            raise ValueError(str(exc)) from None
+        return registry_without_settings(str(exc)), None  # the segment that needed them says so
     factory = durable_factory(settings.state_dir, settings.durable_max_mb) if durable else None
     return registry_for(settings), factory
 

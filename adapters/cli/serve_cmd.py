@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from adapters.cli.one_graph import EXIT_OK, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_USAGE
 from adapters.cli.registry import registry_for
 from adapters.control.auth import ControlSecurityError
 from adapters.control.server import ControlPlane

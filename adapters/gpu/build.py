@@ -14,12 +14,14 @@ from typing import Any
 from adapters.gpu import devices
 from adapters.gpu.config import GpuConfig
 from adapters.gpu.numpy_backend import Outcome, run_numpy
+from adapters.gpu.params import MemberParams
 from adapters.gpu.program import Program, ProgramError, build_program
 from adapters.gpu.segment_runtime import GpuSegment, GpuTransform
 from engine.chain import SegmentRunner
 from engine.durations import duration_ms
 from engine.edges import Edge
 from engine.node import Clock, NodeFailure
+from engine.params import expect
 from engine.runner import NodeRunner
 
 log = logging.getLogger("headrace.gpu")
@@ -51,6 +53,8 @@ class OpenclRuns:
 
 def choose_runner(program: Program, where: str, config: GpuConfig) -> tuple[Any, str]:
     """The run function for a program on this machine, and a line saying where it runs."""
+    if config.settings_problem:
+        raise NodeFailure(f"GPU segment {where}: {config.settings_problem}")
     try:
         choice = devices.choose(config.device, config.fallback, program.needs_fp64, program.needs_opencl)
     except devices.DeviceError as exc:
@@ -73,7 +77,7 @@ def build_gpu_segments(chains: list[list[str]], runners: dict[str, NodeRunner], 
         members = [runners[name] for name in chain]
         where = " -> ".join(f"'{name}'" for name in chain)
         try:
-            program = build_program([(r.name, r.plan.type, r.plan.params()) for r in members], duration_ms)
+            program = build_program([(r.name, expect(r.ctx.params, MemberParams)) for r in members], duration_ms)
         except ProgramError as exc:  # validation reports these with their line; plans built by hand land here
             raise NodeFailure(f"node '{chain[exc.member]}': {exc.message}") from None
         run, placement = choose_runner(program, where, config)

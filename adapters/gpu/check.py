@@ -10,9 +10,10 @@ file. Findings are placed by key path; the loader turns them into located proble
 from typing import Final
 
 from adapters.gpu.program import ProgramError, build_program
-from adapters.gpu.specs import membership
+from adapters.gpu.specs import membership, typed_members
 from engine.chain import NOT_MEMBER, find_chains
 from engine.durations import duration_ms
+from engine.errors import RETRY
 from engine.findings import Finding
 from engine.plan import GraphPlan
 
@@ -23,15 +24,15 @@ SEGMENT_CODE: Final = "HR049"
 def check_segments(plan: GraphPlan) -> list[Finding]:
     findings: list[Finding] = []
     for node in plan.nodes:
-        if membership(node) != NOT_MEMBER and node.on_error.action == "retry":
+        if membership(node) != NOT_MEMBER and node.on_error.action == RETRY:
             findings.append(Finding(SEGMENT_CODE, ("nodes", node.name, "on_error"),
                                     "on_error: retry is not available on opencl.* nodes (a kernel runs a whole batch)",
                                     "use drop, dead_letter or stop"))
     nodes = {node.name: node for node in plan.nodes}
     for segment in find_chains(plan, membership):
-        chain = [(name, nodes[name].type, nodes[name].params()) for name in segment]
         try:
-            build_program(chain, duration_ms)
+            build_program(typed_members((name, nodes[name].type, nodes[name].params()) for name in segment),
+                          duration_ms)
         except ProgramError as exc:
             findings.append(_finding(segment[exc.member], exc))
     return findings

@@ -7,9 +7,17 @@ nothing that lists or opens devices.
 """
 
 from dataclasses import dataclass
+from typing import Final
+
+# The defaults of the settings `opencl_device` and `opencl_fallback` (adapters/settings.py).
+DEFAULT_DEVICE: Final = "auto"
+DEFAULT_FALLBACK: Final = "none"
 
 
 @dataclass(frozen=True)
 class GpuConfig:
-    device: str = "auto"  # auto, numpy, cpu, a device number or part of a device name
-    fallback: str = "none"  # none or numpy: may a missing or unfit device give way to NumPy
+    device: str = DEFAULT_DEVICE  # auto, numpy, cpu, a device number or part of a device name
+    fallback: str = DEFAULT_FALLBACK  # none or numpy: may a missing or unfit device give way to NumPy
+    # Why the settings could not be read, when only GPU segments needed them (`engine run` of a
+    # graph without durable edges): building a segment fails with it, naming the segment.
+    settings_problem: str = ""

@@ -19,7 +19,8 @@ import pyopencl as cl
 from adapters.gpu.devices import has_fp64
 from adapters.gpu.dtypes import NUMPY_TYPES, is_float
 from adapters.gpu.emit_kernel import Generated, generate
-from adapters.gpu.numpy_backend import Outcome, Partials, extreme
+from adapters.gpu.numpy_backend import Outcome
+from adapters.gpu.numpy_reduce import Partials, extreme
 from adapters.gpu.program import KERNEL, NOT_ENTERED, KernelStep, Program
 
 Array = Any  # numpy.ndarray
@@ -282,7 +283,7 @@ class OpenclRunner:
         return host.view(np.uint8) if host.dtype == np.bool_ else host
 
     def _combine(self, totals: dict[str, Array]) -> Partials:
-        """Add the work-items' slices in a fixed order: numpy_backend.reduce_numpy's contract."""
+        """Add the work-items' slices in a fixed order: numpy_reduce.reduce_numpy's contract."""
         reduce = self.program.reduce
         assert reduce is not None
         values: dict[str, Array] = {}

@@ -1,7 +1,8 @@
 """A segment's program: its members' parameters, typed once into steps both backends run.
 
-A segment is a chain of `opencl.*` nodes (see segments.py). Its first node declares the
-columns events become on entry; each step then reads and writes typed columns:
+A segment is a chain of `opencl.*` nodes (engine/chain.py finds them). Its first node
+declares the columns events become on entry; each step then reads and writes typed columns
+(which step a member is follows from its parameter class, params.py):
 
 - `MapStep`: every `set` expression reads the columns as the step received them;
 - `FilterStep`: rows whose condition is false stop here;
@@ -18,7 +19,9 @@ from typing import Final
 
 from adapters.gpu.dtypes import BOOL, DTYPES, Defaults, is_float, is_int
 from adapters.gpu.kernel_expr import KernelExprError, Node, type_expression, walk
+from adapters.gpu.params import FilterParams, KernelParams, MapParams, MemberParams, ReduceParams
 from engine import expr
+from engine.params import Pairs
 
 MAP: Final = "opencl.map"
 FILTER: Final = "opencl.filter"
@@ -26,6 +29,9 @@ REDUCE: Final = "opencl.reduce"
 KERNEL: Final = "opencl.kernel"
 TYPES: Final = (MAP, FILTER, REDUCE, KERNEL)
 REDUCTIONS: Final = ("sum", "min", "max", "count", "mean")
+# What a segment's first node leaves unset (documented by the specs: adapters/gpu/specs.py).
+DEFAULT_BATCH_SIZE: Final = 65536
+DEFAULT_MAX_DELAY_MS: Final = 20
 
 DIVISION_BY_ZERO: Final = 1
 UNDEFINED: Final = 2
@@ -34,7 +40,6 @@ NOT_ENTERED: Final = 255  # the stage of a row that never entered (its conversio
 REASONS: Final = {DIVISION_BY_ZERO: "division by zero",
                   UNDEFINED: "math function result is undefined (domain error or out of range)",
                   NOT_FINITE: "result is not a finite number"}
-SEGMENT_PARAMS: Final = ("columns", "batch_size", "max_delay")
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,8 @@ class Program:
     failures: list[Failure] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)  # columns written back to events, final types
     env: dict[str, str] = field(default_factory=dict)  # every column after the last step
-    batch_size: int = 65536
-    max_delay_ms: int = 20
+    batch_size: int = DEFAULT_BATCH_SIZE
+    max_delay_ms: int = DEFAULT_MAX_DELAY_MS
     device_types: set[str] = field(default_factory=set)  # every type a kernel computes in
     prefixes: dict[int, "Program"] = field(default_factory=dict, repr=False)
 
@@ -176,73 +181,68 @@ def _typed(program: Program, member: int, path: tuple[str, ...], source: str) ->
     return typed
 
 
-def _dtype_map(member: int, key: str, value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
+def _dtype_map(member: int, key: str, value: Pairs | None) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, dtype in value.items():
+    for name, dtype in value or ():
         if dtype not in DTYPES:
-            raise ProgramError(member, (key, str(name)), f"unknown column type {dtype!r}",
+            raise ProgramError(member, (key, name), f"unknown column type {dtype!r}",
                                "use one of: " + ", ".join(DTYPES))
-        out[str(name)] = str(dtype)
+        out[name] = dtype
     return out
 
 
 DurationFn = Callable[[object], int | None]
 
 
-def build_program(members: list[tuple[str, str, dict[str, object]]], duration_ms: DurationFn) -> Program:
-    """Type a chain's members (name, type, `with:` parameters) into one program."""
-    head_params = members[0][2]
-    columns = _dtype_map(0, "columns", head_params.get("columns"))
+def build_program(members: list[tuple[str, MemberParams]], duration_ms: DurationFn) -> Program:
+    """Type a chain's members (name, parameters as their spec's `parse` built them) into one program."""
+    head_name, head = members[0]
+    columns = _dtype_map(0, "columns", head.columns)
     if not columns:
-        raise ProgramError(0, (), f"'{members[0][0]}' starts a GPU segment and must declare `columns`",
+        raise ProgramError(0, (), f"'{head_name}' starts a GPU segment and must declare `columns`",
                            "e.g. columns: {amount: float32, qty: int32}")
     program = Program([m[0] for m in members], columns, Defaults.of(columns), env=dict(columns),
                       device_types=set(columns.values()))
-    size = head_params.get("batch_size")
-    program.batch_size = size if isinstance(size, int) and size > 0 else program.batch_size
-    delay = duration_ms(head_params.get("max_delay"))
+    if head.batch_size is not None and head.batch_size > 0:
+        program.batch_size = head.batch_size
+    delay = duration_ms(head.max_delay)
     program.max_delay_ms = delay if delay is not None else program.max_delay_ms
-    for j, (_name, node_type, params) in enumerate(members):
-        if j > 0:
-            for key in SEGMENT_PARAMS:
-                if key in params:
-                    raise ProgramError(j, (key,), f"`{key}` belongs on '{members[0][0]}', the segment's first node",
-                                       f"move `{key}` to '{members[0][0]}'")
+    for j, (_name, params) in enumerate(members):
+        misplaced = params.segment_keys() if j > 0 else ()
+        if misplaced:
+            key = misplaced[0]
+            raise ProgramError(j, (key,), f"`{key}` belongs on '{head_name}', the segment's first node",
+                               f"move `{key}` to '{head_name}'")
         if program.reduce is not None:
             raise ProgramError(j, (), "an opencl.reduce ends its segment", "")
-        program.steps.append(_step(program, j, node_type, params, duration_ms))
+        program.steps.append(_step(program, j, params, duration_ms))
     return program
 
 
-def _step(program: Program, j: int, node_type: str, params: dict[str, object], duration_ms: DurationFn) -> Step:
-    if node_type == MAP:
-        sets = params.get("set")
-        sets = sets if isinstance(sets, dict) else {}
+def _step(program: Program, j: int, params: MemberParams, duration_ms: DurationFn) -> Step:
+    if isinstance(params, MapParams):
         assigns = []
-        for name, source in sets.items():
-            typed = _typed(program, j, ("set", str(name)), str(source))
-            assigns.append(Assign(str(name), typed, program._code(j, f"set.{name}", str(source))))
+        for name, source in params.set:
+            typed = _typed(program, j, ("set", name), source)
+            assigns.append(Assign(name, typed, program._code(j, f"set.{name}", source)))
         for a in assigns:  # every expression read the incoming columns; now they are set
             program.env[a.column] = a.expr.dtype
             program.written[a.column] = a.expr.dtype
         return MapStep(j, tuple(assigns))
-    if node_type == FILTER:
-        source = str(params.get("where", ""))
-        cond = _typed(program, j, ("where",), source)
+    if isinstance(params, FilterParams):
+        cond = _typed(program, j, ("where",), params.where)
         if cond.dtype != BOOL:
             raise ProgramError(j, ("where",), "`where` must be a condition (true or false)", "compare, e.g. amount > 0")
-        return FilterStep(j, cond, program._code(j, "where", source))
-    if node_type == KERNEL:
+        return FilterStep(j, cond, program._code(j, "where", params.where))
+    if isinstance(params, KernelParams):
         return _kernel(program, j, params)
-    if node_type == REDUCE:
+    if isinstance(params, ReduceParams):
         return _reduce(program, j, params, duration_ms)
-    raise ProgramError(j, (), f"'{node_type}' is not a GPU segment node type")
+    raise ProgramError(j, (), f"'{program.names[j]}' is not a GPU segment node")
 
 
-def _kernel(program: Program, j: int, params: dict[str, object]) -> KernelStep:
-    inputs = _dtype_map(j, "inputs", params.get("inputs"))
+def _kernel(program: Program, j: int, params: KernelParams) -> KernelStep:
+    inputs = _dtype_map(j, "inputs", params.inputs)
     for name, dtype in inputs.items():
         have = program.env.get(name)
         if have is None:
@@ -251,9 +251,8 @@ def _kernel(program: Program, j: int, params: dict[str, object]) -> KernelStep:
         if have != dtype:
             raise ProgramError(j, ("inputs", name), f"column '{name}' is {have} here, not {dtype}",
                                f"declare it as {have}, or convert it with an opencl.map first")
-    outputs = _dtype_map(j, "outputs", params.get("outputs"))
-    source = str(params.get("source", ""))
-    step = KernelStep(j, tuple(inputs.items()), tuple(outputs.items()), source,
+    outputs = _dtype_map(j, "outputs", params.outputs)
+    step = KernelStep(j, tuple(inputs.items()), tuple(outputs.items()), params.source,
                       program._code(j, "source", "opencl.kernel"))
     program.device_types.update(outputs.values())
     for name, dtype in outputs.items():
@@ -262,9 +261,8 @@ def _kernel(program: Program, j: int, params: dict[str, object]) -> KernelStep:
     return step
 
 
-def _reduce(program: Program, j: int, params: dict[str, object], duration_ms: DurationFn) -> ReduceStep:
-    by = str(params.get("by", "") or "")
-    groups = params.get("groups")
+def _reduce(program: Program, j: int, params: ReduceParams, duration_ms: DurationFn) -> ReduceStep:
+    by, groups = params.by, params.groups
     if by:
         if by not in program.env:
             raise ProgramError(j, ("by",), f"'{by}' is not a column of this segment",
@@ -272,19 +270,15 @@ def _reduce(program: Program, j: int, params: dict[str, object], duration_ms: Du
         if not is_int(program.env[by]):
             raise ProgramError(j, ("by",), f"`by` must be an integer column, and '{by}' is {program.env[by]}",
                                "group by a small whole-number key, e.g. a sensor or region id")
-        if not isinstance(groups, int):
+        if groups is None:
             raise ProgramError(j, ("groups",), "`groups` is required with `by`",
                                "keys must be 0 .. groups-1, e.g. groups: 64")
-    fields = params.get("fields")
-    reductions: list[Reduction] = []
-    for name, call in (fields.items() if isinstance(fields, dict) else []):
-        reductions.append(_reduction(program, j, str(name), str(call)))
-    window = params.get("window")
+    reductions = [_reduction(program, j, name, call) for name, call in params.fields]
     window_ms = 0
-    if window is not None:
-        ms = duration_ms(window)
+    if params.window is not None:
+        ms = duration_ms(params.window)
         window_ms = ms if ms is not None and ms > 0 else 0
-    count = groups if isinstance(groups, int) and by else 1
+    count = groups if groups is not None and by else 1
     code = program._code(j, "by", by, f"key is outside 0 to {count - 1}")
     step = ReduceStep(j, by, count, tuple(reductions), window_ms, code)
     program.env = ({by: program.env[by]} if by else {}) | {r.name: r.dtype for r in reductions}

@@ -1,6 +1,6 @@
 """An `opencl.reduce`'s totals between emissions: per batch, or per tumbling window.
 
-The backends hand over one batch's partial totals per group (numpy_backend.Partials);
+The backends hand over one batch's partial totals per group (numpy_reduce.Partials);
 this adds them up and turns them into events. Windows are processing-time and aligned to
 the epoch (`[k * size, (k + 1) * size)`), like the `aggregate` node's tumbling windows, and
 carry `window_start` and `window_end` in epoch seconds. Groups with no event emit nothing.
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.gpu.numpy_backend import Partials
+from adapters.gpu.numpy_reduce import Partials
 from adapters.gpu.program import ReduceStep
 from engine.node import INFINITY, Batch
 

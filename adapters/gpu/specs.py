@@ -1,11 +1,22 @@
 """Specs of the `opencl.*` node types: numeric work that runs as GPU segments."""
 
+from collections.abc import Iterable
 from typing import Final
 
 from adapters.gpu.dtypes import DTYPES
-from adapters.gpu.program import FILTER, KERNEL, MAP, REDUCE, TYPES
+from adapters.gpu.params import MemberParams, parse_filter, parse_kernel, parse_map, parse_reduce
+from adapters.gpu.program import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_DELAY_MS,
+    FILTER,
+    KERNEL,
+    MAP,
+    REDUCE,
+    TYPES,
+)
 from engine.chain import LAST_MEMBER, MEMBER, NOT_MEMBER
 from engine.node import Batch, Failures, NodeContext, NodeFailure, Transform
+from engine.params import expect
 from engine.plan import NodePlan
 from engine.spec import DURATION, EACH_VALUE, EXPRESSION, ONE, TRANSFORM, ExprParam, NodeSpec, param, params_schema
 
@@ -21,9 +32,10 @@ _SEGMENT: Final[dict[str, dict[str, object]]] = {
                      "without a valid value fails on this node (`on_error`).",
                      {"temp_c": "float32", "sensor": "int32"}),
     "batch_size": param({"type": "integer", "minimum": 1, "maximum": 16777216},
-                        "The segment's first node only: events per kernel run (default 65536).", 262144),
+                        "The segment's first node only: events per kernel run "
+                        f"(default {DEFAULT_BATCH_SIZE}).", 262144),
     "max_delay": param(DURATION, "The segment's first node only: the longest an event waits for its "
-                       "batch to fill before the batch runs anyway (default 20ms).", "50ms"),
+                       f"batch to fill before the batch runs anyway (default {DEFAULT_MAX_DELAY_MS}ms).", "50ms"),
 }
 
 
@@ -55,7 +67,7 @@ OPENCL_MAP: Final = NodeSpec(
     }, ("set",)),
     expressions=(ExprParam("set", EACH_VALUE),),
     factory=make_member,
-    since=2,  # the GPU family arrived when format 2 was current
+    parse=parse_map,
     example="type: opencl.map\nfrom: readings\nwith:\n  columns: {temp_c: float32}\n"
             "  set: {temp_f: \"temp_c * 1.8 + 32\"}",
 )
@@ -70,7 +82,7 @@ OPENCL_FILTER: Final = NodeSpec(
     }, ("where",)),
     expressions=(ExprParam("where", ONE),),
     factory=make_member,
-    since=2,  # the GPU family arrived when format 2 was current
+    parse=parse_filter,
     example="type: opencl.filter\nfrom: readings\nwith:\n  columns: {temp_f: float32}\n  where: \"temp_f > 100\"",
 )
 
@@ -92,7 +104,7 @@ OPENCL_REDUCE: Final = NodeSpec(
                         "of input). Omitted: one event per group for every batch the segment runs.", "10s"),
     }, ("fields",)),
     factory=make_member,
-    since=2,  # the GPU family arrived when format 2 was current
+    parse=parse_reduce,
     example="type: opencl.reduce\nfrom: readings\nwith:\n  columns: {sensor: int32, temp_c: float32}\n"
             "  by: sensor\n  groups: 64\n  window: 10s\n"
             "  fields: {avg_temp: \"mean(temp_c)\", n: \"count()\"}",
@@ -114,13 +126,20 @@ OPENCL_KERNEL: Final = NodeSpec(
                         "score = x > 0.0f ? log1p(x) : 0.0f;"),
     }, ("outputs", "source")),
     factory=make_member,
-    since=2,  # the GPU family arrived when format 2 was current
+    parse=parse_kernel,
     example="type: opencl.kernel\nfrom: readings\nwith:\n  columns: {x: float32}\n  inputs: {x: float32}\n"
             "  outputs: {score: float32}\n"
             "  source: \"score = x * x + 1.0f;\"",
 )
 
 OPENCL_SPECS: Final = (OPENCL_MAP, OPENCL_FILTER, OPENCL_REDUCE, OPENCL_KERNEL)
+SPECS_BY_TYPE: Final = {spec.name: spec for spec in OPENCL_SPECS}
+
+
+def typed_members(members: Iterable[tuple[str, str, dict[str, object]]]) -> list[tuple[str, MemberParams]]:
+    """(name, type, `with:` mapping) members as `build_program` takes them: each parsed by its
+    type's spec, as the runtime parses a node's parameters."""
+    return [(name, expect(SPECS_BY_TYPE[type_name].parse(raw), MemberParams)) for name, type_name, raw in members]
 
 
 def membership(node: NodePlan) -> int:
