@@ -18,7 +18,7 @@ from typing import Final
 
 from mypy_extensions import mypyc_attr
 
-from engine.edges import Edge
+from engine.edges import Edge, Observer
 from engine.ids import DEFAULT_PORT
 from engine.node import Batch, Clock, Source, Transform
 from engine.plan import EdgePlan, GraphPlan, NodePlan
@@ -91,9 +91,9 @@ class Chain:
         self.ports_of = [[k for k in mapping if k >= 0] for mapping in self.member_ports]
         self.views: list[list[Batch]] = []
         # Link index -> observers of the events crossing it (control-plane taps).
-        self.taps: dict[int, list[Callable[[Batch], None]]] = {}
+        self.taps: dict[int, list[Observer]] = {}
 
-    def set_taps(self, link: int, taps: list[Callable[[Batch], None]]) -> None:
+    def set_taps(self, link: int, taps: list[Observer]) -> None:
         """Observe one link (or stop, with an empty list)."""
         if taps:
             self.taps[link] = taps

@@ -1,11 +1,9 @@
 """What the control plane can do to a running graph: pause and resume it or one node,
 and tap an edge. The scheduler asks `is_paused` before running a node."""
 
-from collections.abc import Callable
 
 from engine.chain import Chain, SegmentRunner
-from engine.edges import Edge
-from engine.node import Batch
+from engine.edges import Edge, Observer
 from engine.runner import NodeRunner
 from engine.wakeup import Wakeup
 
@@ -56,7 +54,7 @@ class Controls:
     def node_paused(self, name: str) -> bool:
         return self.paused_graph or name in self.paused_nodes
 
-    def tap(self, edge_id: str, observe: Callable[[Batch], None]) -> None:
+    def tap(self, edge_id: str, observe: Observer) -> None:
         """Show `observe` every batch delivered on an edge (one event at a time inside a
         fused chain); `untap` stops it."""
         located = self._fused_link(edge_id)
@@ -66,7 +64,7 @@ class Controls:
         segment, link = located
         segment.set_taps(link, segment.taps.get(link, []) + [observe])
 
-    def untap(self, edge_id: str, observe: Callable[[Batch], None]) -> None:
+    def untap(self, edge_id: str, observe: Observer) -> None:
         if edge_id not in self.edges:
             return  # a reload removed the edge, and its taps with it
         located = self._fused_link(edge_id)

@@ -22,6 +22,11 @@ from engine.node import Batch, Event
 from engine.plan import EdgePlan
 from engine.policies import EdgePolicy, admit, has_room, policy_named
 
+# A control-plane tap: shown what an edge delivers; it copies what it keeps. It may return
+# False to say it wants no more of the current batch (a rate-limited sampler): a fused
+# chain then stops calling it per event until the next batch. None means "go on".
+Observer = Callable[[Batch], bool | None]
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class Edge:
@@ -49,7 +54,7 @@ class Edge:
         self.key_fields: tuple[str, ...] = plan.key
         self.merges: dict[str, str] = dict(plan.merge)
         # Observers of what is delivered (a control-plane tap); they copy what they keep.
-        self.taps: list[Callable[[Batch], None]] = []
+        self.taps: list[Observer] = []
         # Keyed policies only: key -> the queued event; insertion order is delivery order.
         self.by_key: dict[object, Event] = {}
 

@@ -12,7 +12,7 @@ from typing import cast
 
 from engine.chain import Chain, SegmentRunner
 from engine.compile_expr import function_scope, guard_scope, interned
-from engine.edges import Edge
+from engine.edges import Edge, Observer
 from engine.fused_code import Member, MemberState, generate_source, prefix
 from engine.fusion import ChainFinder
 from engine.node import Batch, Clock, Event, Failures, IndexedSource, Source, Transform
@@ -44,9 +44,10 @@ class Segment(Chain):
         self.source = generate_source(members)
         self.run = self._compile(clock)
 
-    def set_taps(self, link: int, taps: list[Callable[[Batch], None]]) -> None:
+    def set_taps(self, link: int, taps: list[Observer]) -> None:
         """Observe one link, or stop (empty list): the loop is generated again, with a call
-        per event on tapped links only, so an untapped chain pays nothing."""
+        per event on tapped links only, so an untapped chain pays nothing; and a tap that
+        wants no more of a batch (a rate-limited sample) costs one test per event."""
         super().set_taps(link, taps)
         self.source = generate_source(self.members, frozenset(self.taps))
         self.run = self._compile(self.clock)
@@ -63,7 +64,9 @@ class Segment(Chain):
             scope.update(member.code.scope(member, r.impl))
             scope.update(self.member_states[j].scope())
         for link, observers in self.taps.items():
-            scope[f"_tap{link}"] = _TapCall(observers).one
+            call = _TapCall(observers)
+            scope[f"_tap{link}"] = call.one
+            scope[f"_tapbegin{link}"] = call.begin
         scope.update({"_fail": self.fail, "_range": range, "_Exception": Exception})
         names = " -> ".join(r.name for r in self.runners)
         scope = interned(scope)
@@ -125,12 +128,23 @@ class Segment(Chain):
 class _TapCall:
     """One event at a time to the observers of a link, as the one-event batch they expect."""
 
-    def __init__(self, observers: list[Callable[[Batch], None]]) -> None:
+    def __init__(self, observers: list[Observer]) -> None:
         self.observers = observers
+        self.wanting: list[Observer] = list(observers)
 
-    def one(self, event: Event) -> None:
-        for observe in self.observers:
-            observe([event])
+    def begin(self) -> bool:
+        """A new batch: every observer wants events again."""
+        self.wanting = list(self.observers)
+        return True
+
+    def one(self, event: Event) -> bool:
+        """Shows the event to the observers that still want this batch's events; whether
+        any still does."""
+        wanting = self.wanting
+        for observe in list(wanting):
+            if observe([event]) is False:
+                wanting.remove(observe)
+        return bool(wanting)
 
 
 class FusedTransform(Transform):

@@ -211,6 +211,8 @@ def generate_source(members: list[Member], tapped: frozenset[int] = frozenset())
         for port, index in member.ports.items():
             w.line(f"_o{index} = _outs[{index}].append  # {member.index}.{port}")
         member.code.before(w, member)
+    for link in sorted(tapped):
+        w.line(f"_want{link} = _tapbegin{link}()  # until its taps have seen enough of this batch")
     if head.head:
         w.line("for i in _range(_i0, _i1):")
         w.depth += 1
@@ -222,7 +224,8 @@ def generate_source(members: list[Member], tapped: frozenset[int] = frozenset())
         rest = members
     for number, member in enumerate(rest):
         if member.index - 1 in tapped:
-            w.line(f"_tap{member.index - 1}(_event)")
+            w.line(f"if _want{member.index - 1}:")
+            w.line(f"    _want{member.index - 1} = _tap{member.index - 1}(_event)")
         member.code.body(w, member)
         if number == len(rest) - 1 and member.passes_on:
             w.line(f"_o{member.ports['out']}(_event)")

@@ -16,13 +16,12 @@ edge fills and pushes back, exactly as a slow consumer would.
 """
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine import durability, io_drivers
 from engine.chain import SegmentRunner
-from engine.edges import Edge
+from engine.edges import Edge, Observer
 from engine.node import Batch, NodeFailure
 from engine.plan import GraphPlan
 from engine.plan_diff import NodeChanges
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from engine.runtime import Runtime
 
 POLL_S = 0.005  # how often a drain re-checks when nothing wakes it
-Observer = Callable[[Batch], None]
+
 
 
 @dataclass

@@ -42,8 +42,31 @@ class Serving:
         self.task = asyncio.ensure_future(self.server.run())
         self.watcher = asyncio.ensure_future(self._record())
         await self.until(lambda: self.history, what="the first load")
-        await asyncio.sleep(0.1)  # the watch is up
+        await self.watch_is_up()
         return self
+
+    async def watch_is_up(self, timeout: float = 10.0) -> None:
+        """Write a hidden probe file until the watch reports a change: from then on a change
+        to the directory is seen (watchfiles gives no signal of its own once it watches).
+        Scans skip hidden names, so the probe never becomes a graph or a reload."""
+        probe = self.server.directory / ".watch-probe"
+        before = self.server.changes_seen
+        deadline = time.monotonic() + timeout
+        try:
+            while self.server.changes_seen == before:
+                assert time.monotonic() < deadline, "the watch never reported the probe file"
+                probe.write_text(str(time.monotonic()))
+                for _ in range(10):  # written again every 0.25 s until a watch reports it
+                    await asyncio.sleep(0.025)
+                    if self.server.changes_seen != before:
+                        break
+        finally:
+            probe.unlink(missing_ok=True)
+
+    def quiet(self) -> bool:
+        """No reload running or wanted (the flag is cleared only under the reload lock); a
+        test that must know what applies its change waits for this first."""
+        return not self.server.dirty.is_set() and not self.server.lock.locked()
 
     async def _record(self) -> None:
         while True:

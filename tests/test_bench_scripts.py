@@ -62,3 +62,13 @@ def test_gpu_bench_without_a_device_runs_the_numpy_half() -> None:
     out = run("bench/gpu.py", "--quick", "--device", "numpy")
     assert len(row(out, "run_numpy (Headrace NumPy)")) == 4
     assert "OpenCL: skipped" in out and "fractions: skipped" in out
+
+
+def test_tap_bench_runs_the_pipeline_with_and_without_a_tap_and_they_agree() -> None:
+    out = run("bench/tap_bench.py", "--count", "20000", "--repeat", "1", "--rate", "1000")
+    assert "totals OK" in out
+    assert row(out, "no tap (reference)")[2:] == ["+0.0%", "yes", "-"]
+    for label in ("tap on priced->buys (inside the fused chain)", "tap on per_user->out (a plain edge)"):
+        cells = row(out, label)
+        assert len(cells) == 5 and cells[3] in ("yes", "no"), cells
+        assert int(cells[4].replace(",", "")) >= 1, cells  # the tap saw events while the graph ran

@@ -164,11 +164,19 @@ def test_apply_during_a_watch_reload_reports_its_own_change(tmp_path, monkeypatc
         running = s.running("g.yaml").plan_hash
         reloads_before = len(s.history)
         monkeypatch.setattr(server_module, "scan", held_scan)
+        real_reload_now, asked = s.server.reload_now, asyncio.Event()
+
+        async def reload_now(*args, **kwargs):  # type: ignore[no-untyped-def]
+            asked.set()  # nothing awaits before the lock: seen set, Apply is waiting for it
+            return await real_reload_now(*args, **kwargs)
+
+        monkeypatch.setattr(s.server, "reload_now", reload_now)
         s.server.dirty.set()  # what a watch event does
         await s.until(scanning.is_set, what="the watch reload to scan")
         apply = asyncio.ensure_future(stub.Apply(pb.ApplyRequest(
             file="g.yaml", document=ticking_graph(out, "B", name="ticks"), expected_plan_hash=running)))
-        await asyncio.sleep(0.3)  # Apply is waiting for the reload lock
+        await s.until(asked.is_set, what="Apply to ask for its reload")
+        assert s.server.lock.locked() and not apply.done()  # the watch reload holds the lock: Apply waits
         release.set()
         reply = await apply
         assert reply.result.result == "updated" and reply.result.plan_hash != running
@@ -211,3 +219,52 @@ def test_health_is_serving_then_not_serving_on_shutdown(tmp_path):
         assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
     control(tmp_path, scenario, audit=False)
+
+
+def test_a_tap_ends_when_its_graph_is_replaced_drained_or_removed(tmp_path):
+    """An open tap (no limit) ends by itself, and leaves no observer behind, when the graph it
+    taps is swapped for a new version, drained, or removed."""
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "g.yaml").write_text(ticking_graph(out, "A", name="ticks"))
+
+    async def open_tap(stub, opened: asyncio.Event) -> list[str]:  # type: ignore[no-untyped-def]
+        tags = []
+        async for event in stub.Tap(pb.TapRequest(graph="ticks", edge="ticks->out", per_second=50)):
+            tags.append(json.loads(event.json)["v"])
+            opened.set()
+        return tags  # the engine ended the stream
+
+    async def tap_until(stub, s, change) -> list[str]:  # type: ignore[no-untyped-def]
+        opened = asyncio.Event()
+        tap = asyncio.ensure_future(open_tap(stub, opened))
+        await asyncio.wait_for(opened.wait(), 10)
+        tapped = s.running("g.yaml")
+        assert tapped.runtime.edges["ticks->out"].taps  # the observer is on
+        await change()
+        tags = await asyncio.wait_for(tap, 10)
+        assert not tapped.runtime.edges["ticks->out"].taps  # and off again
+        return tags
+
+    async def scenario(s, stub, channel, plane):  # type: ignore[no-untyped-def]
+        version_a = s.running("g.yaml").plan_hash
+
+        async def replace() -> None:
+            reply = await stub.Apply(pb.ApplyRequest(file="g.yaml", document=ticking_graph(out, "B", name="ticks"),
+                                                     expected_plan_hash=version_a))
+            assert reply.result.result == "updated" and reply.result.nodes.whole_swap == "every node changed"
+
+        assert set(await tap_until(stub, s, replace)) == {"A"}
+
+        async def drain() -> None:
+            assert (await stub.Drain(pb.DrainRequest(graph="ticks", timeout_s=5))).drained
+
+        assert set(await tap_until(stub, s, drain)) == {"B"}
+        assert [r.result for r in (await stub.Reload(pb.ReloadRequest())).results] == ["updated"]  # restarted
+
+        async def remove() -> None:
+            assert (await stub.Remove(pb.RemoveRequest(graph="ticks"))).result.result == "removed"
+
+        assert set(await tap_until(stub, s, remove)) == {"B"}
+
+    control(tmp_path, scenario)

@@ -15,8 +15,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from adapters.control.auth import (
+    NO_CERTIFICATE,
     NO_CLIENT_CERTIFICATE,
+    NO_TOKEN,
     UNAUTHENTICATED_MESSAGE,
+    WRONG_TOKEN,
     ControlSecurityError,
     TokenInterceptor,
     check_bind,
@@ -160,8 +163,8 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serving(token: str | None = None, credentials: grpc.ServerCredentials | None = None,
-                  mutual: bool = False) -> AsyncIterator[Served]:
-    server = grpc.aio.server(interceptors=[TokenInterceptor(token, mutual)])
+                  mutual: bool = False, on_refused=None) -> AsyncIterator[Served]:
+    server = grpc.aio.server(interceptors=[TokenInterceptor(token, mutual, on_refused)])
     control = FakeControl(token is not None)
     control_pb2_grpc.add_ControlServicer_to_server(control, server)
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
@@ -354,6 +357,53 @@ def test_mutual_tls_interceptor_on_a_plaintext_server_refuses():
             assert await health_check(channel) == "SERVING"
             assert served.control.callers == []
     run(test())
+
+
+def test_every_refusal_is_reported_with_its_reason():
+    """What the audit log hears of: the method and why, for unary, streaming and unknown
+    methods; nothing for accepted calls, health or reflection."""
+    heard: list[tuple[str, str, str]] = []
+
+    def on_refused(context, method: str, reason: str) -> None:
+        heard.append((context.peer().rpartition(":")[0], method, reason))
+
+    async def test() -> None:
+        async with serving(TOKEN, on_refused=on_refused) as served, served.channel() as channel:
+            assert await list_graphs(channel) == REFUSED
+            assert await list_graphs(channel, bearer("wrong")) == REFUSED
+            assert await list_graphs(channel, (("authorization", f"Basic {TOKEN}"),)) == REFUSED
+            assert await tap(channel, bearer("wrong")) == REFUSED
+            assert await watch(channel) == REFUSED
+            assert await unknown_method(channel, bearer("wrong")) == REFUSED
+            assert await list_graphs(channel, bearer(TOKEN)) == (OK, "orders")
+            assert await tap(channel, bearer(TOKEN)) == (OK, '{"n": 0} {"n": 1}')
+            assert await health_check(channel) == "SERVING"
+            assert len(await reflected_services(channel)) == 3
+    run(test())
+    control = "/headrace.control.v1.Control/"
+    assert heard == [
+        ("ipv4:127.0.0.1", control + "ListGraphs", NO_TOKEN),
+        ("ipv4:127.0.0.1", control + "ListGraphs", WRONG_TOKEN),
+        ("ipv4:127.0.0.1", control + "ListGraphs", NO_TOKEN),  # not a bearer token
+        ("ipv4:127.0.0.1", control + "Tap", WRONG_TOKEN),
+        ("ipv4:127.0.0.1", control + "WatchEvents", NO_TOKEN),
+        ("ipv4:127.0.0.1", control + "DropEverything", WRONG_TOKEN)]
+
+
+def test_a_missing_client_certificate_is_reported():
+    heard: list[tuple[str, str]] = []
+
+    def on_refused(context, method: str, reason: str) -> None:
+        heard.append((method, reason))
+
+    async def test() -> None:
+        async with serving(None, None, mutual=True, on_refused=on_refused) as served, served.channel() as channel:
+            assert await list_graphs(channel) == (UNAUTHENTICATED, NO_CLIENT_CERTIFICATE)
+            assert await tap(channel) == (UNAUTHENTICATED, NO_CLIENT_CERTIFICATE)
+            assert await health_check(channel) == "SERVING"
+    run(test())
+    assert heard == [("/headrace.control.v1.Control/ListGraphs", NO_CERTIFICATE),
+                     ("/headrace.control.v1.Control/Tap", NO_CERTIFICATE)]
 
 
 class StubContext:

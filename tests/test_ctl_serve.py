@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -9,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from adapters.control.audit import verify
 from tests.conftest import ROOT
+from tests.ctl_serve_support import Engine
+from tests.process_support import Lines, wait_for
 
 TOKEN = "s3cret-token"
 GRAPH = """version: 1
@@ -85,5 +89,87 @@ def test_an_operator_steers_a_running_engine_with_ctl(tmp_path):
     verified = subprocess.run([sys.executable, "-m", "adapters.cli.main", "audit", "verify", "audit.jsonl"],
                               cwd=tmp_path, env=env, capture_output=True, text=True)
     assert verified.returncode == 0 and "chain intact" in verified.stdout
-    methods = [json.loads(line)["method"] for line in Path(tmp_path / "audit.jsonl").read_text().splitlines()]
-    assert methods == ["Pause", "Resume", "Apply", "Apply", "Drain"]  # refused applies too
+    audit_text = Path(tmp_path / "audit.jsonl").read_text()
+    records = [json.loads(line) for line in audit_text.splitlines()]
+    methods = [record["method"] for record in records]
+    assert methods == ["ListGraphs", "Pause", "Resume", "Apply", "Apply", "Drain"]  # refused calls and applies too
+    assert (records[0]["result"], records[0]["detail"]) == ("unauthenticated", "wrong token")  # `status` as "wrong"
+    assert TOKEN not in audit_text and '"wrong"' not in audit_text
+
+
+COPY = """version: 2
+name: copy
+nodes:
+  ticks: {type: generate, with: {rate: 200, fields: {n: i}}}
+  out: {type: file.write, from: ticks, with: {path: copy.jsonl, format: jsonl, mode: append}}
+"""
+
+
+def test_reload_apply_as_remove_and_events_against_a_real_engine(tmp_path):
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "orders.yaml").write_text(GRAPH)
+    engine = Engine(tmp_path, {"CONTROL_TOKEN": TOKEN, "AUDIT_LOG": str(tmp_path / "audit.jsonl")})
+    token = {"HEADRACE_CONTROL_TOKEN": TOKEN}
+    try:
+        engine.wait_serving()
+        watcher = engine.ctl_process("events", "--json", env=token)
+        seen = Lines(watcher.stdout)
+
+        def reloads() -> list[tuple[str, str]]:
+            records = [json.loads(line) for line in seen.lines]
+            return [(e["file"], e["json"]["result"]) for e in records if e["kind"] == "reload"]
+
+        # `reload`: every file, one line each. Repeated until the event stream shows one: then
+        # the stream is surely subscribed, and sees every later change.
+        def reload_is_seen() -> bool:
+            done = engine.ctl("reload", env=token)
+            assert done.returncode == 0, done.stderr
+            assert re.fullmatch(r"orders\.yaml: unchanged \(graph 'orders', plan sha256:[0-9a-f]{12}\)\n",
+                                done.stdout), done.stdout
+            return bool(reloads())
+
+        wait_for(reload_is_seen, seen=lambda: seen.lines)
+        assert set(reloads()) == {("orders.yaml", "unchanged")}
+
+        # `apply --as`: the document goes into the served directory under the name given.
+        (tmp_path / "draft.yaml").write_text(COPY)
+        applied = engine.ctl("apply", "draft.yaml", "--as", "copy.yaml", "--expect", "none", env=token)
+        assert applied.returncode == 0, applied.stderr
+        assert re.fullmatch(r"copy\.yaml: added \(graph 'copy', plan sha256:[0-9a-f]{12}\)\n", applied.stdout)
+        assert (tmp_path / "graphs" / "copy.yaml").read_text() == COPY
+        assert not (tmp_path / "graphs" / "draft.yaml").exists()
+        wait_for(lambda: (tmp_path / "copy.jsonl").exists() and (tmp_path / "copy.jsonl").read_text())
+        listed = json.loads(engine.ctl("status", "--json", env=token).stdout)["graphs"]
+        assert [(g["name"], g["file"], g["state"]) for g in listed] == [
+            ("copy", "copy.yaml", "running"), ("orders", "orders.yaml", "running")]
+
+        # `remove`: the file is deleted and the graph stops.
+        removed = engine.ctl("remove", "copy", env=token)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.startswith("copy.yaml: removed (graph 'copy'")
+        assert not (tmp_path / "graphs" / "copy.yaml").exists()
+        listed = json.loads(engine.ctl("status", "--json", env=token).stdout)["graphs"]
+        assert [g["name"] for g in listed] == ["orders"]
+        assert engine.ctl("remove", "copy", env=token).returncode == 1  # no such graph any more
+
+        # `reload` exits 1 when a file is rejected, its problems indented below it.
+        (tmp_path / "graphs" / "broken.yaml").write_text("version: 2\nnodes:\n  x: {type: nope}\n")
+        rejected = engine.ctl("reload", env=token)
+        assert rejected.returncode == 1
+        assert rejected.stdout.splitlines()[:2] == [
+            "broken.yaml: rejected (graph 'broken')", "  graphs/broken.yaml:3:13: HR031 unknown node type 'nope'"]
+
+        # `events`: each of those changes, in order, as the engine made them.
+        wait_for(lambda: ("broken.yaml", "rejected") in reloads(), seen=lambda: seen.lines)
+        changes = [r for r in reloads() if r[0] != "orders.yaml"]
+        assert changes[:2] == [("copy.yaml", "added"), ("copy.yaml", "removed")]
+        assert set(changes[2:]) == {("broken.yaml", "rejected")}  # the watch may have seen it first
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=30) == 0  # Ctrl-C ends a stream normally
+    finally:
+        assert engine.stop() == 0, engine.log.read_text()
+    assert verify(tmp_path / "audit.jsonl") == []
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    changes = [(r["principal"], r["method"], r["target"], r["result"]) for r in records if r["method"] != "Reload"]
+    assert changes[:2] == [("token", "Apply", "copy.yaml", "added"), ("token", "Remove", "copy", "removed")]
+    assert records[-1]["method"] == "Reload" and records[-1]["result"].startswith("broken.yaml: rejected")

@@ -172,3 +172,36 @@ def test_a_tap_on_an_edge_whose_options_change_goes_on():
 
     asyncio.run(scenario())
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
+
+
+CHAINED = """
+version: 2
+nodes:
+  ticks: {type: generate, with: {count: 5000, fields: {n: i}}}
+  a: {type: map, from: ticks, with: {set: {m: "n + 1"}}}
+  b: {type: filter, from: a, with: {where: "m > 0"}}
+  out: {type: test.record, from: b}
+"""
+
+
+def test_a_tap_inside_a_fused_chain_is_asked_per_event_only_while_it_wants_more():
+    """A sampling tap (returns False) costs one call per batch; a plain observer sees every
+    event. Both see what the edge would deliver, in order."""
+    registry = make_registry()
+    every: list[int] = []
+    calls: list[int] = []
+
+    def sample(batch):
+        calls.append(batch[0]["m"])
+        return False
+
+    async def scenario():
+        rt = Runtime(plan(CHAINED, registry), registry, budget=100)
+        assert [s.members for s in rt.segments] == [["ticks", "a", "b"]]
+        rt.controls.tap("a->b", lambda batch: every.extend(e["m"] for e in batch))
+        rt.controls.tap("a->b", sample)
+        assert await rt.run()
+
+    asyncio.run(scenario())
+    assert every == list(range(1, 5001))
+    assert calls == list(range(1, 5001, 100))  # the first event of each batch of 100

@@ -270,7 +270,14 @@ def test_a_forked_child_shares_out_with_threads_of_its_own() -> None:
     workers): the child must start a pool, not wait forever on threads that are not there."""
     columns, entered = batch()
     want = nb.run_numpy(CHAIN, columns, entered, threads=4)
-    time.sleep(0.3)  # the parent's pool threads have gone idle: a child would count on them
+    pool = cpu_share._pool
+    assert pool is not None
+    # Wait until a pool thread has gone idle: a child that kept the parent's pool would count
+    # on it (ThreadPoolExecutor starts no thread while its idle count is above 0) and hang.
+    deadline = time.monotonic() + 30
+    while pool._idle_semaphore._value == 0:
+        assert time.monotonic() < deadline, "no pool thread went idle"
+        time.sleep(0.01)
     pid = os.fork()
     if pid == 0:  # the child: killed by SIGALRM if it hangs, exit 0 if it computed the same
         signal.alarm(20)

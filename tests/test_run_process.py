@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -74,9 +73,12 @@ def test_follow_reads_appended_lines_until_stopped(tmp_path):
     out = tmp_path / "out.jsonl"
     wait_for(lambda: len(lines(out)) == 1)
     with source.open("a") as handle:
-        handle.write("second\nthi")
+        handle.write("second\nthi")  # one write: the reader sees both together
         handle.flush()
-        time.sleep(0.5)  # a half-written line is not a record yet
+        # The reader hands on what it read when it reaches the end of the file, so "second"
+        # comes out only after the reader has read "thi" too: a half-written line is not a
+        # record yet (were it one, it would come out with "second").
+        wait_for(lambda: len(lines(out)) >= 2)
         assert [e["line"] for e in lines(out)] == ["first", "second"]
         handle.write("rd\n")
     wait_for(lambda: len(lines(out)) == 3)

@@ -1,6 +1,7 @@
 """The audit log: one JSON line per mutating control call, each line chained to the one before.
 
-A record is `{"time", "principal", "method", "target", "result", "detail"?, "prev", "hash"}`:
+A record is `{"time", "principal", "peer"?, "method", "target", "result", "detail"?, "count"?,
+"prev", "hash"}` (`peer` and `count` on refused calls only, see `refusals`):
 `prev` is the previous line's `hash` ("0" * 64 on the first line) and `hash` is the SHA-256 of
 the record's canonical JSON without `hash` (keys sorted, no spaces, UTF-8). Editing a line
 breaks its hash; removing or reordering lines breaks the next line's `prev`. `verify` checks
@@ -57,18 +58,22 @@ class AuditLog:
         """The hash of the last record: the anchor to keep elsewhere to detect a truncated file."""
         return self._last_hash
 
-    def record(self, principal: str, method: str, target: str, result: str, detail: str = "") -> None:
-        """Append one record. Raises OSError when it cannot be written (disk full, ...)."""
+    def record(self, principal: str, method: str, target: str, result: str, detail: str = "",
+               peer: str = "", count: int = 0) -> None:
+        """Append one record (`detail`, `peer` and `count` only when given). Raises OSError when
+        it cannot be written (disk full, ...)."""
         with self._lock:
             entry: dict[str, Any] = {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "principal": principal,
-                "method": method,
-                "target": target,
-                "result": result,
             }
+            if peer:
+                entry["peer"] = peer
+            entry.update(method=method, target=target, result=result)
             if detail:
                 entry["detail"] = detail
+            if count:
+                entry["count"] = count
             entry["prev"] = self._last_hash
             entry["hash"] = record_hash(entry)
             line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -3,7 +3,8 @@
 - `check_bind` refuses to serve without a token anywhere but loopback.
 - `server_credentials` reads the TLS files named by the settings (mutual TLS with a client CA).
 - `TokenInterceptor` requires `authorization: Bearer <token>` on every call but health and
-  reflection, and answers every refusal the same way, whatever was asked for.
+  reflection, and answers every refusal the same way, whatever was asked for; it tells
+  `on_refused` (the audit log) who was refused and why, never what they sent.
 - `principal` names the caller for the audit log.
 """
 
@@ -36,6 +37,11 @@ HEALTH_AND_REFLECTION: Final = frozenset({
 # nor whether the method or graph asked for exists.
 UNAUTHENTICATED_MESSAGE: Final = "unauthenticated: send the control token as 'authorization: Bearer <token>' metadata"
 NO_CLIENT_CERTIFICATE: Final = "unauthenticated: a client certificate is required"
+
+# Why a call was refused, for the audit log only (the caller always gets the one message above).
+NO_TOKEN: Final = "no token"
+WRONG_TOKEN: Final = "wrong token"
+NO_CERTIFICATE: Final = "no client certificate"
 
 TOKEN_VARIABLE: Final = "HEADRACE_CONTROL_TOKEN"
 CERT_VARIABLE: Final = "HEADRACE_CONTROL_TLS_CERT"
@@ -154,28 +160,36 @@ def _no_password() -> bytes:
 # --- the interceptor -----------------------------------------------------------------------
 
 Behavior = Callable[..., Any]
+# Told of each refused call: (the call's context, the method path, the reason), before it is answered.
+OnRefused = Callable[["grpc.aio.ServicerContext[Any, Any]", str, str], None]
 
 
-def _token_matches(metadata: Sequence[tuple[str, str | bytes]] | None, expected: bytes) -> bool:
-    """Whether an `authorization: Bearer <token>` entry carries the expected token (compared in
-    constant time; the scheme's case does not matter)."""
-    found = False
+def _token_refusal(metadata: Sequence[tuple[str, str | bytes]] | None, expected: bytes) -> str | None:
+    """None when an `authorization: Bearer <token>` entry carries the expected token (compared in
+    constant time; the scheme's case does not matter); else NO_TOKEN or WRONG_TOKEN."""
+    found = offered = False
     for name, value in metadata or ():
         if name != "authorization" or not isinstance(value, str) or not value.lower().startswith(_BEARER):
             continue
+        offered = True
         found = hmac.compare_digest(value[len(_BEARER):].strip().encode("utf-8"), expected) or found
-    return found
+    if found:
+        return None
+    return WRONG_TOKEN if offered else NO_TOKEN
 
 
 def _exempt(method: str) -> bool:
     return any(method.startswith(prefix) for prefix in HEALTH_AND_REFLECTION)
 
 
-def _refusal(handler: Handler | None, message: str) -> Handler:
+def _refusal(handler: Handler | None, message: str, method: str, reason: str,
+             on_refused: OnRefused | None) -> Handler:
     """A handler of the same kind as `handler` (unary_unary for an unknown method) that answers
     UNAUTHENTICATED without running anything or reading more than the request."""
 
     async def refuse(request_or_iterator: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if on_refused is not None:
+            on_refused(context, method, reason)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
     request_streaming = handler is not None and handler.request_streaming
@@ -193,25 +207,30 @@ def _has_client_certificate(context: grpc.aio.ServicerContext[Any, Any]) -> bool
     return bool(context.auth_context().get("x509_pem_cert"))
 
 
-def _guarded(behavior: Behavior) -> Behavior:
+def _guarded(behavior: Behavior, method: str, on_refused: OnRefused | None) -> Behavior:
     """`behavior`, run only for a caller that presented a client certificate."""
+
+    async def check(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if not _has_client_certificate(context):
+            if on_refused is not None:
+                on_refused(context, method, NO_CERTIFICATE)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_CLIENT_CERTIFICATE)
+
     if inspect.isasyncgenfunction(behavior):
         async def guarded_stream(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            if not _has_client_certificate(context):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_CLIENT_CERTIFICATE)
+            await check(context)
             async for item in behavior(request, context):
                 yield item
         return guarded_stream
 
     async def guarded(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if not _has_client_certificate(context):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, NO_CLIENT_CERTIFICATE)
+        await check(context)
         result = behavior(request, context)
         return await result if inspect.isawaitable(result) else result
     return guarded
 
 
-def _with_certificate_check(handler: Handler) -> Handler:
+def _with_certificate_check(handler: Handler, method: str, on_refused: OnRefused | None) -> Handler:
     """`handler`, refusing callers without a client certificate (mutual TLS, checked twice)."""
     kinds = (
         (handler.unary_unary, grpc.unary_unary_rpc_method_handler),
@@ -221,7 +240,7 @@ def _with_certificate_check(handler: Handler) -> Handler:
     )
     for behavior, make in kinds:
         if behavior is not None:
-            return make(_guarded(behavior), request_deserializer=handler.request_deserializer,
+            return make(_guarded(behavior, method, on_refused), request_deserializer=handler.request_deserializer,
                         response_serializer=handler.response_serializer)
     return handler
 
@@ -231,11 +250,13 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
     token is set; otherwise it is answered UNAUTHENTICATED, with one message for every method,
     known or not, so a refused caller learns nothing. With `mutual_tls`, the TLS handshake has
     already refused clients without a valid certificate; the interceptor checks again that a
-    client certificate was presented, so a server started without TLS by mistake refuses too."""
+    client certificate was presented, so a server started without TLS by mistake refuses too.
+    `on_refused` hears of every refusal (with why), before it is answered."""
 
-    def __init__(self, token: str | None, mutual_tls: bool) -> None:
+    def __init__(self, token: str | None, mutual_tls: bool, on_refused: OnRefused | None = None) -> None:
         self._token = token.encode("utf-8") if token else None
         self._mutual_tls = mutual_tls
+        self._on_refused = on_refused
 
     async def intercept_service(
         self,
@@ -248,10 +269,11 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if self._token is not None:
             metadata = handler_call_details.invocation_metadata
-            if not _token_matches(metadata, self._token):
-                return _refusal(handler, UNAUTHENTICATED_MESSAGE)
+            reason = _token_refusal(metadata, self._token)
+            if reason is not None:
+                return _refusal(handler, UNAUTHENTICATED_MESSAGE, method, reason, self._on_refused)
         if self._mutual_tls and handler is not None:
-            return _with_certificate_check(handler)
+            return _with_certificate_check(handler, method, self._on_refused)
         return handler
 
 

@@ -34,15 +34,18 @@ class TapStream:
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
         running.runtime.controls.tap(edge, self.observe)
 
-    def observe(self, events: Batch) -> None:
+    def observe(self, events: Batch) -> bool:
+        """Samples at most one event per interval; False once it wants no more of this batch
+        (so a fused chain stops calling it event by event)."""
         # Read each time: a reload may declare a new secret field while the tap stays open.
         secrets = self.running.plan.secret_fields
         now = time.monotonic()
         for event in events:
             if now < self.next_at or self.queue.full():
-                return
+                return False
             self.next_at = now + self.interval
             self.queue.put_nowait(json.dumps(masked(event, secrets), default=str, separators=(",", ":")))
+        return False  # the next one is due later than anything in this batch
 
     async def events(self, still_current: Callable[[], bool]) -> AsyncIterator[str]:
         """Sampled events until the graph is swapped, removed or stops."""

@@ -41,6 +41,7 @@ class Server:
         self.applied: Snapshot | None = None  # what the last reload saw
         self.forced = True  # the next reload logs every graph even if nothing changed
         self.lock = asyncio.Lock()  # one reload at a time (the loop, SIGHUP, the control plane)
+        self.changes_seen = 0  # batches of changes the watch reported (a test's probe: the watch is up)
 
     def request_reload(self) -> None:
         """SIGHUP: re-scan now and report every graph, changed or not."""
@@ -126,6 +127,7 @@ class Server:
                 async for _ in watchfiles.awatch(
                         self.directory.resolve(), watch_filter=None, debounce=max(self.debounce_ms, 1), step=50,
                         stop_event=self.restart_watch, recursive=True, ignore_permission_denied=True):
+                    self.changes_seen += 1
                     self.dirty.set()
             except (OSError, RuntimeError) as exc:  # the directory vanished under the watcher
                 LOG.debug(f"watch of {self.directory} ended: {exc}")
