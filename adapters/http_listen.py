@@ -11,6 +11,11 @@ A request is answered only once its events are in the graph or refused as a whol
   stop drains them like any other event. A request still queued when the node stops, or
   not taken within `accept_timeout`, is answered 503 and its events are discarded: a 202
   always means "in the graph", a 503 always means "send it again".
+- When an output edge is durable, 202 waits until the events are committed to it (the
+  runtime's `handed_on`, after the edge's transaction): a 202 then survives `kill -9`.
+  Once taken, a request waits for that commit, however long the edge pushes back; if the
+  graph fails or is interrupted first it is answered 503 (some of its events may have
+  been committed: sending it again can repeat them, at least once).
 """
 
 import asyncio
@@ -107,12 +112,14 @@ def _busy(why: str) -> web.Response:
 
 class _Delivery:
     """One request's events on their way to `read()`. `taken` resolves True when the
-    graph took them, False when the node stopped first."""
+    graph took them (behind a durable edge: committed them), False when the node stopped
+    first."""
 
     def __init__(self, events: Batch, taken: "asyncio.Future[bool]") -> None:
         self.events = events
         self.taken = taken
         self.withdrawn = False  # the request gave up (timeout, client gone): skip it
+        self.committing = False  # read, waiting for the durable edge's commit
 
 
 class HttpListen(AsyncSource):
@@ -132,6 +139,7 @@ class HttpListen(AsyncSource):
         self.port = 0  # the bound port once open (the real one when `address` asks for 0)
         self.url = ""
         self.rejected = 0  # requests answered 4xx/5xx, for tests and debugging
+        self.committing: list[_Delivery] = []  # read, answered once their commit is done
 
     def where(self) -> str:
         return f"node '{self.ctx.name}' ({self.ctx.type_name})"
@@ -202,6 +210,8 @@ class HttpListen(AsyncSource):
             return _busy("the graph is not keeping up; try again")
         try:
             await asyncio.wait({delivery.taken}, timeout=self.accept_timeout_s)
+            if delivery.committing:  # read: the timeout is over, the commit is what is left
+                await asyncio.wait({delivery.taken})
         finally:
             # Timed out or the client went away (the handler is cancelled): `read()` skips
             # it. Nothing can run between the check and the mark, so it is one or the other.
@@ -216,8 +226,22 @@ class HttpListen(AsyncSource):
     def _take(self, delivery: _Delivery, out: Batch) -> None:
         if delivery.withdrawn:
             return
-        delivery.taken.set_result(True)
         out.extend(delivery.events)
+        if self.durable_outputs:
+            delivery.committing = True
+            self.committing.append(delivery)
+        else:
+            delivery.taken.set_result(True)
+
+    def handed_on(self) -> None:
+        """The last batch is committed to the durable edges: its requests get their 202."""
+        for delivery in self.committing:
+            if not delivery.taken.done():
+                delivery.taken.set_result(True)
+        self.committing = []
+
+    def done_reading(self) -> None:
+        self._stop_accepting()
 
     async def read(self, failures: Failures, outs: list[Batch]) -> bool:
         out = outs[0]
@@ -232,12 +256,17 @@ class HttpListen(AsyncSource):
         return True
 
     def _stop_accepting(self) -> None:
-        """New requests get 503; queued ones, never handed to the graph, too."""
+        """New requests get 503; queued ones, never handed to the graph, too, and those a
+        failure left uncommitted."""
         self.accepting = False
         while not self.queue.empty():
             delivery = self.queue.get_nowait()
             if not delivery.withdrawn:
                 delivery.taken.set_result(False)
+        for delivery in self.committing:
+            if not delivery.taken.done():
+                delivery.taken.set_result(False)
+        self.committing = []
 
     async def close(self) -> None:
         self._stop_accepting()

@@ -106,8 +106,9 @@ HTTP_LISTEN: Final = NodeSpec(
     name="http.listen",
     kind=SOURCE,
     summary="Receives events over HTTP: each POST of a JSON object, a JSON array of objects or "
-            "NDJSON becomes one batch, answered 202 once the graph has taken it, or 503 with "
-            "`Retry-After` while the graph is not keeping up. See [HTTP in and out](http.md).",
+            "NDJSON becomes one batch, answered 202 once the graph has taken it (once it is "
+            "committed, when the output edge is durable), or 503 with `Retry-After` while the "
+            "graph is not keeping up. See [HTTP in and out](http.md).",
     params=params_schema({
         "address": param(ADDRESS, "`host:port` to listen on (`[::1]:8080` for IPv6); port 0 picks a free port. "
                          "Anything but loopback should have a `token`.", "0.0.0.0:8080",

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from engine.durability import durable_outputs
 from engine.node import INFINITY, AsyncSink, AsyncSource, NodeFailure
 from engine.runner import NodeRunner
 
@@ -78,6 +79,7 @@ async def drive_source(rt: "Runtime", r: NodeRunner) -> None:
                 await rt.signal.wait(INFINITY)
                 continue
             outs = r.new_outs()
+            source.durable_outputs = bool(durable_outputs(r))  # a reload may change the edges
             reading = asyncio.ensure_future(source.read(r.errors, outs))
             stopped = asyncio.ensure_future(rt.signal.until(stop_reading))
             await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -90,11 +92,14 @@ async def drive_source(rt: "Runtime", r: NodeRunner) -> None:
             r.distribute(outs)
             rt.signal.notify()
             await _hand_on(rt, r)
+            if not r.backlog:
+                source.handed_on()
             if not alive:
                 break
     except NodeFailure as exc:
         rt.fail(str(exc))
     finally:
+        source.done_reading()
         _finished(rt, r)
 
 
@@ -115,8 +120,8 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
                 await with_retries(rt, r, _WriteCall(sink, batch).run)
                 r.events_in += len(batch)
                 r.ack(len(batch))  # written and flushed
+                rt.signal.notify()  # a durable edge has room only now that its events are acknowledged
                 if r.distribute(outs):  # dead letters of events the sink gave up on
-                    rt.signal.notify()
                     await _hand_on(rt, r)
                 continue
             if r.inputs_drained():

@@ -199,9 +199,19 @@ class AsyncSource:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
+        # Set by the runtime before each `read`: some output edge is durable.
+        self.durable_outputs = False
 
     async def open(self) -> None:
         """Acquire the resource; raise NodeFailure with a clear line if it is missing."""
+
+    def handed_on(self) -> None:
+        """Every event of the last `read` is on the output edges: committed to the store
+        where they are durable. Not called for a batch a failure left behind."""
+
+    def done_reading(self) -> None:
+        """`read` will not be called again (the end, a stop or a failure); `close` comes
+        once the graph has drained."""
 
     async def read(self, failures: Failures, outs: list[Batch]) -> bool:
         """Append the next events to `outs`; return False at the end of input.

@@ -36,7 +36,8 @@ def _log_to_stderr() -> None:
 
 
 class _Signals:
-    """First SIGINT/SIGTERM: stop the sources and drain. A second one: stop at once."""
+    """First SIGINT/SIGTERM: stop the sources and drain. A second one: stop at once (exit 1;
+    durable edges keep what they hold for the next run)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -46,8 +47,10 @@ class _Signals:
         self.received += 1
         if self.received == 1:
             self.runtime.request_stop()
-        else:
-            self.runtime.fail("interrupted twice: stopped without draining the edges")
+        elif self.received == 2:
+            held = self.runtime.held()
+            lost = f" ({held} events in memory edges dropped)" if held else ""
+            self.runtime.fail(f"interrupted twice: stopped without draining{lost}")
 
 
 async def _run(runtime: Runtime) -> bool:

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from adapters.cli.exit_codes import EXIT_OK, EXIT_USAGE
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.registry import registry_for
 from adapters.control.auth import ControlSecurityError
 from adapters.control.server import ControlPlane
@@ -17,6 +17,30 @@ from adapters.serve.server import Server
 from adapters.settings import Settings, SettingsError, load_settings
 
 LOG = logging.getLogger("headrace")
+INTERRUPTED = "interrupted twice: stopped without draining"
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: health says NOT_SERVING, the sources stop and every graph
+    drains (for at most `drain_timeout_s`). A second one: every graph stops at once."""
+
+    def __init__(self, server: Server, host: Host, plane: ControlPlane) -> None:
+        self.server = server
+        self.host = host
+        self.plane = plane
+        self.received = 0
+        self.dropped = 0  # events in memory edges a second signal dropped
+        self.pending: set[asyncio.Future[None]] = set()  # held, so the event loop cannot drop them unfinished
+
+    def __call__(self) -> None:
+        self.received += 1
+        if self.received == 1:
+            task = asyncio.ensure_future(self.plane.not_serving())
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            self.server.request_stop()
+        elif self.received == 2:
+            self.dropped = self.host.interrupt(INTERRUPTED)
 
 
 async def _serve(directory: Path, settings: Settings) -> int:
@@ -29,22 +53,20 @@ async def _serve(directory: Path, settings: Settings) -> int:
     await plane.start()
     LOG.info(f"control plane on {settings.control_address}")
     loop = asyncio.get_running_loop()
-    pending: set[asyncio.Future[None]] = set()  # held, so the event loop cannot drop them unfinished
-
-    def stop() -> None:
-        task = asyncio.ensure_future(plane.not_serving())  # health says NOT_SERVING while draining
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        server.request_stop()
-
+    signals = _Signals(server, host, plane)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
+        loop.add_signal_handler(sig, signals)
     try:
-        return await server.run()
+        await server.run()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await plane.stop()
+        await plane.stop(0.0 if host.interrupted else 1.0)
+    if host.interrupted:
+        lost = f" ({signals.dropped} events in memory edges dropped)" if signals.dropped else ""
+        print(f"engine: error: {INTERRUPTED}{lost}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK
 
 
 def cmd_serve(directory: str, config: str | None) -> int:
@@ -61,8 +83,7 @@ def cmd_serve(directory: str, config: str | None) -> int:
         return EXIT_USAGE
     configure(settings.log_level, settings.log_format)
     try:
-        asyncio.run(_serve(path, settings))
+        return asyncio.run(_serve(path, settings))
     except ControlSecurityError as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK

@@ -93,6 +93,7 @@ class Host:
         self.graphs: dict[str, RunningGraph] = {}  # by file name
         self.status: dict[str, GraphStatus] = {}
         self.reloads = 0
+        self.interrupted = ""  # why every graph stops at once (a second SIGINT/SIGTERM)
         # Called with (kind, file, graph, detail, record) for reloads, state changes and
         # failures: the control plane's WatchEvents.
         self.listeners: list[Callable[[str, str, str, str, dict[str, object]], None]] = []
@@ -166,6 +167,8 @@ class Host:
         dropped = await running.stop(self.drain_timeout_s) if running is not None else 0
         replacement = RunningGraph(name, plan, runtime, self._failed)
         self.graphs[name] = replacement
+        if self.interrupted:
+            runtime.fail(self.interrupted)  # it starts only to close at once
         replacement.start()
         if running is None:
             return ReloadResult(name, plan.name, ADDED, plan_hash)
@@ -198,6 +201,18 @@ class Host:
         level = logging.WARNING if result.result == REJECTED else logging.INFO
         LOG.log(level, "reload", extra={"reload": result.to_dict()})
         self.publish("reload", result.file, result.graph, result.detail(), result.to_dict())
+
+    def interrupt(self, reason: str) -> int:
+        """Stop every graph at once, without draining (a second SIGINT/SIGTERM); a graph a
+        reload starts from now on stops too. What durable edges hold stays for the next
+        start. Returns the events dropped from memory."""
+        self.interrupted = reason
+        dropped = 0
+        for running in self.graphs.values():
+            if running.runtime.running and not running.runtime.failure:
+                dropped += running.runtime.held()
+            running.runtime.fail(reason)
+        return dropped
 
     async def stop_all(self) -> int:
         """Drain every graph at once (SIGTERM); returns the events left behind."""
