@@ -12,11 +12,13 @@ Python function; no tree is walked per event.
 import ast
 import random
 import sys
+import warnings
 from collections.abc import Callable
 from typing import cast
 
 from engine import functions
 from engine.expr import AGGREGATES, parse
+from engine.expr_builtins import expression_builtins
 from engine.expr_rewrite import EVENT, FUNCTION_PREFIX, GUARDS, INDEX, ExprRewriter, load_name
 from engine.math_functions import math_functions
 from engine.node import Clock, Event
@@ -61,8 +63,8 @@ def interned(scope: dict[str, object]) -> dict[str, object]:
 def guard_scope() -> dict[str, object]:
     """The globals every piece of generated code shares: empty builtins and the guards."""
     # Generated code names only `_event`, `i` and these entries, so builtins are never
-    # looked up by it; see `functions.expression_builtins` for the one entry.
-    return {"__builtins__": functions.expression_builtins(), **GUARDS}
+    # looked up by it; see `expr_builtins.expression_builtins` for the one entry.
+    return {"__builtins__": expression_builtins(), **GUARDS}
 
 
 def function_scope(rng: random.Random, clock: Clock, prefix: str = FUNCTION_PREFIX) -> dict[str, object]:
@@ -182,7 +184,11 @@ class ExprCompiler:
 
     def _function(self, parameter: str, body: ast.expr, label: str) -> object:
         tree = ast.fix_missing_locations(_lambda(parameter, body))
-        code = compile(tree, f"<expression {label}>", "eval", dont_inherit=True)
+        # Python's compiler warns about valid expressions it finds suspicious (`x is 'a'`,
+        # `[1, 2][0.5]`): not the user's business at run time, and an error under -W error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            code = compile(tree, f"<expression {label}>", "eval", dont_inherit=True)
         # Evaluating the compiled lambda only creates the function; its globals are the
         # whitelisted functions and empty builtins.
         return eval(code, self.scope)

@@ -27,6 +27,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "engine.edges",
     "engine.errors",
     "engine.expr",
+    "engine.expr_builtins",
     "engine.expr_rewrite",
     "engine.expr_types",
     "engine.findings",

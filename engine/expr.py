@@ -9,6 +9,7 @@ event, never a Python attribute, so there is no object to escape through.
 
 import ast
 import difflib
+import warnings
 from dataclasses import dataclass
 from typing import Final
 
@@ -150,7 +151,12 @@ def parse(source: str) -> tuple[ast.Expression | None, ExprError | None]:
         return None, ExprError(SYNTAX, "expression is empty", "write an expression, e.g. amount > 0", 0, 0)
     where = _Source(source)
     try:
-        tree = ast.parse(where.text, mode="eval")
+        # Python warns about text it still accepts (`'\d'`, an invalid escape, stays a
+        # backslash and a d): nothing for a graph's author to act on, at every load.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(where.text, mode="eval")
     except SyntaxError as exc:
         line, column = where.position((exc.offset or 1) - 1)
         message = (exc.msg or "invalid syntax").split(" (")[0]

@@ -210,6 +210,8 @@ class ExprRewriter(ast.NodeTransformer):
             return None
         for step in reversed(steps):
             if isinstance(step, ast.Attribute):
+                if step.attr.startswith("_"):  # as visit_Attribute: refused here too, not only by the checker
+                    raise ValueError(f"field '{step.attr}' starts with an underscore")
                 keys.append(ast.Constant(value=step.attr))
             else:
                 keys.append(self.key(step.slice))

@@ -6,10 +6,10 @@ at run time. Messages never contain event values: they end up in logs and dead-l
 records, and payloads may be private. Field names are fine: they come from the graph.
 """
 
-import importlib
 import math
 import operator
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,6 +24,7 @@ MAX_SEQUENCE_LENGTH: Final = 10_000_000
 _MAX_INT_BITS: Final = math.ceil(MAX_INT_DIGITS * math.log2(10))
 
 _SEQUENCES: Final = (str, list, tuple)
+_FLAT: Final = frozenset({int, float, bool, type(None)})  # values that hold nothing
 _UTC: Final = UTC
 
 
@@ -73,8 +74,28 @@ def power(base: object, exponent: object) -> object:
     return result
 
 
-def _check_repeat(length: int, count: int) -> None:
-    if count > 0 and length * count > MAX_SEQUENCE_LENGTH:
+def weight(value: object, budget: int) -> int:
+    """Items and characters in `value`, nested ones included, counted until past `budget`."""
+    total = 0
+    stack: list[object] = [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, (str, list, tuple, dict)):
+            total += len(item)
+        if total > budget:
+            break
+        if isinstance(item, dict):
+            stack.extend(item.items())
+        elif isinstance(item, (list, tuple)) and not _FLAT.issuperset(set(map(type, item))):
+            stack.extend(part for part in item if type(part) not in _FLAT)  # (a list of numbers: one C pass)
+    return total
+
+
+def _check_repeat(sequence: Any, count: int) -> None:
+    """Nested items count: `[[0] * 10**7] * 10**7` holds 10**14, which no comparison ends."""
+    nested = count > 1 and not isinstance(sequence, str)
+    if count > 0 and (len(sequence) * count > MAX_SEQUENCE_LENGTH or (
+            nested and weight(sequence, MAX_SEQUENCE_LENGTH // count) * count > MAX_SEQUENCE_LENGTH)):
         raise ExprLimitError(f"repeating with * would give more than {MAX_SEQUENCE_LENGTH:,} items")
 
 
@@ -88,9 +109,9 @@ def multiply(left: object, right: object) -> object:
             if left.bit_length() + right.bit_length() > _MAX_INT_BITS:
                 raise ExprLimitError(f"* result would have more than {MAX_INT_DIGITS:,} digits")
         elif isinstance(right, _SEQUENCES):
-            _check_repeat(len(right), left)
+            _check_repeat(right, left)
     elif isinstance(right, int) and isinstance(left, _SEQUENCES):
-        _check_repeat(len(left), right)
+        _check_repeat(left, right)
     return operator.mul(left, right)
 
 
@@ -263,6 +284,8 @@ def join(items: object, separator: object = "") -> str:
     if not isinstance(items, (list, tuple)):
         raise TypeError(f"join() needs a list, not {type_name(items)}")
     glue = _text(separator, "join")
+    if len(glue) * (len(items) - 1) > MAX_SEQUENCE_LENGTH:  # the separator repeated, like `*`
+        raise ExprLimitError(f"join() would repeat its separator into more than {MAX_SEQUENCE_LENGTH:,} characters")
     return glue.join([part if isinstance(part, str) else to_text(part) for part in items])
 
 
@@ -283,7 +306,7 @@ def parse_time(text: object, pattern: object = None) -> float:
             moment = datetime.fromisoformat(value)
         else:
             moment = datetime.strptime(value, pattern)
-    except ValueError:
+    except (ValueError, re.error):  # re.error: a format naming one field twice (`%d%d`)
         if pattern is None:
             raise ExprValueError("parse_time() needs ISO 8601 text, e.g. 2026-11-21T10:00:00Z") from None
         raise ExprValueError("parse_time() text does not match the format") from None
@@ -339,28 +362,6 @@ def runtime_functions(rng: random.Random, clock: Clock) -> dict[str, Callable[..
         "now": clock.now, "rand": rng.random, "parse_time": parse_time, "format_time": format_time,
         "coalesce": coalesce, "exists": is_present,
     }
-
-
-# --- the builtins of compiled expressions ---------------------------------------------------
-
-# datetime's strftime and strptime are C code that imports `time` and `_strptime` on every
-# call, through the `__import__` of the innermost Python frame's builtins. Compiled with
-# mypyc, the functions in this module have no frame of their own, so that frame is the
-# expression's; its builtins hold only this importer, which allows just those modules.
-_LAZY_IMPORTS: Final = frozenset({"time", "_strptime"})
-
-
-def lazy_import(
-    name: str, caller_globals: object = None, caller_locals: object = None, fromlist: object = (), level: int = 0
-) -> object:
-    if level == 0 and name in _LAZY_IMPORTS:
-        return importlib.import_module(name)
-    raise ImportError(f"expressions cannot import {name}")
-
-
-def expression_builtins() -> dict[str, object]:
-    """The `__builtins__` of compiled expressions: no names an expression could use."""
-    return {"__import__": lazy_import}
 
 
 # --- describing failures ------------------------------------------------------------------

@@ -24,6 +24,7 @@ from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
 GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".toml")
 _NAME: Final = re.compile(NAME_PATTERN)
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass
@@ -70,6 +71,15 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     """Load one graph from its text; `file` names it in problems and gives the default name."""
     text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
     result = LoadResult(file=file, name=Path(file).stem, text=text)
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:  # text that did not come from a file: no UTF-8 file holds one
+        before = text[:surrogate.start()]
+        line, column = before.count("\n") + 1, surrogate.start() - (before.rfind("\n") + 1) + 1
+        result.problems.append(Problem(
+            "HR001", ERROR, file, line, column, "",
+            f"the text is not valid Unicode: a lone surrogate (U+{ord(surrogate.group()):04X})",
+            "send the graph as UTF-8 text"))
+        return result
     reader = read_toml if file.endswith(".toml") else read_yaml
     doc, problems = reader(file, text)
     result.problems.extend(problems)

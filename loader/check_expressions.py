@@ -34,14 +34,17 @@ def locate_expression(doc: Document, path: KeyPath, error: expr.ExprError) -> Po
     if opener in ('"""', "'''") and not rest[len(opener):].strip():
         # TOML multi-line string whose text starts on the next line.
         return _clamp(doc, Pos(pos.line + 1 + error.line, 1 + error.column), pos)
+    if error.line > 0 and opener in ('"', "'"):
+        # One quoted line: its line breaks were escapes (`\n`), so they are not the file's.
+        return pos
     if error.line > 0:
         return _clamp(doc, Pos(pos.line + error.line, 1 + error.column), pos)
     return _clamp(doc, Pos(pos.line, start + error.column), pos)
 
 
 def _clamp(doc: Document, found: Pos, fallback: Pos) -> Pos:
-    """Folded scalars lose their line breaks; never point past the end of a line."""
-    if found.column > len(doc.source_line(found.line)) + 1:
+    """Folded scalars lose their line breaks; never point past the end of a line or file."""
+    if found.line > len(doc.text.splitlines()) or found.column > len(doc.source_line(found.line)) + 1:
         return fallback
     return found
 

@@ -1,8 +1,21 @@
 """The raw stage: a parsed file as plain data plus where every key and value came from."""
 
+import math
 from dataclasses import dataclass, field
+from typing import Final
 
 KeyPath = tuple[str | int, ...]
+
+# How deeply values may nest in a graph file. Real graphs need under ten levels; the limit
+# keeps every later stage (interpolation, schema checks, migrations) far from Python's
+# recursion limit, so a deep file is one located problem, never a crash.
+MAX_DEPTH: Final = 64
+# Integers have at most about this many digits: every number in a graph file must also be
+# one as a float (a float parameter, a comparison with a schema bound), and no setting needs
+# more. Far beyond, Python even refuses to write an integer as text.
+MAX_INT_DIGITS: Final = 300
+MAX_INT_BITS: Final = math.ceil(MAX_INT_DIGITS * math.log2(10))
+TOO_LONG_NUMBER: Final = f"the number is too large to load (more than {MAX_INT_DIGITS:,} digits)"
 
 
 @dataclass(frozen=True)

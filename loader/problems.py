@@ -15,7 +15,8 @@ CODES: Final[dict[str, str]] = {
     "HR002": "The file is not valid YAML or TOML.",
     "HR003": "A key appears twice in one mapping or table.",
     "HR004": "The document is empty or its top level is not a mapping.",
-    "HR005": "The document is too large or deeply aliased to load safely.",
+    "HR005": "The document is too large to load safely: aliases expand too far, values nest too deeply, "
+             "or a number is too large.",
     "HR010": "The `version` key is missing.",
     "HR011": "The `version` is not one this engine understands.",
     "HR020": "A required key is missing.",

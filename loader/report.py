@@ -9,7 +9,8 @@ def _source_line(problem: Problem, sources: dict[str, str]) -> str:
     text = sources.get(problem.file)
     if text is None or problem.line <= 0:
         return ""
-    lines = text.splitlines()
+    # TOML lines end at "\n" alone; YAML's reader also ends them at "\u2028" and the like.
+    lines = text.split("\n") if problem.file.endswith(".toml") else text.splitlines()
     return lines[problem.line - 1] if problem.line <= len(lines) else ""
 
 

@@ -48,7 +48,12 @@ def has_opencl() -> bool:
     return any(d.kind == "cpu" or d.kind == "gpu" for d in devices.list_devices())
 
 
-needs_opencl = pytest.mark.skipif(not has_opencl(), reason="no OpenCL device (pip install 'headrace[gpu]')")
+NO_OPENCL = ("no OpenCL device that builds kernels: install PyOpenCL (pip install 'headrace[gpu]') and an OpenCL "
+             "driver (Debian's pocl-opencl-icd is what CI uses); `engine devices` says why a device is skipped")
+
+# Skips here, fails under CI=true (tests/conftest.py).
+needs_opencl = pytest.mark.skipif(not has_opencl(), reason=NO_OPENCL)
+BACKENDS = ["numpy", pytest.param("cpu", marks=needs_opencl)]  # HEADRACE_OPENCL_DEVICE settings
 
 
 def build(text: str, setting: str = "numpy", fallback: str = "none", **kwargs: object) -> Runtime:
@@ -76,3 +81,20 @@ def program_of(members: list[tuple[str, str, dict[str, object]]]) -> Program:
 def events_param(events: list[dict[str, object]]) -> str:
     """The `events` parameter, quoted for YAML."""
     return json.dumps(json.dumps(events))
+
+
+def graph(events: list[dict[str, object]], body: str, tail: str, sink_from: str) -> str:
+    """A graph: `src` emits the events, then the `body` nodes, then `sink` records what comes from `sink_from`."""
+    return f"""
+    version: 2
+    name: g
+    nodes:
+      src:
+        type: test.events
+        with: {{events: {events_param(events)}}}
+{body}
+      sink:
+        type: test.record
+        from: {sink_from}
+{tail}
+    """

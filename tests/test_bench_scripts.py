@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import require
+from tests.gpu_support import NO_OPENCL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,6 +56,7 @@ def test_gpu_bench_times_every_backend_and_they_agree(tmp_path) -> None:
     assert all(diff <= 1e-4 for diff in report["max_abs_diff"].values()), report["max_abs_diff"]
     if report["device"] is None:  # no PyOpenCL or no device here: the NumPy half still runs
         assert "skipped" in out
+        require(False, f"bench/gpu.py measured no OpenCL device: {NO_OPENCL}")  # a failure in CI
     else:
         assert len(row(out, "OpenCL segment (wall)")) == 4
         assert report["kernel"]["bytes"] == 30 * 200_000 and report["segment"]["fraction"] > 0

@@ -22,7 +22,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from adapters.settings import OTHER_VARIABLES, Settings, env_name
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require
 from tests.docker_support import (
     compose_schema,
     docker_ignored,
@@ -46,7 +46,8 @@ def tool(name: str) -> str:
     """A linter the dev extras install next to this Python (or one on PATH)."""
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
-    assert found, f"{name} is not installed: install the dev extras (pip install -e '.[dev]')"
+    require(found, f"{name} is not installed: install the dev extras (pip install -e '.[dev]')")
+    assert found
     return found
 
 

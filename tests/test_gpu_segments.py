@@ -9,25 +9,7 @@ from hypothesis import strategies as st
 
 from adapters.gpu import devices
 from engine.node import NodeFailure
-from tests.gpu_support import build, events_param, needs_opencl, program_of, recorded, run
-
-BACKENDS = ["numpy", pytest.param("cpu", marks=needs_opencl)]
-
-
-def graph(events: list[dict[str, object]], body: str, tail: str, sink_from: str) -> str:
-    return f"""
-    version: 2
-    name: g
-    nodes:
-      src:
-        type: test.events
-        with: {{events: {events_param(events)}}}
-{body}
-      sink:
-        type: test.record
-        from: {sink_from}
-{tail}
-    """
+from tests.gpu_support import BACKENDS, build, graph, needs_opencl, program_of, recorded, run
 
 
 def close(a: object, b: object, rel: float = 1e-9) -> bool:
@@ -118,9 +100,10 @@ def _known_columns(steps: list[tuple[str, object]]) -> bool:
     return True
 
 
+@pytest.mark.parametrize("backend", BACKENDS)  # OpenCL: skipped without a device here, a failure in CI
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(steps=_STEPS, events=_EVENTS)
-def test_opencl_numpy_and_plain_nodes_give_the_same_events(steps: list[tuple[str, object]],
+def test_opencl_numpy_and_plain_nodes_give_the_same_events(backend: str, steps: list[tuple[str, object]],
                                                           events: list[dict[str, object]]) -> None:
     assume(_known_columns(steps))
     for i, e in enumerate(events):
@@ -130,13 +113,9 @@ def test_opencl_numpy_and_plain_nodes_give_the_same_events(steps: list[tuple[str
     _, ok = run(graph(events, plain_body, "", plain_last))
     assert ok
     want = recorded("sink")
-    _, ok = run(graph(events, gpu_body, "", gpu_last), "numpy")
+    _, ok = run(graph(events, gpu_body, "", gpu_last), backend)
     assert ok
     assert same_events(recorded("sink"), want), (steps, recorded("sink"), want)
-    if devices.list_devices():
-        _, ok = run(graph(events, gpu_body, "", gpu_last), "cpu")
-        assert ok
-        assert same_events(recorded("sink"), want), (steps, recorded("sink"), want)
 
 
 # -- entry conversion, failures, counters ----------------------------------------------------

@@ -1,21 +1,26 @@
 """The OpenCL backend gives numpy_backend's Outcome: expressions, filters, reduce, user kernels.
 
 Runs on the first OpenCL device that can build a kernel (PoCL's CPU device is enough); the
-module is skipped where PyOpenCL or such a device is missing.
+module is skipped where PyOpenCL or such a device is missing, and fails under CI=true.
 """
+
+import importlib.util
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-cl = pytest.importorskip("pyopencl")
+from tests.conftest import require
+from tests.gpu_support import NO_OPENCL, program_of
+
+require(importlib.util.find_spec("pyopencl"), NO_OPENCL)
+import pyopencl as cl  # noqa: E402
 
 from adapters.gpu import numpy_backend, opencl_backend  # noqa: E402
 from adapters.gpu.numpy_backend import NOT_ENTERED, element_steps, run_numpy  # noqa: E402
 from adapters.gpu.opencl_backend import KernelBuildError, OpenclRunner  # noqa: E402
 from adapters.gpu.program import NOT_FINITE  # noqa: E402
-from tests.gpu_support import program_of  # noqa: E402
 
 
 def _usable_device():
@@ -35,8 +40,7 @@ def _usable_device():
 
 
 DEVICE = _usable_device()
-if DEVICE is None:
-    pytest.skip("no OpenCL device that builds kernels", allow_module_level=True)
+require(DEVICE is not None, NO_OPENCL)
 FP64 = opencl_backend.has_fp64(DEVICE)
 
 
