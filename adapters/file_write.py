@@ -1,12 +1,16 @@
-"""`stdout` and `file.write`: each batch is encoded, written and flushed off the loop."""
+"""`stdout` and `file.write`: each batch is encoded, written and flushed (a regular file on the
+event loop's thread, a pipe or terminal off it)."""
 
 import asyncio
+import io
 import os
+import stat
 import sys
 from dataclasses import dataclass
-from typing import Final, TextIO
+from typing import BinaryIO, Final, TextIO, cast
 
-from adapters.formats import CSV, JSONL, CsvEncoder, encode_jsonl, existing_csv_header
+from adapters.fast_json import encode_jsonl_bytes
+from adapters.formats import CSV, JSONL, CsvEncoder, existing_csv_header
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
 from engine.params import Raw, expect, text_of
 
@@ -39,28 +43,56 @@ class WriteSink(AsyncSink):
         super().__init__(ctx)
         self.format = fmt
         self.csv = CsvEncoder()
-        self.handle: TextIO | None = None
+        self.handle: BinaryIO | None = None
         self.label = "standard output"
+        # A regular file is written on the event loop's thread: a write into the page cache
+        # costs less than handing it to a thread. A pipe or a terminal may block: a thread.
+        self.inline = False
 
     def where(self) -> str:
         return f"node '{self.ctx.name}' ({self.ctx.type_name})"
 
-    def encode(self, batch: Batch) -> str:
-        return self.csv.encode(batch) if self.format == CSV else encode_jsonl(batch)
+    def encode(self, batch: Batch) -> bytes:
+        if self.format != CSV:
+            return encode_jsonl_bytes(batch)
+        return self.csv.encode(batch).encode("utf-8")
 
-    def _write(self, text: str) -> None:
+    def _write(self, data: bytes) -> None:
         assert self.handle is not None
-        self.handle.write(text)
+        self.handle.write(data)
         self.handle.flush()
 
     async def write(self, batch: Batch) -> None:
-        text = self.encode(batch)
         try:
-            await asyncio.to_thread(self._write, text)
+            text = self.encode(batch)
+        except UnicodeEncodeError as exc:
+            # Text that is not Unicode (a lone surrogate, from a `\ud800` escape in JSON input).
+            raise NodeFailure(f"{self.where()}: cannot write {self.label}: an event holds text that is not "
+                              f"valid Unicode ({exc.reason}); fix or drop it upstream") from exc
+        try:
+            if self.inline:
+                self._write(text)
+            else:
+                await asyncio.to_thread(self._write, text)
         except BrokenPipeError as exc:
             raise NodeFailure(f"{self.where()}: {self.label} was closed by the reader") from exc
         except OSError as exc:
             raise NodeFailure(f"{self.where()}: cannot write {self.label}: {exc.strerror or exc}") from exc
+
+
+class _TextOut(io.RawIOBase):
+    """A standard output replaced by a text-only stream (an embedding, a test capture)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.stream.write(data.decode("utf-8"))
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class StdoutWrite(WriteSink):
@@ -68,8 +100,11 @@ class StdoutWrite(WriteSink):
         super().__init__(ctx, expect(ctx.params, StdoutParams).format)
 
     async def open(self) -> None:
-        # Looked up now, not at import, so a redirected or captured stdout is honoured.
-        self.handle = sys.stdout
+        # Looked up now, not at import, so a redirected or captured stdout is honoured; what
+        # Python wrote to it as text goes out first.
+        sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        self.handle = buffer if buffer is not None else cast(BinaryIO, _TextOut(sys.stdout))
 
 
 class FileWrite(WriteSink):
@@ -88,7 +123,8 @@ class FileWrite(WriteSink):
             if parent:
                 os.makedirs(parent, exist_ok=True)
             # Written to until the node stops; `close` closes it.
-            self.handle = open(path, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self.handle = open(path, "ab" if append else "wb")  # noqa: SIM115
+            self.inline = stat.S_ISREG(os.fstat(self.handle.fileno()).st_mode)
         except OSError as exc:
             raise NodeFailure(f"{self.where()}: cannot write {path}: {exc.strerror or exc}") from exc
 

@@ -20,6 +20,7 @@ from adapters.http_params import (
     parse_http_listen,
     parse_http_post,
 )
+from adapters.line_reader import MAX_LINE_BYTES
 from engine.node import AsyncSink, AsyncSource, NodeContext
 from engine.spec import DURATION, SINK, SOURCE, NodeSpec, param, params_schema
 
@@ -27,6 +28,10 @@ from engine.spec import DURATION, SINK, SOURCE, NodeSpec, param, params_schema
 # it, the parser applies it.
 READ_FORMATS: Final = [JSONL, CSV, LINES]
 WRITE_FORMATS: Final = [JSONL, CSV]
+MAX_LINE_PARAM: Final = param(
+    {"type": "integer", "minimum": 1},
+    "A longer line is one failed event (its first 1,024 bytes in the dead letter) and reading goes on; "
+    "no more than this is ever held in memory for one line.", 1048576, default=MAX_LINE_BYTES)
 
 FILE_READ: Final = NodeSpec(
     name="file.read",
@@ -38,6 +43,7 @@ FILE_READ: Final = NodeSpec(
                       "File to read, relative to the working directory.", "data/orders.jsonl"),
         "format": param({"enum": READ_FORMATS}, "How the file is encoded.", CSV, default=JSONL),
         "follow": param({"type": "boolean"}, "Keep reading appended data, like `tail -f`.", True, default=False),
+        "max_line_bytes": MAX_LINE_PARAM,
     }, required=("path",)),
     factory=make_file_read,
     parse=parse_file_read,
@@ -50,6 +56,7 @@ STDIN: Final = NodeSpec(
     summary="Reads events from standard input until it closes.",
     params=params_schema({
         "format": param({"enum": READ_FORMATS}, "How the input is encoded.", LINES, default=JSONL),
+        "max_line_bytes": MAX_LINE_PARAM,
     }),
     factory=make_stdin,
     parse=parse_stdin,

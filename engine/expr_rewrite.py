@@ -14,6 +14,7 @@ from typing import Any, Final, cast
 
 from engine import functions
 from engine.expr import FUNCTIONS
+from engine.functions import MAX_SEQUENCE_LENGTH
 
 EVENT: Final = "_event"
 INDEX: Final = "i"  # the only name in scope in generate fields
@@ -25,8 +26,8 @@ _ITEM: Final = "_g_item"
 _PATH_EXISTS: Final = "_g_path_exists"
 _PATH_OR_NONE: Final = "_g_path_or_none"
 _SLICE: Final = "_g_slice"
-# `x * 100` stays a plain multiply: with a small literal factor the result grows at most
-# this many times, which needs no guard.
+# `n * 100` stays a plain multiply when `n` is known to be a number, or is text or a list
+# written in the expression: with a small literal factor its growth is bounded.
 SMALL_FACTOR: Final = 10_000
 
 _CONSTANT_TYPES: Final = (str, int, float, bool, type(None))
@@ -62,19 +63,13 @@ def _contains_multiply(node: ast.expr) -> bool:
     return any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult) for n in ast.walk(node))
 
 
-def _plain_multiply(left: ast.expr, right: ast.expr) -> bool:
-    """True when `left * right` cannot blow up, so it needs no guard.
-
-    A float literal factor makes repetition a TypeError. A small integer literal bounds the
-    growth, unless the other side is itself a product: `[0] * 10000 * 10000` chains.
-    """
-    for literal, other in ((left, right), (right, left)):
-        constant = _number_literal(literal)
-        value: object = None if constant is None else constant.value
-        if isinstance(value, float):
-            return True
-        if isinstance(value, int) and abs(value) <= SMALL_FACTOR and not _contains_multiply(other):
-            return True
+def _bounded_literal(node: ast.expr, factor: int) -> bool:
+    """Text, a list or a tuple written in the expression, that `factor` repeats to at most
+    MAX_SEQUENCE_LENGTH items (its own items may be anything: repeating copies no item)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return len(node.value) * factor <= MAX_SEQUENCE_LENGTH
+    if isinstance(node, (ast.List, ast.Tuple)) and not _contains_multiply(node):
+        return len(node.elts) * factor <= MAX_SEQUENCE_LENGTH
     return False
 
 
@@ -151,7 +146,7 @@ class ExprRewriter(ast.NodeTransformer):
         guard = ""
         if isinstance(op, ast.Pow):
             guard = _POWER
-        elif isinstance(op, ast.Mult) and not _plain_multiply(node.left, node.right):
+        elif isinstance(op, ast.Mult) and not self.plain_multiply(node.left, node.right):
             guard = _MULTIPLY
         elif isinstance(op, ast.Mod) and _number_literal(node.left) is None and not self.is_number(node.left):
             guard = _MODULO
@@ -175,6 +170,25 @@ class ExprRewriter(ast.NodeTransformer):
         else:
             args = [self.rewrite(arg) for arg in node.args]
         return _call(self.prefix + function, args, node)
+
+    def plain_multiply(self, left: ast.expr, right: ast.expr) -> bool:
+        """True when `left * right` cannot blow up, so it needs no guard.
+
+        A float literal factor makes repetition a TypeError. A small integer literal bounds
+        the growth of a number, or of text or a list written in the expression; an event
+        field may hold a list of any length, so `tags * 100` is checked (unless fused code
+        knows the field holds a number).
+        """
+        for literal, other in ((left, right), (right, left)):
+            constant = _number_literal(literal)
+            value: object = None if constant is None else constant.value
+            if isinstance(value, float):
+                return True
+            if isinstance(value, int) and abs(value) <= SMALL_FACTOR and (
+                    _number_literal(other) is not None or self.is_number(other)
+                    or _bounded_literal(other, abs(value))):
+                return True
+        return False
 
     def is_number(self, node: ast.expr) -> bool:
         """A name certain to hold a number (generate's index `i`, or a field fused code

@@ -157,7 +157,7 @@ class MapCode(MemberCode):
         _map(w, member)
 
     def scope(self, member: Member, node: object) -> dict[str, object]:
-        # Renaming and reshaping run the node's own method (see `_map`).
+        # Renaming and keeping run the node's own method (see `_map`).
         return {f"_reshape{member.index}": node.reshape} if isinstance(node, Map) else {}
 
     def explain(self, member: Member, node: object, event: Event, exc: Exception) -> str:
@@ -251,31 +251,39 @@ def _generate(w: CodeWriter, head: Member) -> None:
 def _map(w: CodeWriter, member: Member) -> None:
     params = expect(member.params, MapParams)
     fields = dict(params.set_fields)
-    if params.rename or params.remove or params.keep is not None:
-        # Renaming and reshaping build a new event: the member's own code does it.
+    if params.rename or params.keep is not None:
+        # Renaming and keeping build a new event: the member's own code does it.
         w.line("try:")
         w.line(f"    _event = _reshape{member.index}(_event)")
         w.fail_and_next(member.index)
         w.known.clear()  # fields may be renamed or gone
         return
-    if not fields:
-        return
-    # Every value first, then the event changes: a failure leaves it as it arrived.
-    w.line("try:")
-    computed: dict[str, tuple[str, str]] = {}
-    types = w.types()
-    for k, (name, source) in enumerate(fields.items()):
-        local = f"_v{member.index}_{k}"
-        w.line(f"    {local} = {w.expr(source, f'set.{name}', member)}")
-        computed[name] = (local, type_of(source, types))
-    w.fail_and_next(member.index)
-    if member.owned:
-        for name, (local, _) in computed.items():
-            w.line(f"_event[{name!r}] = {local}")
-    else:
-        items = ", ".join(f"{name!r}: {local}" for name, (local, _) in computed.items())
-        w.line("_event = {**_event, " + items + "}")
-    w.known.update(computed)
+    owned = member.owned
+    if fields:
+        # Every value first, then the event changes: a failure leaves it as it arrived.
+        w.line("try:")
+        computed: dict[str, tuple[str, str]] = {}
+        types = w.types()
+        for k, (name, source) in enumerate(fields.items()):
+            local = f"_v{member.index}_{k}"
+            w.line(f"    {local} = {w.expr(source, f'set.{name}', member)}")
+            computed[name] = (local, type_of(source, types))
+        w.fail_and_next(member.index)
+        if owned:
+            for name, (local, _) in computed.items():
+                w.line(f"_event[{name!r}] = {local}")
+        else:
+            items = ", ".join(f"{name!r}: {local}" for name, (local, _) in computed.items())
+            w.line("_event = {**_event, " + items + "}")
+            owned = True
+        w.known.update(computed)
+    if params.remove:
+        # `remove` comes after `set`, as in Map.reshape: a field both set and removed is gone.
+        if not owned:
+            w.line("_event = {**_event}")
+        for name in params.remove:
+            w.line(f"_event.pop({name!r}, None)")
+            w.known.pop(name, None)
 
 
 def _filter(w: CodeWriter, member: Member) -> None:

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine import functions
-from engine.compile_expr import CompiledExpr, ExprCompiler
+from engine.compile_expr import CompiledExpr, ExprCompiler, inline_python
 from engine.expr import FUNCTIONS, check
 from engine.expr_rewrite import SMALL_FACTOR
 from engine.functions import ExprLimitError, ExprValueError, describe_error
@@ -268,12 +268,27 @@ def uses(source: str, name: str) -> bool:
 
 
 @pytest.mark.parametrize(("source", "guarded"), [
-    ("amount * 100", False), ("100 * amount", False), ("amount * -3", False), ("amount * 2.5", False),
-    (f"amount * {SMALL_FACTOR}", False), (f"amount * {SMALL_FACTOR + 1}", True), ("amount * qty", True),
-    ("amount * 100 * 100", True), ("[0] * 10", False), ("amount * True", True),
+    # A field may hold a list of any length: a literal factor does not bound `tags * 100`.
+    ("amount * 100", True), ("100 * amount", True), ("amount * -3", True), ("amount * 2.5", False),
+    (f"amount * {SMALL_FACTOR + 1}", True), ("amount * qty", True),
+    ("amount * 100 * 100", True), ("[0] * 10", False), ("'ab' * 3", False), ("3 * 4", False),
+    ("[[0] * 10] * 10", True), ("amount * True", True),
 ])
 def test_multiply_is_plain_only_when_bounded(source: str, guarded: bool) -> None:
     assert uses(source, "_g_multiply") is guarded
+
+
+@pytest.mark.parametrize(("source", "guarded"), [
+    ("amount * 100", False), (f"{SMALL_FACTOR} * amount", False), (f"amount * {SMALL_FACTOR + 1}", True),
+    ("tags * 100", True),
+])
+def test_fused_code_multiplies_a_field_it_knows_is_a_number_plainly(source: str, guarded: bool) -> None:
+    assert ("_g_multiply" in inline_python(source, "t", "_f0_", numbers=frozenset({"amount"}))) is guarded
+
+
+def test_a_small_literal_factor_does_not_let_an_events_list_blow_up() -> None:
+    exc = failure("tags * 10000", {"tags": list(range(100_000))})
+    assert isinstance(exc, ExprLimitError)
 
 
 def test_power_and_modulo_are_always_guarded_unless_constant_left() -> None:

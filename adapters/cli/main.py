@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+from adapters.allocator import keep_heap_headroom
 from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
@@ -140,10 +141,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan":
         return cmd_plan(args.file)
     if args.command == "run":
+        keep_heap_headroom()
         return cmd_run(args.file, args.stats_file, args.config)
     if args.command == "serve":
         from adapters.cli.serve_cmd import cmd_serve  # watchfiles and the settings load only here
 
+        keep_heap_headroom()
         return cmd_serve(args.directory, args.config)
     if args.command == "config":
         return config_cmd.cmd_config(args)
