@@ -26,6 +26,7 @@ STEPS = {
     "bump": "{type: map, with: {set: {n: n + 1, b: n * 3}}}",
     "rename": "{type: map, with: {set: {c: n % 5}, rename: {k: key}}}",
     "trim": "{type: map, with: {remove: [r]}}",
+    "swap": '{type: map, with: {set: {d: n + 1, r: "0"}, remove: [r, d2]}}',  # set, then remove: r is gone
     "retype": "{type: map, with: {set: {s: n, k: n > 3}}}",
     "halve": "{type: map, with: {set: {n: n / 2}}}",
     "odd": "{type: filter, with: {where: n % 3 != 0}}",
