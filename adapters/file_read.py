@@ -53,7 +53,6 @@ class ReaderThread:
     def __init__(self, loop: asyncio.AbstractEventLoop, reader: LineReader) -> None:
         self.loop = loop
         self.reader = reader
-        reader.hand_on = self._post
         self.queue: asyncio.Queue[Chunk] = asyncio.Queue(QUEUE_BATCHES)
         self.thread = threading.Thread(target=self._run, name=f"read {reader.path or 'stdin'}", daemon=True)
         self.thread.start()

@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
 from typing import Final
 
 from engine.node import Event
@@ -26,14 +25,6 @@ class BadRecord:
         return f"line {self.line_number}: {self.problem}"
 
 
-def _strip_newline(line: str) -> str:
-    if line.endswith("\n"):
-        line = line[:-1]
-    if line.endswith("\r"):
-        line = line[:-1]
-    return line
-
-
 def decode_jsonl(line: str, number: int) -> Event | BadRecord | None:
     text = line.strip()
     if not text:
@@ -45,46 +36,6 @@ def decode_jsonl(line: str, number: int) -> Event | BadRecord | None:
     if not isinstance(value, dict):
         return BadRecord(number, f"expected a JSON object, got {type(value).__name__}", text)
     return value
-
-
-def decode_line(line: str, number: int) -> Event | BadRecord | None:
-    return {"line": _strip_newline(line)}
-
-
-def decode_csv(lines: Iterable[tuple[int, str]]) -> Iterator[Event | BadRecord]:
-    """Rows as events keyed by the header row; values stay strings (convert with
-    `int()`/`float()` in a map). Quoted fields may span lines."""
-    numbers: list[int] = [0]
-
-    def text() -> Iterator[str]:
-        for number, line in lines:
-            numbers[0] = number
-            yield line
-    reader = csv.reader(text())
-    header: list[str] | None = None
-    while True:
-        start = numbers[0] + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield BadRecord(start, f"invalid CSV ({exc})", "")
-            continue
-        if not row or row == [""]:
-            continue
-        if header is None:
-            header = [name.strip() for name in row]
-            continue
-        if len(row) != len(header):
-            yield BadRecord(start, f"expected {len(header)} fields as in the header, got {len(row)}", ",".join(row))
-            continue
-        yield dict(zip(header, row))
-
-
-def encode_jsonl(events: list[Event]) -> str:
-    dumps = json.dumps
-    return "".join([dumps(e, ensure_ascii=False, separators=(",", ":"), default=str) + "\n" for e in events])
 
 
 def _csv_value(value: object) -> object:

@@ -8,14 +8,13 @@ runtime retries), so a dependency such as tenacity would add more than it saves.
 import asyncio
 import email.utils
 import errno
-import json
 import time
 from typing import Final
 
 import aiohttp
 from yarl import URL
 
-from adapters.formats import encode_jsonl
+from adapters.fast_json import encode_jsonl_bytes
 from adapters.http_params import JSON, NDJSON, POST_TIMEOUT, HttpPostParams, seconds
 from engine.errors import DROP, RETRY, STOP, RateLimitedLog
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
@@ -114,9 +113,11 @@ class HttpPost(AsyncSink):
             await session.close()
 
     def encode(self, events: Batch) -> bytes:
+        lines = encode_jsonl_bytes(events)
         if self.format == NDJSON:
-            return encode_jsonl(events).encode()
-        return json.dumps(events, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+            return lines
+        # One array: a raw newline only ever ends a line (JSON escapes those inside text).
+        return b"[" + lines[:-1].replace(b"\n", b",") + b"]" if lines else b"[]"
 
     async def write(self, batch: Batch) -> None:
         start = self.resume_at if self.resume_batch is batch else 0

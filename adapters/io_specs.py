@@ -22,7 +22,7 @@ from adapters.http_params import (
 )
 from adapters.line_reader import MAX_LINE_BYTES
 from engine.node import AsyncSink, AsyncSource, NodeContext
-from engine.spec import DURATION, SINK, SOURCE, NodeSpec, param, params_schema
+from engine.spec import DURATION, FRESH, SINK, SOURCE, NodeSpec, param, params_schema
 
 # Every default below is the constant the type's `parse` falls back to: the schema documents
 # it, the parser applies it.
@@ -47,6 +47,7 @@ FILE_READ: Final = NodeSpec(
     }, required=("path",)),
     factory=make_file_read,
     parse=parse_file_read,
+    output=FRESH,  # each event is decoded from its line: nobody else holds it
     example="type: file.read\nwith: {path: data/orders.jsonl}",
 )
 
@@ -60,6 +61,7 @@ STDIN: Final = NodeSpec(
     }),
     factory=make_stdin,
     parse=parse_stdin,
+    output=FRESH,
     example="type: stdin\nwith: {format: lines}",
 )
 

@@ -8,35 +8,19 @@ JSON Lines chunks carry their lines undecoded: the consumer decodes them where i
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO, Final
 
+from adapters.csv_lines import CsvRows
 from adapters.fast_json import decode_jsonl_lines, has_long_digits, line_text
-from adapters.formats import CSV, JSONL, BadRecord, decode_csv, decode_jsonl, decode_line
+from adapters.formats import CSV, JSONL, BadRecord
 from adapters.line_blocks import LineBlocks, LineGroup, OversizeLine
 from engine.node import Event
 
-BATCH_SIZE: Final = 1024
 FOLLOW_POLL_S: Final = 0.2
 MAX_LINE_BYTES: Final = 16 << 20
 
 Record = Event | BadRecord
-Decoder = Callable[[Iterable[tuple[int, str]]], Iterator[Record]]
-
-
-def _per_line(decode: Callable[[str, int], Event | BadRecord | None]) -> Decoder:
-    def records(lines: Iterable[tuple[int, str]]) -> Iterator[Record]:
-        for number, text in lines:
-            record = decode(text, number)
-            if record is not None:
-                yield record
-    return records
-
-
-def decoder_for(fmt: str) -> Decoder:
-    if fmt == CSV:
-        return decode_csv
-    return _per_line(decode_jsonl if fmt == JSONL else decode_line)
 
 
 class Chunk:
@@ -63,19 +47,14 @@ class Stopped(Exception):
 
 
 class LineReader:
-    """Reads blocks of lines (tailing the file when `follow`) and makes chunks of them."""
+    """Reads blocks of lines (tailing the file when `follow`) and makes a chunk of each group."""
 
     def __init__(self, stream: BinaryIO, fmt: str, path: str = "", follow: bool = False,
-                 start: tuple[int, int] = (0, 0), max_line_bytes: int = MAX_LINE_BYTES,
-                 hand_on: Callable[[Chunk], None] | None = None) -> None:
+                 start: tuple[int, int] = (0, 0), max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.stream = stream
-        # Following: called with what is pending before waiting for the file to grow (a
-        # per-line decoder cannot give up the records it made while it waits for a line).
-        self.hand_on = hand_on
         self.format = fmt
         self.path = path
         self.max_line_bytes = max_line_bytes
-        self.pending: list[Record] = []
         # Resuming: the byte offset and line count to continue from (a CSV header is read
         # first, then the file is read on from the offset).
         self.resume_at = start
@@ -83,75 +62,65 @@ class LineReader:
         self.lines_read = 0
         self.stopped = False
         self.blocks = LineBlocks(stream, max_line_bytes, follow, has_long_digits if fmt == JSONL else None)
+        self.csv = CsvRows()
 
     def chunks(self) -> Iterator[Chunk]:
         try:
-            header = self._resume()
-            if self.format == JSONL:
-                yield from self._jsonl()
-            else:
-                for record in decoder_for(self.format)(self._text_lines(header)):
-                    self.pending.append(record)
-                    if len(self.pending) >= BATCH_SIZE:
-                        yield self._take_pending()
-            records, self.pending = self.pending, []
+            self._resume()
+            for group in self.blocks.groups():
+                if isinstance(group, OversizeLine):
+                    self.lines_read += 1
+                    self.done_bytes += group.consumed
+                    yield self._chunk([self._oversize(group, self.lines_read)])
+                elif isinstance(group, LineGroup):
+                    first = self.lines_read + 1
+                    self.lines_read += len(group.lines)
+                    self.done_bytes += group.size
+                    if self.format == JSONL:  # decoded where the chunk is read
+                        yield Chunk([], self.done_bytes, False, lines=self.lines_read, raw=group)
+                    else:
+                        yield self._chunk(self._decode(group, first))
+                else:
+                    self._wait()
+            # The end: a CSV row still open at the last line ends with the file.
+            records: list[Record] = []
+            self.csv.decode([], [], self.lines_read + 1, records, True)
             yield Chunk(records, self.done_bytes, True, lines=self.lines_read)
         except OSError as exc:
             yield Chunk([], self.done_bytes, True, f"cannot read {self.path or 'stdin'}: {exc.strerror or exc}")
 
-    def _take_pending(self) -> Chunk:
-        records, self.pending = self.pending, []
-        return Chunk(records, self.done_bytes, False, lines=self.lines_read)
+    def _chunk(self, records: list[Record]) -> Chunk:
+        """The offset leaves out the lines of a CSV row still open (a quoted field spanning
+        lines): a resumed read starts with them."""
+        held_bytes, held_lines = self.csv.carried()
+        return Chunk(records, self.done_bytes - held_bytes, False, lines=self.lines_read - held_lines)
 
-    def _resume(self) -> list[tuple[int, str]]:
-        """Seeks to where a resumed read continues; returns the CSV header line to read first."""
+    def _decode(self, group: LineGroup, first: int) -> list[Record]:
+        texts = b"\n".join(group.lines).decode("utf-8", errors="replace").split("\n")
+        if first == 1 and texts[0].startswith("\ufeff"):
+            texts[0] = texts[0][1:]
+        if self.format != CSV:  # lines: each is `{"line": ...}`, without a carriage return
+            return [{"line": text[:-1] if text.endswith("\r") else text} for text in texts]
+        records: list[Record] = []
+        sizes = [len(raw) + 1 for raw in group.lines]
+        if not group.complete:
+            sizes[-1] -= 1
+        self.csv.decode(texts, sizes, first, records, not group.complete, group.complete)
+        return records
+
+    def _resume(self) -> None:
+        """Seeks to where a resumed read continues; a CSV header is read first."""
         offset, lines = self.resume_at
         if offset <= 0:
-            return []
-        header = [(1, line_text(self.stream.readline(), 1))] if self.format == CSV else []
+            return
+        if self.format == CSV:
+            self.csv.take_header(line_text(self.stream.readline(), 1))
         self.stream.seek(offset)
         self.done_bytes, self.lines_read = offset, lines
-        return header
 
     def _oversize(self, line: OversizeLine, number: int) -> BadRecord:
         return BadRecord(number, f"longer than max_line_bytes ({self.max_line_bytes} bytes)",
                          line.head.decode("utf-8", errors="replace"))
-
-    def _jsonl(self) -> Iterator[Chunk]:
-        """A chunk per group of lines, each with the offset after it."""
-        for group in self.blocks.groups():
-            if isinstance(group, OversizeLine):
-                self.lines_read += 1
-                self.done_bytes += group.consumed
-                yield Chunk([self._oversize(group, self.lines_read)], self.done_bytes, False, lines=self.lines_read)
-            elif isinstance(group, LineGroup):
-                self.lines_read += len(group.lines)
-                self.done_bytes += group.size
-                yield Chunk([], self.done_bytes, False, lines=self.lines_read, raw=group)
-            else:
-                self._wait()
-
-    def _text_lines(self, header: list[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-        """Lines as text for the per-line decoders, newlines kept (a quoted CSV field may span lines)."""
-        yield from header
-        for group in self.blocks.groups():
-            if isinstance(group, OversizeLine):
-                self.lines_read += 1
-                self.done_bytes += group.consumed
-                self.pending.append(self._oversize(group, self.lines_read))
-                continue
-            if not isinstance(group, LineGroup):
-                if self.pending and self.hand_on is not None:
-                    self.hand_on(self._take_pending())
-                self._wait()
-                continue
-            last = len(group.lines) - 1
-            for index, raw in enumerate(group.lines):
-                ends = group.complete or index < last
-                self.lines_read += 1
-                self.done_bytes += len(raw) + ends
-                text = line_text(raw, self.lines_read)
-                yield self.lines_read, text + "\n" if ends else text
 
     def _wait(self) -> None:
         """Following, at the end of the file: wait, look again."""

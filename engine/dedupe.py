@@ -29,17 +29,23 @@ def parse_dedupe(raw: Raw) -> DedupeParams:
     return DedupeParams(names(raw, "key"), window if window > 0 else DEFAULT_WINDOW)
 
 
+_PLAIN: Final = frozenset({str, int, float, type(None)})  # values that are their own key part
+
+
 class Dedupe(Transform):
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
         params = expect(ctx.params, DedupeParams)
         self.fields = list(params.key)
         self.window = params.window
-        # Key -> the JSON of its raw values (what `state` saves); oldest first.
-        self.seen: OrderedDict[object, str] = OrderedDict()
+        # Key -> the raw values it was made from (what `state` saves, as JSON); oldest first.
+        self.seen: OrderedDict[object, list[object]] = OrderedDict()
         self.dropped = 0
 
     def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        if len(self.fields) == 1:
+            self._process_one(batch, outs[0])
+            return len(batch)
         out = outs[0]
         fields = self.fields
         seen = self.seen
@@ -50,14 +56,31 @@ class Dedupe(Transform):
                 seen.move_to_end(key)
                 self.dropped += 1
                 continue
-            seen[key] = json.dumps(values, default=str, separators=(",", ":"))
+            seen[key] = values
             if len(seen) > self.window:
                 seen.popitem(last=False)
             out.append(event)
         return len(batch)
 
+    def _process_one(self, batch: Batch, out: Batch) -> None:
+        """One key field: its value is the key as it is when it is text, a number or null."""
+        field = self.fields[0]
+        seen = self.seen
+        window = self.window
+        for event in batch:
+            value = event.get(field)
+            key = value if value.__class__ in _PLAIN else (key_part(value),)
+            if key in seen:
+                seen.move_to_end(key)
+                self.dropped += 1
+                continue
+            seen[key] = [value]
+            if len(seen) > window:
+                seen.popitem(last=False)
+            out.append(event)
+
     def state(self) -> str:
-        return "[" + ",".join(self.seen.values()) + "]"
+        return json.dumps(list(self.seen.values()), default=str, separators=(",", ":"))
 
     def restore(self, state: str) -> None:
         try:
@@ -67,8 +90,14 @@ class Dedupe(Transform):
         if isinstance(saved, list):
             for values in saved[-self.window:]:
                 if isinstance(values, list):
-                    key = tuple([key_part(v) for v in values])
-                    self.seen[key] = json.dumps(values, default=str, separators=(",", ":"))
+                    self.seen[self.key_of(values)] = values
+
+    def key_of(self, values: list[object]) -> object:
+        """The key `process` makes of these values."""
+        if len(self.fields) == 1 and len(values) == 1:
+            value = values[0]
+            return value if value.__class__ in _PLAIN else (key_part(value),)
+        return tuple([key_part(v) for v in values])
 
 
 def make_dedupe(ctx: NodeContext) -> Transform:

@@ -13,7 +13,7 @@ from engine.fused_code import CodeWriter, Failed, Member, MemberCode, MemberStat
 from engine.node import Event, EventError
 from engine.params import expect
 
-AGG_FAST_KINDS: Final = frozenset({"sum", "count"})
+AGG_FAST_KINDS: Final = frozenset({"sum", "count", "min", "max"})
 _IMPURE: Final = frozenset({"rand", "now"})
 _PLAIN_KEY_TYPES: Final = frozenset({INT, FLOAT, STR})
 _PLAIN_KEYS: Final = (int, str, float, type(None))
@@ -116,6 +116,7 @@ def _aggregate_fast(w: CodeWriter, member: Member) -> None:
         w.line("_s = _states_get(None)")
     checked: list[tuple[int, str]] = []  # arguments that may fail or not be numbers
     sums: list[tuple[int, str]] = []
+    extremes: list[tuple[int, str, str]] = []  # (field, value, "<" for min or ">" for max)
     counts: list[int] = []
     types = w.types()
     for k, (name, source) in enumerate(fields.items()):
@@ -124,10 +125,18 @@ def _aggregate_fast(w: CodeWriter, member: Member) -> None:
             counts.append(k)
             continue
         if argument in w.known and type_of(argument, types) in NUMBERS:
-            sums.append((k, w.known[argument][0]))  # a number already at hand
+            value = w.known[argument][0]  # a number already at hand
         else:
             checked.append((k, w.expr(argument, f"fields.{name}", member)))
-            sums.append((k, f"_a{k}"))
+            value = f"_a{k}"
+        if function == "sum":
+            sums.append((k, value))
+        else:
+            extremes.append((k, value, "<" if function == "min" else ">"))
+    # A min or max so far that is not a number (text, from events the node's own code took)
+    # compares with a number only in the node's own code, which explains the failure.
+    tests = [f"_a{k}.__class__ in _NUMBERS" for k, _ in checked]
+    tests += [f"(_s[{k}] is None or _s[{k}].__class__ in _NUMBERS)" for k, _, _ in extremes]
     if checked:
         w.line("if _s is not None:")
         w.line("    try:")
@@ -135,13 +144,14 @@ def _aggregate_fast(w: CodeWriter, member: Member) -> None:
             w.line(f"        _a{k} = {argument}")
         w.line("    except _Exception:")
         w.line("        _s = None")
-        tests = " and ".join(f"_a{k}.__class__ in _NUMBERS" for k, _ in checked)
-        w.line(f"if _s is not None and {tests}:")
-    else:
-        w.line("if _s is not None:")
+    w.line("if _s is not None" + "".join(f" and {test}" for test in tests) + ":")
     w.depth += 1
     for k, value in sums:
         w.line(f"_s[{k}] = _s[{k}] + {value}")
+    for k, value, before in extremes:
+        # As Accumulators.advance: the first value, then one that comes before (NaN never does).
+        w.line(f"if _s[{k}] is None or {value} {before} _s[{k}]:")
+        w.line(f"    _s[{k}] = {value}")
     for k in counts:
         w.line(f"_s[{k}] = _s[{k}] + 1")
     w.depth -= 1

@@ -68,7 +68,8 @@ class ChainFinder:
             return False
         producer = self.nodes[edge.from_node]
         role = self.roles[producer.name]
-        output = role.output if role is not None else ""
+        spec = self.registry.get(producer.type)
+        output = role.output if role is not None else spec.output if spec is not None else ""
         if output == FRESH:
             return True
         if output == FORWARDED and producer.name not in seen:

@@ -110,6 +110,10 @@ class NodeSpec:
     checks: ParamsCheck = no_checks
     # The type's role in fused chains; None: its nodes always run on their own.
     fusion: FusionRole | None = None
+    # For a type without a fusion role: FRESH when the events on its `out` port are new
+    # objects nobody else holds (a decoding source), so a fused map after it may set
+    # fields in place instead of copying each event.
+    output: str = SHARED
 
     @property
     def takes_input(self) -> bool:

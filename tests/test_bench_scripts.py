@@ -30,6 +30,24 @@ def test_peers_bench_headrace_and_plain_agree() -> None:
     assert "compiled" in out or "interpreted" in out
 
 
+def test_shapes_bench_runs_every_shape_and_every_output_matches(tmp_path) -> None:
+    out = run("bench/shapes.py", "--quick", "--json", str(tmp_path / "shapes.json"))
+    rows = json.loads((tmp_path / "shapes.json").read_text())["rows"]
+    assert {row["shape"] for row in rows} == {1, 2, 3, 4, 5, 6, 7}
+    for shape in range(1, 8):  # each shape ran the engine beside at least one reference
+        runners = [row["runner"] for row in rows if row["shape"] == shape]
+        assert "engine" in runners and "stdlib" in runners, runners
+    for row in rows:
+        if row["status"] == "skipped":  # only the orjson loops, where orjson is not installed
+            assert row["runner"] == "orjson", row
+            continue
+        assert row["status"] == "ok" and row["output_ok"], row
+        assert row["peak_rss_mib"][str(row["sizes"][-1])] > 0, row
+    table = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(table) == len(rows) and all(line.split("|")[-2].strip() in ("yes", "skipped") for line in table)
+    assert "requests/s" in out  # shape 6 reports requests as well as events
+
+
 def test_edge_bench_covers_every_policy() -> None:
     out = run("bench/edge_bench.py", "--count", "20480", "--repeat", "1")
     for label in ("deque extend + list drain (reference)", "block", "drop_newest", "drop_oldest", "keep_latest",

@@ -39,6 +39,7 @@ LAST = {
     "totals": "{type: aggregate, with: {by: k, fields: {total: sum(n), events: count()}}}",
     "totals_of_text": "{type: aggregate, with: {by: k, fields: {total: sum(s)}}}",
     "largest": "{type: aggregate, with: {fields: {top: max(n), avg: avg(n)}}}",
+    "extremes": "{type: aggregate, with: {by: k, fields: {top: max(n), low: min(n / 2), first: min(s), n: sum(n)}}}",
     "sink": '{type: "null"}',
 }
 ERRORS = ["drop", "dead_letter", "dead_letter", "stop"]

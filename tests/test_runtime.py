@@ -130,3 +130,28 @@ def test_dedupe_drops_repeated_keys_and_its_state_round_trips():
     again: list = [[]]
     second.process([{"id": 4}, {"id": 1, "k": True}, {"id": 5}], again, Failures())
     assert again[0] == [{"id": 5}]
+
+
+def test_dedupe_on_one_field_keeps_json_values_apart_and_its_state_round_trips():
+    from engine.dedupe import Dedupe, parse_dedupe
+    from engine.node import Clock, Failures, NodeContext
+    from engine.plan import ErrorPolicy
+
+    def node(window: int = 4) -> Dedupe:
+        return Dedupe(NodeContext("d", "dedupe", parse_dedupe({"key": ["id"], "window": window}), ("out",),
+                                  ErrorPolicy(), Clock()))
+
+    first = node()
+    outs: list = [[]]
+    events = [{"id": 1}, {"id": True}, {"id": "1"}, {"id": 1.0}, {"id": [1]}, {"id": None}, {}, {"id": [1]},
+              {"id": {"a": 1}}, {"id": 1}]
+    assert first.process(events, outs, Failures()) == len(events)
+    # true, "1" and [1] are not 1; 1.0 is; a missing field is null; the last 4 keys seen are
+    # remembered (a repeat counts as seen again), so true and "1" are forgotten, 1 is not
+    assert outs[0] == [events[0], events[1], events[2], events[4], events[5], events[8]]
+    assert first.state() == '[[null],[[1]],[{"a":1}],[1]]'  # the raw values, least recent first, as JSON
+    second = node()
+    second.restore(first.state())
+    again: list = [[]]
+    second.process([{"id": [1]}, {"id": {"a": 1}}, {"id": 1}, {"id": None}, {"id": True}], again, Failures())
+    assert again[0] == [{"id": True}]

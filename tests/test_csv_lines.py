@@ -1,0 +1,139 @@
+"""CSV read a group of lines at a time gives what one csv.reader over the whole file gave,
+wherever the groups end (inside a quoted field spanning lines included), and a resumed
+read never starts inside an open row."""
+
+import csv
+import io
+import json
+import random
+import textwrap
+from collections.abc import Iterator
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.csv_lines import CsvRows
+from adapters.formats import BadRecord
+from adapters.line_reader import LineReader
+
+
+def whole_file_reference(text: str) -> list[object]:
+    """The reader Headrace used before: one csv.reader over every line of the file."""
+    numbers = [0]
+
+    def lines() -> Iterator[str]:
+        for number, line in enumerate(text.splitlines(keepends=True), start=1):
+            numbers[0] = number
+            yield line
+    reader = csv.reader(lines())
+    header = None
+    out: list[object] = []
+    while True:
+        start = numbers[0] + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return out
+        except csv.Error as exc:
+            out.append(("bad", start, f"invalid CSV ({exc})"))
+            continue
+        if not row or row == [""]:
+            continue
+        if header is None:
+            header = [name.strip() for name in row]
+        elif len(row) != len(header):
+            out.append(("bad", start, f"expected {len(header)} fields as in the header, got {len(row)}"))
+        else:
+            out.append(dict(zip(header, row)))
+
+
+def read_all(path, start: tuple[int, int] = (0, 0)) -> list:
+    with open(path, "rb") as stream:
+        return list(LineReader(stream, "csv", str(path), start=start).chunks())
+
+
+def seen(records: list[object]) -> list[object]:
+    return [("bad", r.line_number, r.problem) if isinstance(r, BadRecord) else r for r in records]
+
+
+cells = st.text(alphabet='ab ,"\n', max_size=6)
+files = st.lists(st.lists(cells, min_size=1, max_size=4), min_size=1, max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(rows=files, cuts=st.lists(st.integers(1, 5), max_size=30), newline_at_end=st.booleans(),
+       blank=st.integers(0, 12))
+def test_groups_anywhere_give_the_whole_file_reading(rows, cuts, newline_at_end, blank):
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    lines = buffer.getvalue().split("\n")[:-1]
+    lines.insert(min(blank, len(lines)), "")  # a blank line somewhere
+    text = "\n".join(lines) + ("\n" if newline_at_end else "")
+    decoder = CsvRows()
+    out: list[object] = []
+    at = 0
+    for size in cuts + [len(lines)]:
+        group = lines[at:at + size]
+        if not group:
+            break
+        last = at + size >= len(lines)
+        decoder.decode(group, [len(x) + 1 for x in group], at + 1, out, last and not newline_at_end,
+                       complete=not last or newline_at_end)
+        at += len(group)
+    decoder.decode([], [], at + 1, out, True)
+    assert seen(out) == whole_file_reference(text)
+
+
+def test_a_resumed_read_starts_at_the_open_rows_first_line(tmp_path):
+    # A quoted field spanning two lines across the end of a group (GROUP_LINES lines).
+    from adapters.line_blocks import GROUP_LINES
+    body = [f"{i},plain" for i in range(GROUP_LINES - 2)] + ['x,"two', 'lines"', "y,after"]
+    path = tmp_path / "in.csv"
+    path.write_text("n,word\n" + "\n".join(body) + "\n")
+    chunks = read_all(path)
+    records = [r for c in chunks for r in c.records]
+    assert records[-2:] == [{"n": "x", "word": "two\nlines"}, {"n": "y", "word": "after"}]
+    first = chunks[0]
+    # The first chunk holds lines 1..GROUP_LINES, of which the last opened the quoted row:
+    # its offset and line count stop before that line.
+    assert first.lines == GROUP_LINES - 1
+    assert path.read_bytes()[:first.done_bytes].decode().endswith(f"{GROUP_LINES - 3},plain\n")
+    again = [r for c in read_all(path, (first.done_bytes, first.lines)) for r in c.records]
+    assert again == records[len(first.records):]
+
+
+def test_file_read_csv_end_to_end_with_quotes_blank_lines_and_a_bom(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_bytes('\ufeffid, name\n1,"a, b"\n\n2,"multi\nline"\n3\n4,é\n'.encode())
+    graph = tmp_path / "g.yaml"
+    graph.write_text(textwrap.dedent("""
+        version: 2
+        nodes:
+          c: {type: file.read, on_error: dead_letter, with: {path: in.csv, format: csv}}
+          w: {type: file.write, from: c, with: {path: out.jsonl}}
+          b: {type: file.write, from: c.errors, with: {path: bad.jsonl}}
+        """))
+    code, _, err = cli("run", str(graph))
+    assert (code, err) == (0, "")
+    read = lambda name: [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]  # noqa: E731
+    assert read("out.jsonl") == [{"id": "1", "name": "a, b"}, {"id": "2", "name": "multi\nline"},
+                                 {"id": "4", "name": "é"}]
+    assert [(b["error"], b["event"]) for b in read("bad.jsonl")] == [
+        ("line 6: expected 2 fields as in the header, got 1", {"line": "3"})]
+
+
+def test_lines_format_keeps_text_and_drops_carriage_returns():
+    data = b"alpha\r\nbeta\n\ngamma"
+    reader = LineReader(io.BytesIO(data), "lines")  # type: ignore[arg-type]
+    records = [r for c in reader.chunks() for r in c.records]
+    assert records == [{"line": "alpha"}, {"line": "beta"}, {"line": ""}, {"line": "gamma"}]
+
+
+def test_random_groups_of_the_whole_reader(tmp_path):
+    rnd = random.Random(5)
+    rows = [[rnd.choice(["a", "b,c", 'q"q', "x\ny", ""]) for _ in range(3)] for _ in range(3000)]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([["f1", "f2", "f3"], *rows])
+    path = tmp_path / "in.csv"
+    path.write_text(buffer.getvalue())
+    assert seen([r for c in read_all(path) for r in c.records]) == whole_file_reference(buffer.getvalue())
