@@ -9,13 +9,14 @@ group (and left out of the offset a resumed read starts from).
 
 import csv
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Final
 
 from adapters.formats import BadRecord
 from engine.node import Event
 
 Record = Event | BadRecord
-_QUOTE: Final = '"'
+_NOT_PLAIN: Final = ('"', "\r", "\x00")
 
 
 class CsvRows:
@@ -35,40 +36,36 @@ class CsvRows:
             if row and row != [""]:
                 self.header = [name.strip() for name in row]
 
-    def decode(self, texts: list[str], sizes: list[int], first: int, out: list[Record], final: bool,
+    def decode(self, text: str, sizes: list[int], first: int, out: list[Record], final: bool,
                complete: bool = True) -> None:
-        """Appends the records of lines `first`, `first + 1`, ... (without their newlines; the
-        last has none in the file unless `complete`) to `out`. Unless `final`, a row still
-        open at the last line is carried into the next call."""
+        """Appends the records of lines `first`, `first + 1`, ... (`text`: the lines joined
+        by newlines; the last has none in the file unless `complete`) to `out`. Unless
+        `final`, a row still open at the last line is carried into the next call."""
+        texts = text.split("\n") if sizes else []
         if self.carry:
             texts, sizes, first = self.carry + texts, self.carry_sizes + sizes, self.carry_first
             self.carry, self.carry_sizes = [], []
-        if self.header is not None and not any(_QUOTE in text for text in texts):
-            try:
-                rows = list(csv.reader(texts))
-            except csv.Error:
-                pass  # the row-by-row reader below says which line
-            else:
-                self._rows_of_lines(rows, texts, first, out)
-                return
-        lines = [text + "\n" for text in texts]  # a quoted field keeps its line breaks
+        elif self.header is not None and not any(c in text for c in _NOT_PLAIN):
+            # No quotes, carriage returns or NULs: each line is one row, its fields split at
+            # commas, exactly as csv.reader splits them.
+            self._rows_of_lines(list(map(str.split, texts, repeat(",", len(texts)))), first, out)
+            return
+        lines = [line + "\n" for line in texts]  # a quoted field keeps its line breaks
         if lines and not complete:
             lines[-1] = texts[-1]
-        self._rows(lines, texts, sizes, first, out, final)
+        self._rows(lines, sizes, first, out, final)
 
-    def _rows_of_lines(self, rows: list[list[str]], texts: list[str], first: int, out: list[Record]) -> None:
+    def _rows_of_lines(self, rows: list[list[str]], first: int, out: list[Record]) -> None:
         """Without quotes every line is one row."""
         header = self.header
         assert header is not None
-        width = len(header)
-        if all(len(row) == width for row in rows):
-            out.extend([dict(zip(header, row)) for row in rows])
+        if set(map(len, rows)) == {len(header)} and len(header) > 1:  # (one field: "" is a blank line)
+            out.extend(map(dict, map(zip, repeat(header), rows)))
             return
         for index, row in enumerate(rows):
             self._record(row, first + index, out)
 
-    def _rows(self, lines: list[str], texts: list[str], sizes: list[int], first: int, out: list[Record],
-              final: bool) -> None:
+    def _rows(self, lines: list[str], sizes: list[int], first: int, out: list[Record], final: bool) -> None:
         fed = _Feed(lines)
         reader = csv.reader(fed)
         while True:
@@ -82,7 +79,8 @@ class CsvRows:
                 continue
             if fed.exhausted and not final:
                 # The lines ran out inside a quoted field: the row goes on in the next group.
-                self.carry, self.carry_sizes, self.carry_first = texts[start:], sizes[start:], first + start
+                carried = [line[:-1] for line in lines[start:]]  # each ended by its newline
+                self.carry, self.carry_sizes, self.carry_first = carried, sizes[start:], first + start
                 return
             self._record(row, first + start, out)
 

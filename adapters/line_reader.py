@@ -84,7 +84,7 @@ class LineReader:
                     self._wait()
             # The end: a CSV row still open at the last line ends with the file.
             records: list[Record] = []
-            self.csv.decode([], [], self.lines_read + 1, records, True)
+            self.csv.decode("", [], self.lines_read + 1, records, True)
             yield Chunk(records, self.done_bytes, True, lines=self.lines_read)
         except OSError as exc:
             yield Chunk([], self.done_bytes, True, f"cannot read {self.path or 'stdin'}: {exc.strerror or exc}")
@@ -96,16 +96,16 @@ class LineReader:
         return Chunk(records, self.done_bytes - held_bytes, False, lines=self.lines_read - held_lines)
 
     def _decode(self, group: LineGroup, first: int) -> list[Record]:
-        texts = b"\n".join(group.lines).decode("utf-8", errors="replace").split("\n")
-        if first == 1 and texts[0].startswith("\ufeff"):
-            texts[0] = texts[0][1:]
+        text = b"\n".join(group.lines).decode("utf-8", errors="replace")
+        if first == 1:
+            text = text.removeprefix("\ufeff")
         if self.format != CSV:  # lines: each is `{"line": ...}`, without a carriage return
-            return [{"line": text[:-1] if text.endswith("\r") else text} for text in texts]
+            return [{"line": line[:-1] if line.endswith("\r") else line} for line in text.split("\n")]
         records: list[Record] = []
         sizes = [len(raw) + 1 for raw in group.lines]
         if not group.complete:
             sizes[-1] -= 1
-        self.csv.decode(texts, sizes, first, records, not group.complete, group.complete)
+        self.csv.decode(text, sizes, first, records, not group.complete, group.complete)
         return records
 
     def _resume(self) -> None:

@@ -38,8 +38,9 @@ class Dedupe(Transform):
         params = expect(ctx.params, DedupeParams)
         self.fields = list(params.key)
         self.window = params.window
-        # Key -> the raw values it was made from (what `state` saves, as JSON); oldest first.
-        self.seen: OrderedDict[object, list[object]] = OrderedDict()
+        # Key -> the raw values it was made from, or their JSON once `state` has written it
+        # (saved with every acknowledgement of a durable input); least recent first.
+        self.seen: OrderedDict[object, list[object] | str] = OrderedDict()
         self.dropped = 0
 
     def process(self, batch: Batch, outs: list[Batch], failures: Failures) -> int:
@@ -80,7 +81,14 @@ class Dedupe(Transform):
             out.append(event)
 
     def state(self) -> str:
-        return json.dumps(list(self.seen.values()), default=str, separators=(",", ":"))
+        seen = self.seen
+        parts: list[str] = []
+        for key, values in list(seen.items()):
+            if not isinstance(values, str):
+                values = json.dumps(values, default=str, separators=(",", ":"))
+                seen[key] = values  # written once, not with every acknowledgement
+            parts.append(values)
+        return "[" + ",".join(parts) + "]"
 
     def restore(self, state: str) -> None:
         try:

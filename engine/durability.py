@@ -41,7 +41,8 @@ def ack(r: NodeRunner) -> None:
     if not r.deferred_ack:
         return
     impl = r.impl
-    if isinstance(impl, Transform):
+    # Only a durable edge keeps a state: without one, asking for it is wasted work per batch.
+    if isinstance(impl, Transform) and any(edge.plan.durable for edge in r.inputs):
         state = impl.state()
         if state:
             for edge in r.inputs:

@@ -22,7 +22,9 @@ def whole_file_reference(text: str) -> list[object]:
     numbers = [0]
 
     def lines() -> Iterator[str]:
-        for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        parts = text.split("\n")  # lines end at "\n" only, as the file is read
+        ended = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+        for number, line in enumerate(ended, start=1):
             numbers[0] = number
             yield line
     reader = csv.reader(lines())
@@ -56,16 +58,16 @@ def seen(records: list[object]) -> list[object]:
     return [("bad", r.line_number, r.problem) if isinstance(r, BadRecord) else r for r in records]
 
 
-cells = st.text(alphabet='ab ,"\n', max_size=6)
+cells = st.text(alphabet='ab ,"\n\r', max_size=6)
 files = st.lists(st.lists(cells, min_size=1, max_size=4), min_size=1, max_size=12)
 
 
 @settings(max_examples=400, deadline=None)
 @given(rows=files, cuts=st.lists(st.integers(1, 5), max_size=30), newline_at_end=st.booleans(),
-       blank=st.integers(0, 12))
-def test_groups_anywhere_give_the_whole_file_reading(rows, cuts, newline_at_end, blank):
+       blank=st.integers(0, 12), crlf=st.booleans())
+def test_groups_anywhere_give_the_whole_file_reading(rows, cuts, newline_at_end, blank, crlf):
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n" if crlf else "\n").writerows(rows)
     lines = buffer.getvalue().split("\n")[:-1]
     lines.insert(min(blank, len(lines)), "")  # a blank line somewhere
     text = "\n".join(lines) + ("\n" if newline_at_end else "")
@@ -77,10 +79,10 @@ def test_groups_anywhere_give_the_whole_file_reading(rows, cuts, newline_at_end,
         if not group:
             break
         last = at + size >= len(lines)
-        decoder.decode(group, [len(x) + 1 for x in group], at + 1, out, last and not newline_at_end,
+        decoder.decode("\n".join(group), [len(x) + 1 for x in group], at + 1, out, last and not newline_at_end,
                        complete=not last or newline_at_end)
         at += len(group)
-    decoder.decode([], [], at + 1, out, True)
+    decoder.decode("", [], at + 1, out, True)
     assert seen(out) == whole_file_reference(text)
 
 
@@ -137,3 +139,15 @@ def test_random_groups_of_the_whole_reader(tmp_path):
     path = tmp_path / "in.csv"
     path.write_text(buffer.getvalue())
     assert seen([r for c in read_all(path) for r in c.records]) == whole_file_reference(buffer.getvalue())
+
+
+def test_crlf_lines_without_quotes_lose_their_carriage_returns_in_every_group():
+    text = "id,name\r\n1,a\r\n\r\n2,b\r\n3,c\r\n"
+    lines = text.split("\n")[:-1]
+    decoder = CsvRows()
+    out: list[object] = []
+    for number, line in enumerate(lines, start=1):  # a group per line: the header's group is not the others'
+        decoder.decode(line, [len(line) + 1], number, out, False)
+    decoder.decode("", [], len(lines) + 1, out, True)
+    assert out == [{"id": "1", "name": "a"}, {"id": "2", "name": "b"}, {"id": "3", "name": "c"}]
+    assert seen(out) == whole_file_reference(text)
