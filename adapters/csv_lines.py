@@ -8,9 +8,9 @@ group (and left out of the offset a resumed read starts from).
 """
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import repeat
-from typing import Final
+from typing import Final, cast
 
 from adapters.formats import BadRecord
 from engine.node import Event
@@ -22,9 +22,18 @@ _NOT_PLAIN: Final = ('"', "\r", "\x00")
 class CsvRows:
     def __init__(self) -> None:
         self.header: list[str] | None = None
+        self.event_of: Callable[[list[str]], Event] = _before_the_header
         self.carry: list[str] = []  # the lines of a row still open (each ended by a newline)
         self.carry_sizes: list[int] = []  # their sizes in the file
         self.carry_first = 0  # the number of the first carried line
+
+    def set_header(self, row: list[str]) -> None:
+        self.header = [name.strip() for name in row]
+        # An event from a row of the header's length: a dict display, `{'id': r[0], ...}`,
+        # builds it in a third less time than dict(zip(header, row)). The names are written
+        # as string literals (repr), so no text in the file becomes code.
+        items = ", ".join(f"{name!r}: r[{i}]" for i, name in enumerate(self.header))
+        self.event_of = cast(Callable[[list[str]], Event], eval(f"lambda r: {{{items}}}", {"__builtins__": {}}))
 
     def carried(self) -> tuple[int, int]:
         """(bytes, lines) read but held back in an open row."""
@@ -34,7 +43,7 @@ class CsvRows:
         """Resuming: the header line, read again from the start of the file."""
         for row in csv.reader([text]):
             if row and row != [""]:
-                self.header = [name.strip() for name in row]
+                self.set_header(row)
 
     def decode(self, text: str, sizes: list[int], first: int, out: list[Record], final: bool,
                complete: bool = True) -> None:
@@ -60,7 +69,7 @@ class CsvRows:
         header = self.header
         assert header is not None
         if set(map(len, rows)) == {len(header)} and len(header) > 1:  # (one field: "" is a blank line)
-            out.extend(map(dict, map(zip, repeat(header), rows)))
+            out.extend(map(self.event_of, rows))
             return
         for index, row in enumerate(rows):
             self._record(row, first + index, out)
@@ -88,13 +97,17 @@ class CsvRows:
         if not row or row == [""]:
             return
         if self.header is None:
-            self.header = [name.strip() for name in row]
+            self.set_header(row)
             return
         if len(row) != len(self.header):
             out.append(BadRecord(number, f"expected {len(self.header)} fields as in the header, got {len(row)}",
                                  ",".join(row)))
             return
-        out.append(dict(zip(self.header, row)))
+        out.append(self.event_of(row))
+
+
+def _before_the_header(row: list[str]) -> Event:
+    raise AssertionError("a row became an event before the header was read")
 
 
 class _Feed(Iterator[str]):

@@ -151,3 +151,17 @@ def test_crlf_lines_without_quotes_lose_their_carriage_returns_in_every_group():
     decoder.decode("", [], len(lines) + 1, out, True)
     assert out == [{"id": "1", "name": "a"}, {"id": "2", "name": "b"}, {"id": "3", "name": "c"}]
     assert seen(out) == whole_file_reference(text)
+
+
+def test_header_names_are_keys_as_written_never_code():
+    names = ["a'b", 'c"d', "}{", "\\", "__import__('os').system('false')", "a'b"]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([names, ["1", "2", "3", "4", "5", "6"]])
+    header, row = buffer.getvalue().split("\n")[:2]
+    decoder = CsvRows()
+    out: list[object] = []
+    decoder.decode(header, [len(header) + 1], 1, out, False)
+    decoder.decode(row, [len(row) + 1], 2, out, True)
+    # A repeated name keeps its first place and its last value, as dict(zip(...)) does.
+    assert out == [dict(zip(names, "123456"))]
+    assert list(out[0]) == ["a'b", 'c"d', "}{", "\\", "__import__('os').system('false')"]
