@@ -11,7 +11,6 @@ Only on glibc, and only when the user has not tuned malloc through its own varia
 """
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from typing import Final
@@ -27,8 +26,9 @@ def keep_heap_headroom() -> bool:
     if not sys.platform.startswith("linux") or any(name.startswith("MALLOC_") for name in os.environ):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        # The symbols already loaded into this process, libc's among them: no library search
+        # (ctypes.util.find_library would run ldconfig in a subprocess).
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no mallopt here
         return False
     return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)) and bool(mallopt(M_TOP_PAD, TOP_PAD_BYTES))
