@@ -39,6 +39,12 @@ class CsvRows:
         """(bytes, lines) read but held back in an open row."""
         return sum(self.carry_sizes), len(self.carry)
 
+    def drop_open_row(self) -> int:
+        """Forgets a row still open; returns the number of its first line (0: none was)."""
+        first = self.carry_first if self.carry else 0
+        self.carry, self.carry_sizes = [], []
+        return first
+
     def take_header(self, text: str) -> None:
         """Resuming: the header line, read again from the start of the file."""
         for row in csv.reader([text]):

@@ -117,7 +117,7 @@ class ReadSource(AsyncSource):
         stream, path, follow = self.stream()
         reader = LineReader(stream, self.format, path, follow, self.start, self.max_line_bytes)
         # A regular file that is read to its end never waits: no thread (see InlineReader).
-        regular = not follow and stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        regular = not follow and _is_regular(stream)
         self.reader = InlineReader(reader) if regular else ReaderThread(asyncio.get_running_loop(), reader)
 
     async def read(self, failures: Failures, outs: list[Batch]) -> bool:
@@ -201,3 +201,10 @@ def make_file_read(ctx: NodeContext) -> AsyncSource:
 
 def make_stdin(ctx: NodeContext) -> AsyncSource:
     return StdinRead(ctx)
+
+
+def _is_regular(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):  # a stream without a file descriptor (io.UnsupportedOperation)
+        return False

@@ -33,6 +33,8 @@ def decode_jsonl(line: str, number: int) -> Event | BadRecord | None:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return BadRecord(number, f"invalid JSON ({exc.msg} at column {exc.colno})", text)
+    except RecursionError:
+        return BadRecord(number, "invalid JSON (nested too deeply)", text[:200])
     if not isinstance(value, dict):
         return BadRecord(number, f"expected a JSON object, got {type(value).__name__}", text)
     return value

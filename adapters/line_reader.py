@@ -71,7 +71,10 @@ class LineReader:
                 if isinstance(group, OversizeLine):
                     self.lines_read += 1
                     self.done_bytes += group.consumed
-                    yield self._chunk([self._oversize(group, self.lines_read)])
+                    # A quoted CSV row still open takes the long line into it: the whole row
+                    # is the bad record, and the offset moves past it.
+                    opened = self.csv.drop_open_row()
+                    yield self._chunk([self._oversize(group, opened or self.lines_read)])
                 elif isinstance(group, LineGroup):
                     first = self.lines_read + 1
                     self.lines_read += len(group.lines)
@@ -130,6 +133,7 @@ class LineReader:
         if self._reopened():
             self.done_bytes = self.lines_read = 0
             self.blocks.restart(self.stream)
+            self.csv = CsvRows()  # a new file: no row open, and its own header first
 
     def _reopened(self) -> bool:
         """Follow mode: start over on truncation, switch files on rotation."""

@@ -98,6 +98,8 @@ async def drive_source(rt: "Runtime", r: NodeRunner) -> None:
                 break
     except NodeFailure as exc:
         rt.fail(str(exc))
+    except Exception as exc:  # a bug in a source: the graph fails with it, never silently
+        rt.fail(_unexpected(r, exc))
     finally:
         source.done_reading()
         _finished(rt, r)
@@ -129,8 +131,14 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
             await rt.signal.wait(INFINITY)
     except NodeFailure as exc:
         rt.fail(str(exc))
+    except Exception as exc:
+        rt.fail(_unexpected(r, exc))
     finally:
         _finished(rt, r)
+
+
+def _unexpected(r: NodeRunner, exc: Exception) -> str:
+    return f"node '{r.name}': unexpected {type(exc).__name__}: {exc}"
 
 
 async def _hand_on(rt: "Runtime", r: NodeRunner) -> None:

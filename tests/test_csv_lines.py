@@ -165,3 +165,53 @@ def test_header_names_are_keys_as_written_never_code():
     # A repeated name keeps its first place and its last value, as dict(zip(...)) does.
     assert out == [dict(zip(names, "123456"))]
     assert list(out[0]) == ["a'b", 'c"d', "}{", "\\", "__import__('os').system('false')"]
+
+
+def test_an_oversize_line_inside_an_open_row_makes_the_row_bad_and_the_offset_passes_it(tmp_path):
+    # A quoted field opens on line 3 and its next line is longer than max_line_bytes: the
+    # open row is the bad record (numbered by its first line), and no offset points into it.
+    path = tmp_path / "in.csv"
+    text = 'n,word\n1,ok\n2,"opens\n' + "x" * 300 + '"\n3,after\n'
+    path.write_text(text)
+    with open(path, "rb") as stream:
+        chunks = list(LineReader(stream, "csv", str(path), max_line_bytes=64).chunks())
+    records = [r for c in chunks for r in c.records]
+    bad = [r for r in records if isinstance(r, BadRecord)]
+    assert [b.line_number for b in bad] == [3] and "max_line_bytes" in bad[0].problem
+    assert [r for r in records if not isinstance(r, BadRecord)] == [{"n": "1", "word": "ok"},
+                                                                     {"n": "3", "word": "after"}]
+    raw = text.encode()
+    for chunk in chunks:  # every offset is at a line start, never past an unread row
+        assert chunk.done_bytes == 0 or raw[chunk.done_bytes - 1:chunk.done_bytes] == b"\n"
+    oversize_end = raw.index(b'"\n3,after') + 2
+    assert all(c.done_bytes <= 15 or c.done_bytes >= oversize_end for c in chunks)
+
+
+def test_following_a_truncated_csv_forgets_the_open_row_and_reads_the_new_header(tmp_path, monkeypatch):
+    import threading
+
+    from adapters import line_reader
+    monkeypatch.setattr(line_reader, "FOLLOW_POLL_S", 0.01)
+    path = tmp_path / "in.csv"
+    path.write_text('a,b\n1,"open\n')  # a row still open when the writer truncates the file
+    seen_records: list[object] = []
+    with open(path, "rb") as stream:
+        reader = LineReader(stream, "csv", str(path), follow=True)
+        done = threading.Event()
+
+        def consume() -> None:
+            try:
+                for chunk in reader.chunks():
+                    assert chunk.done_bytes >= 0 and chunk.lines >= 0
+                    seen_records.extend(chunk.records)
+                    if any(isinstance(r, dict) and r.get("y") == "2" for r in seen_records):
+                        reader.stopped = True
+            except line_reader.Stopped:
+                done.set()
+        thread = threading.Thread(target=consume, daemon=True)
+        thread.start()
+        import time
+        time.sleep(0.1)
+        path.write_text("x,y\n1,2\n")  # truncated and rewritten with a new header
+        assert done.wait(10)
+    assert seen_records == [{"x": "1", "y": "2"}]

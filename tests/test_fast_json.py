@@ -145,3 +145,11 @@ def test_small_floats_differ_only_in_their_exponents_text():
     written = encode_jsonl_bytes([{"x": 1e-05, "y": 1e16, "z": 0.1}])
     assert written == b'{"x":0.00001,"y":1e+16,"z":0.1}\n'
     assert json.loads(written) == {"x": 1e-05, "y": 1e16, "z": 0.1}
+
+
+def test_a_line_nested_too_deeply_is_a_bad_record_not_an_exception():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    out: list[object] = []
+    assert decode_jsonl_lines([b'{"a": 1}', b'{"x": ' + deep + b"}"], 0, out, False) is True
+    assert out[0] == {"a": 1}
+    assert isinstance(out[1], BadRecord) and out[1].line_number == 2 and "nested too deeply" in out[1].problem
