@@ -23,6 +23,12 @@ from loader.semantic import UNREAD_OUTPUT, check_graph
 from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
 GRAPH_SUFFIXES: Final = (".yaml", ".yml", ".toml")
+# Graph tests (`engine test`) live beside their graphs and are never graphs themselves.
+TEST_SUFFIXES: Final = (".test.yaml", ".test.yml", ".test.toml")
+
+
+def is_graph_file(name: str) -> bool:
+    return name.endswith(GRAPH_SUFFIXES) and not name.endswith(TEST_SUFFIXES) and not name.startswith(".")
 _NAME: Final = re.compile(NAME_PATTERN)
 _SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
@@ -169,9 +175,8 @@ def load_file(path: Path, registry: SpecRegistry, env: Mapping[str, str] | None 
 
 
 def graph_files(directory: Path) -> list[Path]:
-    """Graph files directly in `directory`; names starting with '.' are skipped."""
-    return sorted(p for p in directory.iterdir()
-                  if p.suffix in GRAPH_SUFFIXES and not p.name.startswith(".") and not p.is_dir())
+    """Graph files directly in `directory`; names starting with '.' and test files are skipped."""
+    return sorted(p for p in directory.iterdir() if is_graph_file(p.name) and not p.is_dir())
 
 
 def claim_name(claimed: dict[str, str], name: str, file: str) -> str:

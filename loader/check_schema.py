@@ -195,6 +195,12 @@ def _unresolved(doc: Document, problem: Problem) -> bool:
     return any(format_path(path) == problem.path for path in doc.unresolved)
 
 
+def document_problems(doc: Document, schema: dict[str, object]) -> list[Problem]:
+    """`doc` against a schema of its own (a graph test file's), each problem located."""
+    translator = _Translator(doc)
+    return [p for error in Draft202012Validator(schema).iter_errors(doc.data) for p in translator.translate(error)]
+
+
 def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list[Problem]:
     translator = _Translator(doc, {spec.name: spec.since for spec in registry.specs() if spec.since > version})
     document, per_type = _validators(registry, version)

@@ -51,6 +51,11 @@ CODES: Final[dict[str, str]] = {
     "HR070": "A node's output is never consumed (warning).",
     "HR080": "An old-format file needs a decision before it can be upgraded (see docs/migrations.md).",
     "HR081": "The file uses an older format version: it runs, upgraded in memory (warning).",
+    "HR090": "A graph test names a node, port, edge or counter its graph does not have, or feeds a node that is "
+             "not a source.",
+    "HR091": "A graph test's fixture file cannot be read, or a line in it is not an event.",
+    "HR092": "A graph test's `graph:` file does not exist.",
+    "HR093": "Two tests in one test file have the same name.",
 }
 
 

@@ -34,12 +34,12 @@ def render_json(problems: list[Problem]) -> str:
     return json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False) + "\n"
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def render_github(problems: list[Problem]) -> str:
@@ -47,12 +47,12 @@ def render_github(problems: list[Problem]) -> str:
     out: list[str] = []
     for p in problems:
         level = "warning" if p.severity == "warning" else "error"
-        props = f"file={_escape_property(p.file)}"
+        props = f"file={escape_property(p.file)}"
         if p.line > 0:
             props += f",line={p.line},col={p.column}"
-        props += f",title={_escape_property(p.code)}"
+        props += f",title={escape_property(p.code)}"
         message = p.message + (f" (hint: {p.hint})" if p.hint else "")
-        out.append(f"::{level} {props}::{_escape_data(message)}")
+        out.append(f"::{level} {props}::{escape_data(message)}")
     return "\n".join(out) + ("\n" if out else "")
 
 

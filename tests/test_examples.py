@@ -7,10 +7,11 @@ import tomli_w
 
 from engine.plan import plan_from_dict
 from loader import load_directory, load_file, load_text
+from loader.api import is_graph_file
 from loader.read_yaml import read_yaml
 from tests.conftest import ROOT
 
-EXAMPLES = sorted(p for p in (ROOT / "graphs").rglob("*") if p.suffix in (".yaml", ".yml", ".toml"))
+EXAMPLES = sorted(p for p in (ROOT / "graphs").rglob("*") if is_graph_file(p.name))
 YAML_EXAMPLES = [p for p in EXAMPLES if p.suffix != ".toml"]
 ENV: dict[str, str] = {}
 

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from adapters.allocator import keep_heap_headroom
-from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd
+from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd, test_cmd
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.registry import default_registry
@@ -19,6 +19,7 @@ from loader.api import GRAPH_SUFFIXES, LoadResult, load_directory, load_file
 from loader.problems import Problem, has_errors
 from loader.report import render_github, render_json, render_text, summary
 from loader.schema_gen import graph_schema
+from loader.test_schema import test_file_schema
 from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
 SETTINGS_FILE_HELP = "engine settings file (default: $HEADRACE_CONFIG, else engine.toml if present)"
@@ -60,11 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of the graph-file format")
     schema.add_argument("--version", dest="schema_version", type=int, default=CURRENT_VERSION,
                         metavar="N", help=f"format version (default {CURRENT_VERSION})")
+    schema.add_argument("--tests", action="store_true",
+                        help="the schema of graph test files (*.test.yaml) instead (docs/testing.md)")
     config_cmd.add_parser(commands)
     audit_cmd.add_parser(commands)
     devices_cmd.add_parser(commands)
     state_cmd.add_parser(commands)
     migrate_cmd.add_parser(commands)
+    test_cmd.add_parser(commands)
     ctl.add_parser(commands)
     return parser
 
@@ -126,7 +130,10 @@ def cmd_plan(file: str) -> int:
     return code
 
 
-def cmd_schema(version: int) -> int:
+def cmd_schema(version: int, tests: bool = False) -> int:
+    if tests:
+        sys.stdout.write(json.dumps(test_file_schema(), indent=2) + "\n")
+        return EXIT_OK
     if version not in SUPPORTED_VERSIONS:
         known = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
         return _fail_usage(f"no schema for version {version}; this engine knows version {known}")
@@ -160,7 +167,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         return migrate_cmd.cmd_migrate(args)
     if args.command == "ctl":
         return ctl.cmd_ctl(args)
-    return cmd_schema(args.schema_version)
+    if args.command == "test":
+        return test_cmd.cmd_test(args)
+    return cmd_schema(args.schema_version, args.tests)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from loader.api import GRAPH_SUFFIXES
+from loader.api import is_graph_file
 
 # A file can vanish between listing and reading (an atomic save, a checkout, a ConfigMap
 # swap): the scan starts over, this many times, then skips what is still vanishing.
@@ -36,7 +36,7 @@ Snapshot = dict[str, GraphFile]
 
 
 def is_graph_name(name: str) -> bool:
-    return not name.startswith(".") and name.endswith(GRAPH_SUFFIXES)
+    return is_graph_file(name)
 
 
 def identity(directory: Path) -> tuple[str, int] | None:
