@@ -40,18 +40,18 @@ def _condition() -> dict[str, object]:
 
 
 def _input() -> dict[str, object]:
+    every = {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$", "examples": ["10s"],
+             "description": "one event every this long on the test's virtual clock (default: all at once)"}
+    fixture = _text("a JSON Lines, CSV or lines file (by extension: .jsonl/.ndjson/.json, .csv, anything else "
+                    "one `{line: ...}` per line), relative to the test file", "fixtures/orders.jsonl")
     return {
-        "description": "the events a source emits in this test: a list, or a fixture file",
+        "description": "the events a source emits in this test: a list, a fixture file, or either paced",
         "anyOf": [
             _EVENTS,
-            {
-                "type": "object",
-                "properties": {"file": _text("a JSON Lines, CSV or lines file (by extension: .jsonl/.ndjson, "
-                                             ".csv, anything else one `{line: ...}` per line), relative to the "
-                                             "test file", "fixtures/orders.jsonl")},
-                "required": ["file"],
-                "additionalProperties": False,
-            },
+            {"type": "object", "properties": {"file": fixture, "every": every},
+             "required": ["file"], "additionalProperties": False},
+            {"type": "object", "properties": {"events": _EVENTS, "every": every},
+             "required": ["events"], "additionalProperties": False},
         ],
     }
 

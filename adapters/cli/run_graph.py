@@ -27,7 +27,7 @@ class _StderrLines(logging.Handler):
             sys.stderr.write(f"engine: warning: {record.getMessage()}\n")
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     logger = logging.getLogger("headrace")
     if not any(isinstance(h, _StderrLines) for h in logger.handlers):
         logger.addHandler(_StderrLines())
@@ -101,7 +101,7 @@ def cmd_run(file: str, stats_file: str | None, config: str | None = None) -> int
     plan, code = load_plan(file, registry)
     if plan is None:
         return code
-    _log_to_stderr()
+    log_to_stderr()
     try:
         registry, durable = _configured(plan, registry, config)
         runtime = Runtime(plan, registry, durable=durable)

@@ -6,6 +6,7 @@ import time
 
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.registry import default_registry
+from adapters.cli.run_graph import log_to_stderr
 from adapters.testing.report import FORMATS, render_github_annotations, render_json, render_junit, render_text
 from adapters.testing.suite import FAILED, find_test_files, run_files, selector
 from loader.api import TEST_SUFFIXES
@@ -33,6 +34,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         print("engine: error: no test files (" + ", ".join(TEST_SUFFIXES) + ") found in " + ", ".join(args.paths),
               file=sys.stderr)
         return EXIT_USAGE
+    log_to_stderr()  # what nodes warn about (dropped events) as `engine run` shows it
     started = time.perf_counter()
     outcomes = run_files(files, default_registry(), selector(args.pattern), args.update)
     seconds = time.perf_counter() - started

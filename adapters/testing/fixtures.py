@@ -51,19 +51,32 @@ def frozen_copy(events: Batch) -> list[Event]:
 
 
 class FixtureSource(Source):
-    """A source whose events are the test's: handed on a budget at a time, then done."""
+    """A source whose events are the test's: all at once, a budget at a time, or one every
+    `every_s` seconds of the test's virtual clock (starting with the first at once)."""
 
-    def __init__(self, ctx: NodeContext, events: list[Event]) -> None:
+    def __init__(self, ctx: NodeContext, events: list[Event], every_s: float = 0.0) -> None:
         super().__init__(ctx)
         self.events = events
+        self.every_s = every_s
         self.at = 0
+        self.next_at = 0.0  # paced: when the next event is due (0: the first poll)
 
     def poll(self, budget: int, now: float, outs: list[Batch], failures: Failures) -> bool:
+        end = min(len(self.events), self.at + budget)
+        if self.every_s > 0:
+            if self.next_at == 0.0:
+                self.next_at = now
+            end = min(end, self.at + 1) if self.next_at <= now else self.at
+            if end > self.at:
+                self.next_at += self.every_s
         if outs:
             # Fresh copies: a fused map may change the events it is handed in place.
-            outs[0].extend(dict(e) for e in self.events[self.at:self.at + budget])
-        self.at = min(len(self.events), self.at + budget)
+            outs[0].extend(dict(e) for e in self.events[self.at:end])
+        self.at = end
         return self.at < len(self.events)
+
+    def deadline(self) -> float:
+        return self.next_at if self.every_s > 0 else 0.0
 
     def position(self) -> str:
         return str(self.at)

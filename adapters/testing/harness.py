@@ -40,10 +40,11 @@ class _Feeds:
 
     def __init__(self) -> None:
         self.inputs: dict[str, list[Event]] = {}
+        self.every: dict[str, float] = {}  # paced sources: seconds between events
         self.sinks: dict[str, CaptureSink] = {}
 
     def source(self, ctx: NodeContext) -> RuntimeNode:
-        return FixtureSource(ctx, self.inputs.get(ctx.name, []))
+        return FixtureSource(ctx, self.inputs.get(ctx.name, []), self.every.get(ctx.name, 0.0))
 
     def sink(self, ctx: NodeContext) -> RuntimeNode:
         sink = CaptureSink(ctx)
@@ -97,6 +98,7 @@ class Harness:
 
     def run(self, test: GraphTest) -> TestRun:
         self.feeds.inputs = test.inputs
+        self.feeds.every = test.every
         self.feeds.sinks = {}
         watched = [e for e in test.expect if not e.sink]
         read = {(e.from_node, e.from_port): e.id for e in reversed(self.plan.edges)}

@@ -8,6 +8,7 @@ from typing import Final
 
 from adapters.testing.fixtures import FixtureError, read_fixture
 from engine import expr
+from engine.durations import duration_ms
 from engine.ids import DEFAULT_PORT, split_port_ref
 from engine.node import Event
 from engine.plan import GraphPlan
@@ -54,6 +55,7 @@ class GraphTest:
     stats: dict[str, dict[str, dict[str, int]]]
     stats_line: int
     start_time: float
+    every: dict[str, float] = field(default_factory=dict)  # paced inputs: seconds between events
 
 
 @dataclass
@@ -76,6 +78,7 @@ class _Checker:
         specs = {n.name: registry.get(n.type) for n in plan.nodes}
         self.kinds = {name: spec.kind if spec is not None else "" for name, spec in specs.items()}
         self.problems: list[Problem] = []
+        self.every: dict[str, float] = {}  # of the test being read
 
     def problem(self, code: str, path: KeyPath, message: str, hint: str, at_key: bool = True) -> None:
         pos = self.doc.locate(path, at_key=at_key)
@@ -100,8 +103,16 @@ class _Checker:
                 continue
             if isinstance(given, list):
                 out[name] = [e for e in given if isinstance(e, dict)]
-            elif isinstance(given, dict) and isinstance(given.get("file"), str):
+                continue
+            if not isinstance(given, dict):
+                continue
+            if isinstance(given.get("file"), str):
                 out[name] = self.fixture(where + ("file",), str(given["file"]))
+            elif isinstance(given.get("events"), list):
+                out[name] = [e for e in given["events"] if isinstance(e, dict)]
+            every = duration_ms(given.get("every"))
+            if every:
+                self.every[name] = every / 1000
         return out
 
     def fixture(self, path: KeyPath, relative: str) -> list[Event]:
@@ -167,7 +178,7 @@ class _Checker:
         return out
 
 
-def _start_time(text: object) -> float:
+def parse_start_time(text: object) -> float:
     try:
         return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -216,15 +227,16 @@ def load_test_file(path: Path, registry: SpecRegistry) -> TestFile:
             checker.problem("HR093", base + ("name",), f"a second test named '{name}' (the first is on line "
                             f"{seen[name]})", "give every test in a file its own name", at_key=False)
         seen.setdefault(name, line)
+        checker.every = {}
         inputs = checker.inputs(base + ("inputs",), dict(raw.get("inputs") or {}))
         expect = [checker.expectation(base + ("expect", key), str(key), dict(conds))
                   for key, conds in dict(raw["expect"]).items()]
         stats = checker.stats(base + ("stats",), dict(raw.get("stats") or {}))
-        start = _start_time(raw.get("start_time", DEFAULT_START))
+        start = parse_start_time(raw.get("start_time", DEFAULT_START))
         if start < 0:
             checker.problem("HR025", base + ("start_time",), f"start_time {raw['start_time']!r} is not a time",
                             "write RFC 3339, e.g. 2024-06-01T12:00:00Z", at_key=False)
         result.tests.append(GraphTest(name, line, inputs, [e for e in expect if e is not None], stats,
-                                      doc.locate(base + ("stats",), at_key=True).line, start))
+                                      doc.locate(base + ("stats",), at_key=True).line, start, checker.every))
     result.problems.extend(checker.problems)
     return result
