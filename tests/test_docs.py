@@ -4,22 +4,37 @@ import json
 import re
 
 import pytest
+from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from adapters.cli.registry import default_registry
 from engine.ids import split_port_ref
 from loader import load_text
+from loader.test_schema import test_file_schema
 from tests.conftest import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 BLOCK = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
 
 
+def is_test_file(block: str) -> bool:
+    return re.search(r"^tests:", block, re.MULTILINE) is not None and re.search(r"^graph:", block, re.MULTILINE)
+
+
 def graph_blocks():
     for path in DOCS:
         for number, block in enumerate(BLOCK.findall(path.read_text())):
-            if block.startswith("version:"):
+            if block.startswith("version:") and not is_test_file(block):
                 yield pytest.param(block, id=f"{path.name}#{number}")
+
+
+def test_documented_test_files_follow_their_schema():
+    """Graph test files shown in the docs (docs/testing.md) are valid test files."""
+    validator = Draft202012Validator(test_file_schema())
+    blocks = [b for p in DOCS for b in BLOCK.findall(p.read_text()) if is_test_file(b)]
+    assert blocks
+    for block in blocks:
+        assert list(validator.iter_errors(YAML(typ="safe").load(block))) == [], block
 
 
 @pytest.mark.parametrize("text", list(graph_blocks()))
