@@ -251,11 +251,12 @@ def test_a_bad_test_file_is_a_problem_at_its_place(cli, etl, body, code, where, 
 
 
 def test_a_graph_that_does_not_exist_or_has_problems_is_reported(cli, tmp_path):
-    missing = write(tmp_path / "a.test.yaml", "version: 1\ngraph: nope.yaml\ntests: [{name: t, expect: {x: {count: 0}}}]\n")
+    tests = "tests: [{name: t, expect: {a: {count: 0}}}]\n"
+    missing = write(tmp_path / "a.test.yaml", "version: 1\ngraph: nope.yaml\n" + tests)
     code, out, _ = cli("test", str(missing))
     assert code == 1 and f"{missing}:2:8: HR092" in out
     write(tmp_path / "broken.yaml", "version: 2\nname: broken\nnodes:\n  a: {type: nope}\n")
-    broken = write(tmp_path / "b.test.yaml", "version: 1\ngraph: broken.yaml\ntests: [{name: t, expect: {a: {count: 0}}}]\n")
+    broken = write(tmp_path / "b.test.yaml", "version: 1\ngraph: broken.yaml\n" + tests)
     code, out, _ = cli("test", str(broken))
     assert code == 1 and "broken.yaml:4:" in out and "HR031" in out
 
