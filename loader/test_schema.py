@@ -87,7 +87,7 @@ def _test() -> dict[str, object]:
     }
 
 
-def test_file_schema() -> dict[str, object]:
+def graph_test_schema() -> dict[str, object]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://headrace.dev/schema/tests.v{TEST_FORMAT_VERSION}.json",

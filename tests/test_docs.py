@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from adapters.cli.registry import default_registry
 from engine.ids import split_port_ref
 from loader import load_text
-from loader.test_schema import test_file_schema
+from loader.test_schema import graph_test_schema
 from tests.conftest import ROOT
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -30,7 +30,7 @@ def graph_blocks():
 
 def test_documented_test_files_follow_their_schema():
     """Graph test files shown in the docs (docs/testing.md) are valid test files."""
-    validator = Draft202012Validator(test_file_schema())
+    validator = Draft202012Validator(graph_test_schema())
     blocks = [b for p in DOCS for b in BLOCK.findall(p.read_text()) if is_test_file(b)]
     assert blocks
     for block in blocks:

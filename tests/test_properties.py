@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from loader import load_text
+from loader.api import is_graph_file
 from loader.check_schema import schema_problems
 from loader.document import Document
 from loader.interpolate import interpolate
@@ -21,7 +22,7 @@ from loader.read_yaml import read_yaml
 from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 from tests.conftest import ROOT
 
-EXAMPLE_TEXTS = {p.name: p.read_text() for p in sorted((ROOT / "graphs").rglob("*")) if p.suffix in (".yaml", ".toml")}
+EXAMPLE_TEXTS = {p.name: p.read_text() for p in sorted((ROOT / "graphs").rglob("*")) if is_graph_file(p.name)}
 BASE_DOCS = [read_yaml(n, t)[0].data for n, t in EXAMPLE_TEXTS.items() if n.endswith(".yaml")]
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -111,7 +112,7 @@ def _interpolated(name: str, text: str) -> Document:
 
 VERSION_DOCS: dict[int, list[tuple[str, object]]] = {
     version: [(str(p.relative_to(ROOT)), _interpolated(p.name, p.read_text()).data)
-              for p in sorted(_version_folder(version).rglob("*")) if p.suffix in (".yaml", ".toml")]
+              for p in sorted(_version_folder(version).rglob("*")) if is_graph_file(p.name)]
     for version in SUPPORTED_VERSIONS
 }
 COMMITTED = {version: Draft202012Validator(json.loads((ROOT / f"schema/graph.v{version}.json").read_text()))

@@ -11,7 +11,7 @@ from engine.spec import SpecRegistry
 from loader.api import load_directory
 from loader.reference import Usages, nodes_markdown, problems_markdown, with_policy_table
 from loader.schema_gen import graph_schema
-from loader.test_schema import TEST_FORMAT_VERSION, test_file_schema
+from loader.test_schema import TEST_FORMAT_VERSION, graph_test_schema
 from migrations import SUPPORTED_VERSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def generated_files() -> dict[str, str]:
     registry = default_registry()
     files = {f"schema/graph.v{v}.json": json.dumps(graph_schema(registry, v), indent=2) + "\n"
              for v in SUPPORTED_VERSIONS}
-    files[f"schema/tests.v{TEST_FORMAT_VERSION}.json"] = json.dumps(test_file_schema(), indent=2) + "\n"
+    files[f"schema/tests.v{TEST_FORMAT_VERSION}.json"] = json.dumps(graph_test_schema(), indent=2) + "\n"
     files["docs/nodes.md"] = nodes_markdown(registry, example_usages(registry))
     files["docs/problems.md"] = problems_markdown()
     files["docs/edges.md"] = with_policy_table((ROOT / "docs/edges.md").read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ from loader.api import GRAPH_SUFFIXES, LoadResult, load_directory, load_file
 from loader.problems import Problem, has_errors
 from loader.report import render_github, render_json, render_text, summary
 from loader.schema_gen import graph_schema
-from loader.test_schema import test_file_schema
+from loader.test_schema import graph_test_schema
 from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
 SETTINGS_FILE_HELP = "engine settings file (default: $HEADRACE_CONFIG, else engine.toml if present)"
@@ -132,7 +132,7 @@ def cmd_plan(file: str) -> int:
 
 def cmd_schema(version: int, tests: bool = False) -> int:
     if tests:
-        sys.stdout.write(json.dumps(test_file_schema(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(graph_test_schema(), indent=2) + "\n")
         return EXIT_OK
     if version not in SUPPORTED_VERSIONS:
         known = ", ".join(str(v) for v in SUPPORTED_VERSIONS)

@@ -60,7 +60,7 @@ def _swapped(spec: NodeSpec, feeds: _Feeds) -> NodeSpec:
     return spec
 
 
-def test_registry(base: SpecRegistry, feeds: _Feeds) -> SpecRegistry:
+def harness_registry(base: SpecRegistry, feeds: _Feeds) -> SpecRegistry:
     """`base` with every source and sink type swapped, families included."""
     families = [replace(f, specs=tuple(_swapped(s, feeds) for s in f.specs)) for f in base.families()]
     in_family = {s.name for f in families for s in f.specs}
@@ -94,7 +94,7 @@ class Harness:
     def __init__(self, plan: GraphPlan, registry: SpecRegistry) -> None:
         self.plan = plan
         self.feeds = _Feeds()
-        self.registry = test_registry(registry, self.feeds)
+        self.registry = harness_registry(registry, self.feeds)
 
     def run(self, test: GraphTest) -> TestRun:
         self.feeds.inputs = test.inputs

@@ -1,7 +1,7 @@
 """Reading one graph test file: its schema, its graph, and every name it uses checked
 against that graph, each problem placed at `file:line:col` like a graph file's."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -21,7 +21,7 @@ from loader.document import Document, KeyPath
 from loader.problems import ERROR, Problem, format_path, has_errors
 from loader.read_toml import read_toml
 from loader.read_yaml import read_yaml
-from loader.test_schema import CONDITIONS, test_file_schema
+from loader.test_schema import CONDITIONS, graph_test_schema
 
 DEFAULT_START: Final = "2024-01-01T00:00:00Z"
 COUNTERS: Final = {"nodes": ("in", "out", "errors"),
@@ -178,6 +178,18 @@ class _Checker:
         return out
 
 
+_EVENT_HINT: Final = 'an event is a mapping of fields, e.g. {id: "1", amount: 2.5}'
+_FORMAT_HINT: Final = "the test-file format: docs/testing.md (schema/tests.v1.json)"
+
+
+def _hinted(problem: Problem) -> Problem:
+    """Schema problems the generic wording leaves without a hint get one about test files."""
+    if problem.hint:
+        return problem
+    events = any(part in problem.path for part in ("inputs", "equals", "contains", "events"))
+    return replace(problem, hint=_EVENT_HINT if events else _FORMAT_HINT)
+
+
 def parse_start_time(text: object) -> float:
     try:
         return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
@@ -202,7 +214,7 @@ def load_test_file(path: Path, registry: SpecRegistry) -> TestFile:
                                        "the top level of a test file must be a mapping",
                                        "start with `version: 1`, `graph:` and a `tests:` list"))
         return result
-    result.problems.extend(document_problems(doc, test_file_schema()))
+    result.problems.extend(_hinted(p) for p in document_problems(doc, graph_test_schema()))
     if has_errors(result.problems):
         return result
     data = doc.data
