@@ -323,3 +323,22 @@ def test_values_compare_as_json():
 def test_schema_for_tests_is_printed_and_committed(cli):
     code, out, _ = cli("schema", "--tests")
     assert code == 0 and json.loads(out) == json.loads((ROOT / "schema/tests.v1.json").read_text())
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("events.jsonl", '{"order_id": "1", "user": "a", "amount": "2", "country": "de"}\n'),
+    ("events.json", '[{"order_id": "1", "user": "a", "amount": "2", "country": "de"}]'),
+    ("events.csv", "order_id,user,amount,country\n1,a,2,de\n"),
+])
+def test_fixture_files_by_extension(cli, etl, name, text):
+    (etl / name).write_text(text)
+    test = write(etl / "f.test.yaml", f"""\
+        version: 1
+        graph: orders_etl.yaml
+        tests:
+          - name: fixture
+            inputs: {{raw: {{file: {name}}}}}
+            expect: {{out: {{equals: [{{id: "1", user: a, amount: 2.0, country: DE}}]}}}}
+        """)
+    code, out, _ = cli("test", str(test))
+    assert code == 0, out

@@ -28,6 +28,10 @@ class FixtureError(Exception):
 def read_fixture(path: Path) -> list[Event]:
     """The events of a JSON Lines, CSV or lines file (by extension), as `file.read` reads them."""
     fmt = FIXTURE_FORMATS.get(path.suffix.lower(), LINES)
+    if path.suffix.lower() == ".json":
+        array = _json_array(path)
+        if array is not None:
+            return array
     events: list[Event] = []
     try:
         with path.open("rb") as stream:
@@ -42,6 +46,24 @@ def read_fixture(path: Path) -> list[Event]:
     except OSError as exc:
         raise FixtureError(f"cannot read {path}: {exc.strerror or exc}") from None
     return events
+
+
+def _json_array(path: Path) -> list[Event] | None:
+    """A `.json` fixture holding one array of events (else it is read as JSON Lines)."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise FixtureError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not text.lstrip().startswith(b"["):
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise FixtureError(f"invalid JSON ({exc})") from None
+    for index, event in enumerate(value):
+        if not isinstance(event, dict):
+            raise FixtureError(f"item {index + 1} of the array is not an event (a JSON object)")
+    return list(value)
 
 
 def frozen_copy(events: Batch) -> list[Event]:
