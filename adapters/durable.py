@@ -17,12 +17,14 @@ def has_durable_edges(plan: GraphPlan) -> bool:
     return any(edge.durable for edge in plan.edges)
 
 
-def durable_factory(state_dir: Path, max_mb: int = 8192) -> DurableFactory:
+def durable_factory(state_dir: Path, max_mb: int = 8192, sync: bool = True) -> DurableFactory:
+    """`sync=False` only for a store thrown away after the run (a graph test): no fsync."""
+
     def build(plan: GraphPlan, edge: EdgePlan) -> Edge:
         from adapters.lmdb_edge import LmdbEdge  # py-lmdb loads only for graphs that use it
         from adapters.lmdb_store import LmdbStore, MiB
 
-        store = LmdbStore(state_dir / "edges", max_map_size=max_mb * MiB)
+        store = LmdbStore(state_dir / "edges", max_map_size=max_mb * MiB, sync=sync)
         return LmdbEdge(edge, store, plan.name)
     return build
 

@@ -94,3 +94,17 @@ def test_tap_bench_runs_the_pipeline_with_and_without_a_tap_and_they_agree() -> 
         cells = row(out, label)
         assert len(cells) == 5 and cells[3] in ("yes", "no"), cells
         assert int(cells[4].replace(",", "")) >= 1, cells  # the tap saw events while the graph ran
+
+
+def test_test_bench_runs_the_tests_beside_engine_run(tmp_path) -> None:
+    out = run("bench/test_bench.py", "--quick", "--json", str(tmp_path / "test_bench.json"))
+    report = json.loads((tmp_path / "test_bench.json").read_text())
+    assert report["tests_ok"] and report["runs_ok"] and "tests OK, runs OK" in out
+    for label in ("engine test DIR (in-process)", "engine test DIR (subprocess)", "engine test, the same tests",
+                  "engine run, subprocess (one per test)", "engine run, in-process (cmd_run)"):
+        assert len(row(out, label)) == 6, label
+    assert row(out, "engine test DIR (in-process)")[1] == str(report["tests"])
+    for graph in ("http_bridge", "tail_errors"):  # no engine run for what runs until stopped, and it says so
+        assert report["graphs"][graph]["skipped"] and "no engine run: skipped" in row(out, graph)[-1]
+    assert report["graphs"]["quickstart"]["run_subprocess_seconds"]  # a generate source ran with a small count
+    assert report["graphs"]["orders_etl"]["run_subprocess_seconds"]  # a file.read source ran on the test's events

@@ -105,7 +105,7 @@ class Harness:
         unread = sorted({(e.node, e.port) for e in watched if (e.node, e.port) not in read})
         plan = _with_captures(self.plan, unread)
         with tempfile.TemporaryDirectory(prefix="headrace-test-") as state:
-            durable = durable_factory(Path(state), DURABLE_TEST_MB) if has_durable_edges(plan) else None
+            durable = durable_factory(Path(state), DURABLE_TEST_MB, sync=False) if has_durable_edges(plan) else None
             try:
                 runtime = Runtime(plan, self.registry, clock=VirtualClock(test.start_time), durable=durable)
             except NodeFailure as exc:
