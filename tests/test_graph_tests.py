@@ -342,3 +342,33 @@ def test_fixture_files_by_extension(cli, etl, name, text):
         """)
     code, out, _ = cli("test", str(test))
     assert code == 0, out
+
+
+def test_retry_backoffs_pass_on_the_virtual_clock(cli, tmp_path):
+    write(tmp_path / "r.yaml", """\
+        version: 2
+        name: r
+        nodes:
+          src: {type: stdin}
+          m:
+            type: map
+            from: src
+            on_error: {action: retry, attempts: 3, backoff: 1m, then: dead_letter}
+            with: {set: {n: "int(n)", at: "now()"}}
+          out: {type: stdout, from: m}
+          dead: {type: stdout, from: m.errors}
+        """)
+    test = write(tmp_path / "r.test.yaml", """\
+        version: 1
+        graph: r.yaml
+        tests:
+          - name: three one-minute backoffs
+            inputs: {src: [{n: "1"}, {n: "x"}, {n: "2"}]}
+            expect:
+              out: {count: 2}
+              dead: {count: 1, all: "event.n == 'x'"}
+        """)
+    started = time.monotonic()
+    code, out, _ = cli("test", str(test))
+    assert code == 0, out
+    assert time.monotonic() - started < 5  # minutes of backoff, on the virtual clock
