@@ -372,3 +372,22 @@ def test_retry_backoffs_pass_on_the_virtual_clock(cli, tmp_path):
     code, out, _ = cli("test", str(test))
     assert code == 0, out
     assert time.monotonic() - started < 5  # minutes of backoff, on the virtual clock
+
+
+def test_every_counter_a_test_may_check_is_in_the_stats(etl):
+    from adapters.cli.registry import default_registry
+    from adapters.testing.harness import Harness
+    from adapters.testing.test_file import COUNTERS, load_test_file
+    test = write(etl / "c.test.yaml", """\
+        version: 1
+        graph: orders_etl.yaml
+        tests:
+          - name: c
+            inputs: {raw: [{order_id: "1", user: "a", amount: "1", country: "de"}]}
+            expect: {out: {count: 1}}
+        """)
+    loaded = load_test_file(test, default_registry())
+    stats = Harness(loaded.graph.plan, default_registry()).run(loaded.tests[0]).stats
+    for group, names in COUNTERS.items():
+        for entry in stats[group].values():
+            assert set(names) <= set(entry), (group, entry)
