@@ -162,10 +162,11 @@ class HttpListen(AsyncSource):
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}{self.path}"
         self.accepting = True
-        LOG.info("%s: listening on %s", self.where(), self.url)
+        place = {"graph": self.ctx.graph, "node": self.ctx.name}
+        LOG.info("%s: listening on %s", self.where(), self.url, extra=place)
         if self.token is None and not is_loopback(self.host):
             LOG.warning("%s: listening on %s without a token: anyone who can reach it can send events",
-                        self.where(), self.address)
+                        self.where(), self.address, extra=place)
 
     def _authorized(self, request: web.Request) -> bool:
         if self.token is None:

@@ -238,7 +238,8 @@ class LmdbEdge(Edge):
     def _warn(self, consequence: str) -> None:
         if not self.warned:
             self.warned = True
-            LOG.warning(f"durable edge '{self.id}' {self.store.full_reason}: {consequence}; {self.store.full_fix}")
+            LOG.warning(f"durable edge '{self.id}' {self.store.full_reason}: {consequence}; {self.store.full_fix}",
+                        extra={"graph": self.graph, "edge": self.id})
 
     def _high_water(self) -> None:
         self.high_water = max(self.high_water, self.undelivered)

@@ -20,9 +20,11 @@ class RateLimitedLog:
     """Logs a node's errors without flooding: the first at once, then at most one line
     per interval with a count of what was suppressed. Never logs payloads."""
 
-    def __init__(self, clock: Clock, interval_s: float = LOG_INTERVAL_S) -> None:
+    def __init__(self, clock: Clock, interval_s: float = LOG_INTERVAL_S, graph: str = "", node: str = "") -> None:
         self.clock = clock
         self.interval_s = interval_s
+        # Record attributes a log formatter may show (`graph/node`, JSON fields).
+        self.fields: dict[str, str] = {"graph": graph, "node": node} if graph else {}
         self.next_line_at = 0.0
         self.suppressed = 0
 
@@ -35,7 +37,7 @@ class RateLimitedLog:
             line += f" ({self.suppressed} more since the last report)"
             self.suppressed = 0
         self.next_line_at = now + self.interval_s
-        LOG.warning(line)
+        LOG.warning(line, extra=self.fields)
 
 
 class NodeErrors(Failures):
@@ -47,7 +49,7 @@ class NodeErrors(Failures):
         self.policy = ctx.on_error
         self.count = 0
         self.errors_port = ctx.port_index(ERRORS_PORT)
-        self.log = RateLimitedLog(ctx.clock)
+        self.log = RateLimitedLog(ctx.clock, LOG_INTERVAL_S, ctx.graph, ctx.name)
         self.retry_at = 0.0  # the node waits until then before it consumes again
         self.retry_event: Event | None = None
         self.retries_done = 0

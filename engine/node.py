@@ -77,8 +77,10 @@ class NodeContext:
         ports: tuple[str, ...],
         on_error: ErrorPolicy,
         clock: Clock,
+        graph: str = "",
     ) -> None:
         self.name = name
+        self.graph = graph  # the graph's name: log lines of `engine serve` say which graph
         self.type_name = type_name
         # The type's frozen parameter class, as its spec's `parse` built it from `with:`.
         self.params = params

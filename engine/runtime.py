@@ -82,7 +82,8 @@ class Runtime:
                    for port in node.outputs]
         if carried is not None:
             return NodeRunner(node, carried.ctx, carried, [edges[i] for i in node.inputs], outputs)
-        ctx = NodeContext(node.name, node.type, spec.parse(node.params()), node.outputs, node.on_error, self.clock)
+        ctx = NodeContext(node.name, node.type, spec.parse(node.params()), node.outputs, node.on_error, self.clock,
+                          self.plan.name)
         return NodeRunner(node, ctx, spec.factory(ctx), [edges[i] for i in node.inputs], outputs)
 
     def build_chains(self, plan: GraphPlan, runners: dict[str, NodeRunner],

@@ -31,10 +31,23 @@ def _reload_text(fields: dict[str, object]) -> str:
     return line
 
 
+# What a log line is about, when a record carries it (`extra=`): several graphs run in one
+# process, so a node's or an edge's line names its graph.
+PLACE_FIELDS: Final = ("graph", "node", "edge")
+
+
+def _place(record: logging.LogRecord) -> dict[str, str]:
+    return {key: str(value) for key in PLACE_FIELDS if (value := getattr(record, key, ""))}
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "reload", None)
         message = _reload_text(fields) if isinstance(fields, dict) else record.getMessage()
+        place = _place(record)
+        part = place.get("node") or place.get("edge")
+        if "graph" in place and part:  # `orders_etl/raw: node 'raw' (file.read): ...`
+            message = f"{place['graph']}/{part}: {message}"
         return f"engine: {record.levelname.lower()}: {message}"
 
 
@@ -45,6 +58,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
+        out.update(_place(record))
         fields = getattr(record, "reload", None)
         if isinstance(fields, dict):
             out.update(fields)

@@ -65,7 +65,8 @@ class RunningGraph:
             self.state = FINISHED if ok else FAILED
             self.reason = "" if ok else self.runtime.failure
             if not ok:
-                LOG.error(f"graph '{self.name}' ({self.file}) failed: {self.runtime.failure}")
+                LOG.error(f"graph '{self.name}' ({self.file}) failed: {self.runtime.failure}",
+                          extra={"graph": self.name})
                 if self.on_failure is not None:
                     self.on_failure(self)
         return ok
