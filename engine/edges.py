@@ -51,6 +51,10 @@ class Edge:
         self.dropped = 0
         self.coalesced = 0
         self.high_water = 0
+        # Time producers waited because this edge was full (a policy that pushes back): from
+        # when one found it full to when it could run again, in the runtime clock's seconds.
+        self.blocked_since = 0.0
+        self.blocked_s = 0.0
         self.key_fields: tuple[str, ...] = plan.key
         self.merges: dict[str, str] = dict(plan.merge)
         # Observers of what is delivered (a control-plane tap); they copy what they keep.

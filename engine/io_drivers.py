@@ -5,6 +5,7 @@ The core scheduler never awaits these tasks; they wake it through the runtime's 
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -119,7 +120,9 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
                 rt.signal.notify()  # room was freed upstream
                 outs = r.new_outs()
                 sink.failed_outs = outs
+                started = time.perf_counter()
                 await with_retries(rt, r, _WriteCall(sink, batch).run)
+                r.busy_s += time.perf_counter() - started  # writing, waits on disk or network included
                 r.events_in += len(batch)
                 r.ack(len(batch))  # written and flushed
                 rt.signal.notify()  # a durable edge has room only now that its events are acknowledged

@@ -50,6 +50,9 @@ class NodeRunner:
         self.unacked: list[tuple[Edge, int]] = []  # taken from each edge, oldest first, not yet acked
         self.deferred_ack = 0  # consumed, but some results still wait in the backlog
         self.stop_requested = False  # this node alone stops (a partial reload replaces it)
+        self.port_out = [0 for _ in outputs]  # events handed to each output port
+        self.busy_s = 0.0  # time spent running the node (per batch; a fused chain's, per chain)
+        self.blocked = False  # it waits for room on a full output edge
 
     def new_outs(self) -> list[Batch]:
         return [[] for _ in self.outputs]
@@ -70,11 +73,31 @@ class NodeRunner:
                 continue
             emitted = True
             self.events_out += len(events)
+            self.port_out[port] += len(events)
             for edge in self.outputs[port]:
                 rest = edge.offer(events)
                 if rest:
                     self.backlog.append((edge, rest))
         return emitted
+
+    def mark_blocked(self, now: float) -> None:
+        """It cannot run for want of room: each full output edge starts counting the wait."""
+        self.blocked = True
+        for port in self.outputs:
+            for edge in port:
+                if edge.blocked_since == 0.0 and not edge.has_room():
+                    edge.blocked_since = now
+        for edge, _ in self.backlog:
+            if edge.blocked_since == 0.0:
+                edge.blocked_since = now
+
+    def unblocked(self, now: float) -> None:
+        self.blocked = False
+        for port in self.outputs:
+            for edge in port:
+                if edge.blocked_since > 0.0:
+                    edge.blocked_s += max(0.0, now - edge.blocked_since)
+                    edge.blocked_since = 0.0
 
     def flush_backlog(self) -> bool:
         """Offer refused events again; True when anything moved."""

@@ -13,6 +13,7 @@ request wakes it.
 """
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -275,19 +276,29 @@ class Runtime:
             if r.backlog:
                 progressed = r.flush_backlog() or progressed
                 if r.backlog:
+                    if not r.blocked:
+                        r.mark_blocked(now)
                     continue
                 durability.ack(r)
             if r.flushed:
                 r.close_outputs()
                 progressed = True
                 continue
-            if not r.errors.ready(now) or not r.outputs_have_room():
+            if not r.errors.ready(now):
                 continue
+            if not r.outputs_have_room():
+                if not r.blocked:
+                    r.mark_blocked(now)
+                continue
+            if r.blocked:
+                r.unblocked(now)
             impl = r.impl
+            started = time.perf_counter()  # busy time, per batch: two clock reads per step
             if isinstance(impl, Source):
                 progressed = self._poll(r, impl, now) or progressed
             elif isinstance(impl, Transform):
                 progressed = self._step(r, impl, now, budget) or progressed
+            r.busy_s += time.perf_counter() - started
         return progressed
 
     def _poll(self, r: NodeRunner, source: Source, now: float) -> bool:
@@ -337,9 +348,10 @@ class Runtime:
     # -- reporting -----------------------------------------------------------------
 
     def stats(self) -> dict[str, object]:
+        """Every counter, as the stats file, `engine ctl status` and `/metrics` show them."""
         return {
-            "nodes": {name: self.runners[name].counters() for name in sorted(self.runners)},
-            "edges": {eid: self.edges[eid].counters() for eid in sorted(self.edges)},
+            "nodes": node_counters(self.runners, self.segments),
+            "edges": {eid: edge_counters(self.edges[eid]) for eid in sorted(self.edges)},
             "elapsed_s": round(self.elapsed_s, 6),
         }
 
@@ -364,6 +376,40 @@ class Runtime:
                 if total > 0:
                     out.append((name, done, total))
         return out
+
+
+def edge_counters(edge: Edge) -> dict[str, object]:
+    out: dict[str, object] = dict(edge.counters())
+    out["capacity"] = edge.capacity
+    waiting = edge.blocked_s  # a wait still going on counts up to the last pass
+    out["blocked_s"] = round(waiting, 6)
+    return out
+
+
+def node_counters(runners: dict[str, NodeRunner], segments: list[SegmentRunner]) -> dict[str, dict[str, object]]:
+    """Per node: in, out, errors, events out per port and busy time. A fused chain or GPU
+    segment runs as one: its busy time is split evenly among its members, and a member's
+    `out` port inside the chain counts what crossed the link to the next member."""
+    ports: dict[str, dict[str, int]] = {}
+    busy: dict[str, float] = {}
+    for seg in segments:
+        chain = seg.segment
+        share = seg.busy_s / len(chain.runners)
+        for j, member in enumerate(chain.runners):
+            busy[member.name] = share
+            counts: dict[str, int] = {}
+            for p, port in enumerate(member.plan.outputs):
+                k = chain.member_ports[j][p]
+                counts[port] = chain.links[j].enqueued if k < 0 else seg.port_out[k]
+            ports[member.name] = counts
+    out: dict[str, dict[str, object]] = {}
+    for name in sorted(runners):
+        r = runners[name]
+        counters: dict[str, object] = dict(r.counters())
+        counters["ports"] = ports.get(name) or {port: r.port_out[i] for i, port in enumerate(r.plan.outputs)}
+        counters["busy_s"] = round(busy.get(name, r.busy_s), 6)
+        out[name] = counters
+    return out
 
 
 def source_nodes(plan: GraphPlan, registry: SpecRegistry) -> frozenset[str]:

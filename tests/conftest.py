@@ -83,3 +83,8 @@ def cli(capsys, monkeypatch):
         return code, captured.out, captured.err
 
     return invoke
+
+
+# The broken graph-test corpus is run by tests/test_invalid_test_files.py; the pytest plugin
+# of the installed package would otherwise collect its files as (failing) graph tests.
+collect_ignore_glob = ["graphs/invalid_tests/*"]

@@ -101,3 +101,19 @@ def run_graph(text: str, **kwargs: object) -> tuple[Runtime, bool]:
     runtime = build(text, **kwargs)
     ok = asyncio.run(runtime.run())
     return runtime, ok
+
+
+TIMINGS = ("busy_s", "blocked_s")  # counters of time: they differ from run to run
+
+
+def without_timings(stats: object) -> object:
+    """`stats` without the time counters, for comparing two runs or a run with a literal."""
+    if isinstance(stats, dict):
+        return {k: without_timings(v) for k, v in stats.items() if k not in TIMINGS and k != "elapsed_s"}
+    return stats
+
+
+def counted(entry: object, *keys: str) -> dict[str, object]:
+    """Just the named counters of one node's or edge's stats."""
+    assert isinstance(entry, dict)
+    return {k: entry[k] for k in keys}

@@ -14,6 +14,7 @@ import urllib.request
 
 from tests.conftest import ROOT
 from tests.process_support import Lines
+from tests.runtime_support import counted
 
 
 def quickstart_expected(count: int) -> list[dict[str, object]]:
@@ -61,9 +62,11 @@ def test_orders_etl_cleans_rejects_and_reports(cli, tmp_path, monkeypatch):
     assert [(r["node"], r["event"]["order_id"]) for r in rejected] == [("cleaned", "6")]
     assert "set.amount 'float(amount)'" in rejected[0]["error"]
     nodes = json.loads((tmp_path / "stats.json").read_text())["nodes"]
-    assert nodes["raw"] == {"in": 0, "out": 7, "errors": 1}
-    assert nodes["cleaned"] == {"in": 7, "out": 7, "errors": 1}  # 6 cleaned + 1 dead letter
-    assert nodes["valid"] == {"in": 6, "out": 4, "errors": 0}
+    assert counted(nodes["raw"], "in", "out", "errors") == {"in": 0, "out": 7, "errors": 1}
+    # 6 cleaned + 1 dead letter
+    assert counted(nodes["cleaned"], "in", "out", "errors", "ports") == {
+        "in": 7, "out": 7, "errors": 1, "ports": {"out": 6, "errors": 1}}
+    assert counted(nodes["valid"], "in", "out", "errors") == {"in": 6, "out": 4, "errors": 0}
 
 
 def test_alerts_streams_until_stopped(tmp_path):

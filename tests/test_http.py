@@ -15,7 +15,7 @@ from adapters.http_post import HttpPost
 from engine.node import AsyncSink, Batch, NodeContext
 from engine.runtime import Runtime
 from engine.spec import SINK, NodeSpec, params_schema
-from tests.runtime_support import RECORDED, build
+from tests.runtime_support import RECORDED, build, counted
 from tests.runtime_support import test_registry as base_registry
 
 # No test gets near this (under 1 s alone); it turns a hang into a failure, with room for a loaded CI machine.
@@ -358,7 +358,7 @@ def test_post_retries_until_the_server_recovers():
             assert await runtime.run(), runtime.failure
         assert [e["i"] for e in receiver.events()] == [0, 1, 2, 3, 4]
         assert len(receiver.requests) == 3
-        assert runtime.stats()["nodes"]["send"] == {"in": 5, "out": 0, "errors": 0}
+        assert counted(runtime.stats()["nodes"]["send"], "in", "out", "errors") == {"in": 5, "out": 0, "errors": 0}
     run(test)
 
 
@@ -479,7 +479,7 @@ def test_dead_letter_on_post_sends_each_failed_event_to_its_errors_port():
                     + "\n          rejects: {type: test.record, from: send.errors}\n")
             runtime = build(text, registry())
             assert await runtime.run()
-            assert runtime.stats()["nodes"]["send"] == {"in": 2, "out": 2, "errors": 2}
+            assert counted(runtime.stats()["nodes"]["send"], "in", "out", "errors") == {"in": 2, "out": 2, "errors": 2}
             return receiver.url
     url = asyncio.run(asyncio.wait_for(test(), LIMIT_S))
     assert [(r["node"], r["error"], r["event"]["i"]) for r in RECORDED["rejects"]] == [

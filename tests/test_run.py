@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime_support import counted
+
 
 def write_graph(tmp_path: Path, text: str, name: str = "g.yaml") -> str:
     path = tmp_path / name
@@ -99,12 +101,15 @@ def test_stats_file_counts_nodes_and_edges(in_tmp, tmp_path):
     assert code == 0
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert set(stats) == {"nodes", "edges", "elapsed_s"}
-    assert stats["nodes"] == {
-        "gen": {"in": 0, "out": 100, "errors": 0},
-        "keep": {"in": 100, "out": 10, "errors": 0},
-        "out": {"in": 10, "out": 0, "errors": 0},
+    assert {name: counted(node, "in", "out", "errors", "ports") for name, node in stats["nodes"].items()} == {
+        "gen": {"in": 0, "out": 100, "errors": 0, "ports": {"out": 100}},
+        "keep": {"in": 100, "out": 10, "errors": 0, "ports": {"out": 10}},
+        "out": {"in": 10, "out": 0, "errors": 0, "ports": {}},
     }
-    assert stats["edges"]["gen->keep"] == {"enqueued": 100, "dropped": 0, "coalesced": 0, "depth": 0, "high_water": 100}
+    assert all(node["busy_s"] >= 0 for node in stats["nodes"].values())
+    assert stats["edges"]["gen->keep"]["capacity"] > 0 and stats["edges"]["gen->keep"]["blocked_s"] >= 0
+    assert counted(stats["edges"]["gen->keep"], "enqueued", "dropped", "coalesced", "depth", "high_water") == {
+        "enqueued": 100, "dropped": 0, "coalesced": 0, "depth": 0, "high_water": 100}
     assert stats["edges"]["keep->out"]["enqueued"] == 10
     assert stats["elapsed_s"] >= 0
 
@@ -161,7 +166,7 @@ def test_runtime_expression_errors_are_dropped_counted_and_logged_without_payloa
     assert code == 0
     assert jsonl(tmp_path / "out.jsonl") == []  # `missing_field` fails for every event
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["nodes"]["calc"] == {"in": 5, "out": 0, "errors": 5}
+    assert counted(stats["nodes"]["calc"], "in", "out", "errors") == {"in": 5, "out": 0, "errors": 5}
     lines = err.splitlines()
     assert len(lines) == 1  # rate-limited: one line per node per interval
     assert lines[0].startswith("engine: warning: node 'calc' (map): ")

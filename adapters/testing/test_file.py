@@ -26,7 +26,7 @@ from loader.test_schema import CONDITIONS, graph_test_schema
 DEFAULT_START: Final = "2024-01-01T00:00:00Z"
 # The counters of `engine run --stats-file` a test's `stats:` may check.
 COUNTERS: Final = {"nodes": ("in", "out", "errors"),
-                   "edges": ("enqueued", "dropped", "coalesced", "depth", "high_water")}
+                   "edges": ("enqueued", "dropped", "coalesced", "depth", "high_water", "capacity")}
 
 
 @dataclass
