@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.float32_model import Cond, Expr, Fails, Uncertain, V, expected, render, render_cond, value_of
@@ -102,6 +102,11 @@ def model_of(event: dict[str, object]) -> dict[str, V]:
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(steps=chains(), events=EVENTS)
+# Found by this test: a column written in place by one step, then read by a later `set`
+# that also rewrites it, came out with the new value on NumPy.
+@example(steps=[("map", {"x": ("col", "a")}), ("map", {"x": ("col", "x")}),
+                ("map", {"a": ("col", "x"), "x": ("num", "0.1")})],
+         events=[{"a": 0.0, "b": 0.0, "n": 0, "m": 0}])
 def test_float32_segments_and_plain_nodes_agree_within_the_documented_rounding(
         backend: str, steps: list[tuple[str, object]], events: list[dict[str, object]]) -> None:
     kept, want = [], {}

@@ -275,9 +275,14 @@ def run_numpy(program: Program, columns: dict[str, Array], entered: Array, threa
                 targets = {name: target[lo:hi] for name, target in out.items()}
                 env = _run_chunk(program, steps, {k: v[lo:hi] for k, v in columns.items()}, rows,
                                  stage[lo:hi], code[lo:hi], targets)
-                for name, target in targets.items():
-                    if env[name] is not target:  # an entry column kept for a reduce, or set by a kernel
-                        target[:] = env[name]
+                # An entry column kept for a reduce, or set by a kernel, is copied in. A column
+                # may still be another's target (`set: {a: x, x: 0.1}` after x was written in
+                # place): read every source before any target is written.
+                written = {id(target) for target in targets.values()}
+                copies = [(target, env[name].copy() if id(env[name]) in written else env[name])
+                          for name, target in targets.items() if env[name] is not target]
+                for target, value in copies:
+                    target[:] = value
 
     share_out(run_span, n, CHUNK, threads)
     if reduce is not None:
