@@ -116,12 +116,18 @@ class FakeControl(control_pb2_grpc.ControlServicer):
         return pb.RemoveResponse(result=_result("alerts.yaml", "alerts", "removed"))
 
     def Tap(self, request, context):
-        """Events forever, whatever the limit: the client must stop by itself."""
+        """Events forever, whatever the limit: the client must stop by itself. With `every`,
+        the edge `slow->reader` skips 7 events before its third, and `old->engine` answers as
+        an engine from before `every` would (a sample, `every` unset)."""
         self._enter("Tap", request, context)
         self._graph(request.graph, context)
+        every = request.every and request.edge != "old->engine"
         n = 0
         while context.is_active() and not (request.graph == "orders_etl" and n == 1):  # it failed
-            yield pb.TapEvent(edge=request.edge, time=LOADED_AT + n, json=json.dumps({"n": n, "severity": "high"}))
+            missed = 7 if every and request.edge == "slow->reader" and n == 2 else 0
+            n += missed
+            yield pb.TapEvent(edge=request.edge, time=LOADED_AT + n, json=json.dumps({"n": n, "severity": "high"}),
+                              missed=missed, every=every)
             n += 1
             if n > 100:
                 time.sleep(0.01)
@@ -382,7 +388,8 @@ def test_tap_json_carries_the_edge_and_time(ctl):
     code, out, _ = ctl("tap", "alerts", "incidents->by_severity", "--limit", "1", "--json")
     assert code == 0
     event = {"n": 0, "severity": "high"}
-    assert json.loads(out) == {"edge": "incidents->by_severity", "time": LOADED_AT, "json": event}
+    assert json.loads(out) == {"edge": "incidents->by_severity", "time": LOADED_AT, "json": event, "missed": 0,
+                               "every": False}
 
 
 def test_a_tap_the_server_ends_says_so(ctl):
@@ -392,6 +399,63 @@ def test_a_tap_the_server_ends_says_so(ctl):
 
 def test_tap_of_an_unknown_graph_exits_1(ctl):
     assert ctl("tap", "nope", "a->b") == (1, "", "engine: error: no graph 'nope' is running\n")
+
+
+def test_tap_save_writes_every_event_as_json_lines(ctl, tmp_path):
+    saved = tmp_path / "saved.jsonl"
+    assert ctl("tap", "alerts", "incidents->by_severity", "--save", str(saved), "--limit", "3") == (
+        0, "", f"saved 3 events to {saved}\n")
+    assert [json.loads(line) for line in saved.read_text().splitlines()] == [
+        {"n": n, "severity": "high"} for n in range(3)]
+    request = ctl.fake.calls[0][1]
+    assert (request.edge, request.limit, request.every, request.per_second) == (
+        "incidents->by_severity", 3, True, 0.0)  # every event: no rate
+    saved.write_text("an older file\n" * 10)
+    assert ctl("--json", "tap", "alerts", "a->b", "--save", str(saved), "--limit", "1")[:2] == (0, "")
+    assert saved.read_text() == '{"n": 0, "severity": "high"}\n'  # replaced; --json changes nothing in it
+
+
+def test_tap_save_with_rate_is_a_usage_error(ctl, tmp_path):
+    code, out, err = ctl("tap", "alerts", "a->b", "--save", str(tmp_path / "saved.jsonl"), "--rate", "5")
+    assert (code, out) == (2, "")
+    assert err.endswith("engine ctl tap: error: argument --rate: not allowed with argument --save\n")
+    assert ctl.fake.calls == [] and not (tmp_path / "saved.jsonl").exists()
+
+
+def test_tap_save_to_an_unwritable_file_is_one_error_line(ctl, tmp_path):
+    missing = tmp_path / "no" / "such" / "saved.jsonl"
+    assert ctl("tap", "alerts", "a->b", "--save", str(missing)) == (
+        2, "", f"engine: error: cannot write {missing}: No such file or directory\n")
+    assert ctl("tap", "alerts", "a->b", "--save", str(tmp_path)) == (
+        2, "", f"engine: error: cannot write {tmp_path}: Is a directory\n")
+    assert ctl.fake.calls == []  # checked before asking the engine
+
+
+def test_a_refused_save_leaves_the_file_as_it_was(ctl, tmp_path):
+    saved = tmp_path / "saved.jsonl"
+    assert ctl("tap", "nope", "a->b", "--save", str(saved)) == (1, "", "engine: error: no graph 'nope' is running\n")
+    assert not saved.exists()
+    saved.write_text('{"kept": true}\n')
+    assert ctl("tap", "nope", "a->b", "--save", str(saved))[0] == 1
+    assert saved.read_text() == '{"kept": true}\n'
+
+
+def test_a_save_that_missed_events_says_how_many_and_exits_1(ctl, tmp_path):
+    saved = tmp_path / "saved.jsonl"
+    assert ctl("tap", "alerts", "slow->reader", "--save", str(saved), "--limit", "4") == (1, "", (
+        f"saved 4 events to {saved}\n"
+        f"engine: warning: missed 7 events: this client fell behind and the engine's tap queue was full, so {saved} "
+        "has gaps (with --limit 65536 or less none are missed)\n"))
+    assert [json.loads(line)["n"] for line in saved.read_text().splitlines()] == [0, 1, 9, 10]
+
+
+def test_a_save_from_an_engine_that_only_samples_is_refused(ctl, tmp_path):
+    saved = tmp_path / "saved.jsonl"
+    code, out, err = ctl("tap", "alerts", "old->engine", "--save", str(saved))
+    assert (code, out) == (1, "")
+    assert err == (f"engine: error: the engine at {ctl.address} sent a sample, not every event: it is older than "
+                   "this engine ctl and cannot --save; upgrade it, or tap without --save\n")
+    assert not saved.exists()
 
 
 def test_events_one_line_each_or_json_lines(ctl):
@@ -473,3 +537,27 @@ def test_ctrl_c_ends_a_stream_with_exit_0(fake_server):
             process.kill()
     assert process.returncode == 0, err
     assert err == ""
+
+
+def test_ctrl_c_ends_a_save_with_whole_lines_and_a_summary(fake_server, tmp_path):
+    _, _, address = fake_server
+    saved = tmp_path / "saved.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADRACE_CONTROL_")}
+    process = subprocess.Popen([sys.executable, "-m", "adapters.cli.main", "ctl", "--address", address, "tap",
+                                "alerts", "a->b", "--save", str(saved)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (saved.exists() and saved.stat().st_size > 2000):  # past the fake's first 100, at once
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert (process.returncode, out) == (0, ""), err
+    lines = saved.read_text().splitlines(keepends=True)
+    assert all(line.endswith("\n") for line in lines)
+    assert [json.loads(line)["n"] for line in lines] == list(range(len(lines)))
+    assert err == f"saved {len(lines)} events to {saved}\n"

@@ -1,5 +1,6 @@
 """An operator's session: `engine ctl` against a real `engine serve` process, with a token."""
 
+import asyncio
 import json
 import os
 import re
@@ -9,8 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+from adapters.cli.ctl import ENGINE_SAVE_QUEUE
 from adapters.control.audit import verify
+from adapters.control.taps import SAVE_QUEUE, TapStream
 from tests.conftest import ROOT
 from tests.ctl_serve_support import Engine
 from tests.process_support import Lines, wait_for
@@ -173,3 +177,91 @@ def test_reload_apply_as_remove_and_events_against_a_real_engine(tmp_path):
     changes = [(r["principal"], r["method"], r["target"], r["result"]) for r in records if r["method"] != "Reload"]
     assert changes[:2] == [("token", "Apply", "copy.yaml", "added"), ("token", "Remove", "copy", "removed")]
     assert records[-1]["method"] == "Reload" and records[-1]["result"].startswith("broken.yaml: rejected")
+
+
+def test_tap_save_keeps_every_event_crossing_an_edge_as_a_test_input(tmp_path):
+    """`tap --save` against a real engine: every event of a fused link and of a plain edge, in
+    order, secrets masked, and the file feeds a graph test as it is."""
+    (tmp_path / "graphs").mkdir()
+    (tmp_path / "graphs" / "orders.yaml").write_text(GRAPH)
+    engine = Engine(tmp_path, {})
+    try:
+        engine.wait_serving()
+        for edge, name in (("events->priced", "fused.jsonl"), ("priced->out", "edge.jsonl")):
+            saved = engine.ctl("tap", "orders", edge, "--save", name, "--limit", "200")
+            assert (saved.returncode, saved.stdout, saved.stderr) == (0, "", f"saved 200 events to {name}\n")
+            events = [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+            first = events[0]["n"]
+            assert [e["n"] for e in events] == list(range(first, first + 200))  # every one, in order
+            assert {e["card"] for e in events} == {"****"}
+        # What crossed `priced->out` is what the sink wrote, but for the secret.
+        saved_events = [json.loads(line) for line in (tmp_path / "edge.jsonl").read_text().splitlines()]
+
+        def written() -> dict[int, dict[str, object]]:
+            return {e["n"]: e for e in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
+
+        wait_for(lambda: saved_events[-1]["n"] in written())
+        sink = written()
+        assert [{**sink[e["n"]], "card": "****"} for e in saved_events] == saved_events
+        assert sink[saved_events[0]["n"]]["card"] == "4111"
+    finally:
+        assert engine.stop() == 0, engine.log.read_text()
+    (tmp_path / "orders.test.yaml").write_text("""version: 1
+graph: graphs/orders.yaml
+tests:
+  - name: what production saw
+    inputs:
+      events: {file: fused.jsonl}
+    expect:
+      out:
+        count: 200
+        all: "cents == n * 100 and card == '****'"
+""")
+    tested = subprocess.run([sys.executable, "-m", "adapters.cli.main", "test", "orders.test.yaml"], cwd=tmp_path,
+                            env=engine.env, capture_output=True, text=True, timeout=60)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def _stream(every: bool, limit: int = 0) -> tuple[TapStream, list[object]]:
+    """A TapStream on a stand-in for a running graph (`card` secret); the observers it set."""
+    observers: list[object] = []
+    controls = SimpleNamespace(tap=lambda edge, observe: observers.append(observe),
+                               untap=lambda edge, observe: observers.remove(observe))
+    running = SimpleNamespace(plan=SimpleNamespace(secret_fields=("card",)), runtime=SimpleNamespace(
+        controls=controls), state="running")
+    return TapStream(running, "a->b", 0.0, every, limit), observers  # type: ignore[arg-type]
+
+
+def test_a_tap_of_every_event_counts_what_its_full_queue_skips():
+    """The engine's half of `tap --save`: no event is skipped while the queue has room (up to
+    the limit, every one fits); past that each skipped event is counted on the next kept one."""
+    assert SAVE_QUEUE == ENGINE_SAVE_QUEUE  # what `engine ctl` tells the operator
+    stream, observers = _stream(every=True)
+    assert observers == [stream.keep_every]
+    batch = [{"n": n, "card": "4111"} for n in range(SAVE_QUEUE + 5)]
+    assert stream.keep_every(batch) is True  # it wants every next one
+    assert stream.queue.qsize() == SAVE_QUEUE
+    assert [stream.queue.get_nowait() for _ in range(2)] == [(0, '{"n":0,"card":"****"}'), (0, '{"n":1,"card":"****"}')]
+    stream.keep_every([{"n": SAVE_QUEUE + 5, "card": "4111"}])
+    kept = [stream.queue.get_nowait() for _ in range(stream.queue.qsize())]
+    assert kept[-1] == (5, f'{{"n":{SAVE_QUEUE + 5},"card":"****"}}')  # after the 5 that found it full
+    assert [missed for missed, _ in kept[:-1]] == [0] * (SAVE_QUEUE - 2)
+    stream.close()
+    assert observers == []
+
+    limited, _ = _stream(every=True, limit=3)
+    assert limited.keep_every(batch[:10]) is False  # the limit is reached: nothing more wanted
+    assert limited.keep_every(batch[10:]) is False
+    assert [json.loads(text)["n"] for _, text in [limited.queue.get_nowait() for _ in range(3)]] == [0, 1, 2]
+    assert limited.queue.empty()
+
+
+def test_a_tap_sends_what_it_kept_before_its_graph_stopped():
+    stream, _ = _stream(every=True)
+    stream.keep_every([{"n": n} for n in range(3)])
+    stream.running.state = "finished"
+
+    async def all_sent() -> list[tuple[int, str]]:
+        return [item async for item in stream.events(lambda: True)]
+
+    assert asyncio.run(all_sent()) == [(0, '{"n":0}'), (0, '{"n":1}'), (0, '{"n":2}')]

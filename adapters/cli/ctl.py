@@ -21,6 +21,9 @@ from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 if TYPE_CHECKING:
     from adapters.cli.ctl_client import Connection
 
+MAX_LIMIT = 2**32 - 1  # TapRequest.limit is a uint32
+ENGINE_SAVE_QUEUE = 65536  # adapters/control/taps.py SAVE_QUEUE, without loading the engine here
+
 
 def _positive(text: str) -> float:
     try:
@@ -35,6 +38,8 @@ def _positive(text: str) -> float:
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more: {text!r}")
+    if int(text) > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LIMIT}: {text!r}")
     return int(text)
 
 
@@ -93,12 +98,17 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                        help="file name in the served directory (default: FILE's base name)")
     remove = verb("remove", "delete a graph's file from the served directory and stop the graph")
     remove.add_argument("graph", metavar="GRAPH")
-    tap = verb("tap", "print a sample of the events crossing one edge, one JSON line each, until Ctrl-C")
+    tap = verb("tap", "print a sample of the events crossing one edge, one JSON line each, until Ctrl-C; "
+               "or save every one of them to a file (--save)")
     tap.add_argument("graph", metavar="GRAPH")
     tap.add_argument("edge", metavar="EDGE", help="an edge id, e.g. priced->buys")
     tap.add_argument("--limit", type=_count, default=0, metavar="N", help="stop after N events (default: no limit)")
-    tap.add_argument("--rate", type=_positive, default=0.0, metavar="R",
-                     help="at most R events a second (default: the engine's, 10)")
+    sample_or_save = tap.add_mutually_exclusive_group()
+    sample_or_save.add_argument("--rate", type=_positive, default=0.0, metavar="R",
+                                help="at most R events a second (default: the engine's, 10)")
+    sample_or_save.add_argument("--save", metavar="FILE",
+                                help="write every event, none skipped, to FILE as JSON Lines (a test's "
+                                "`inputs: {NODE: {file: FILE}}`) instead of printing a sample")
     verb("events", "print reloads, state changes and errors as they happen, until Ctrl-C")
     verb("health", "print the serving status; exit 0 only when SERVING")
 
@@ -187,6 +197,8 @@ def _one_result(args: argparse.Namespace, answer: Any) -> int:
 
 
 def _tap(c: "Connection", args: argparse.Namespace) -> int:
+    if args.save is not None:
+        return _save(c, args)
     request = c.pb.TapRequest(graph=args.graph, edge=args.edge, limit=args.limit, per_second=args.rate)
 
     def show(event: Any) -> None:
@@ -195,6 +207,53 @@ def _tap(c: "Connection", args: argparse.Namespace) -> int:
     if not c.stream(c.stub.Tap, request, show, args.limit):
         _note(f"the tap ended: graph '{args.graph}' stopped, or was replaced or removed")
     return EXIT_OK
+
+
+def _save(c: "Connection", args: argparse.Namespace) -> int:
+    """`tap --save FILE`: every event the engine's tap sees, one line each, until the limit,
+    Ctrl-C or the graph's end; then `saved N events to FILE` on standard error. Events the
+    engine had to skip (this client fell behind a full queue) are reported, and exit 1."""
+    file = args.save
+    try:
+        saved = fmt.SavedEvents(file)
+    except OSError as exc:
+        raise Refusal(f"cannot write {file}: {exc.strerror or exc}", EXIT_USAGE) from None
+    missed = 0
+
+    def keep(event: Any) -> None:
+        nonlocal missed
+        if not event.every:
+            raise Refusal(f"the engine at {c.address} sent a sample, not every event: it is older than this "
+                          "engine ctl and cannot --save; upgrade it, or tap without --save", EXIT_PROBLEMS)
+        missed += event.missed
+        try:
+            saved.write(event.json)
+        except OSError as exc:
+            raise Refusal(f"cannot write {file}: {exc.strerror or exc} (it holds the first {saved.count} events)",
+                          EXIT_USAGE) from None
+
+    request = c.pb.TapRequest(graph=args.graph, edge=args.edge, limit=args.limit, every=True)
+    try:
+        finished = c.stream(c.stub.Tap, request, keep, args.limit)
+    except Refusal:
+        saved.close(refused=True)
+        if saved.count:
+            _saved(saved.count, file)
+        raise
+    finally:
+        saved.close()  # also when interrupted outside the stream: every line in FILE is whole
+    if not finished:
+        _note(f"the tap ended: graph '{args.graph}' stopped, or was replaced or removed")
+    _saved(saved.count, file)
+    if missed:
+        print(f"engine: warning: missed {missed} events: this client fell behind and the engine's tap queue was "
+              f"full, so {file} has gaps (with --limit {ENGINE_SAVE_QUEUE} or less none are missed)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def _saved(count: int, file: str) -> None:
+    print(f"saved {count} events to {file}", file=sys.stderr)
 
 
 def _events(c: "Connection", args: argparse.Namespace) -> int:

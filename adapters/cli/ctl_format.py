@@ -1,11 +1,15 @@
-"""What `engine ctl` prints: control-plane answers as tables and lines for people, or as JSON.
+"""What `engine ctl` prints: control-plane answers as tables and lines for people, or as JSON;
+and the JSON Lines file `tap --save` writes.
 
 The JSON form of an answer is its proto message with the proto's field names, every field
 present (zeros and empty lists too), 64-bit integers as numbers, and the fields that carry
 JSON text (`TapEvent.json`, `EngineEvent.json`) embedded as parsed values.
 """
 
+import contextlib
 import json
+import os
+import stat
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -151,3 +155,48 @@ def result_lines(result: Any) -> list[str]:
 def event_line(event: Any) -> str:
     """`time kind graph detail` for one EngineEvent."""
     return f"{moment(event.time, millis=True)} {event.kind or NONE} {event.graph or NONE} {event.detail}".rstrip()
+
+
+class SavedEvents:
+    """`engine ctl tap --save FILE`: the tapped events as JSON Lines, one line per event, each
+    written whole as it comes (the file can be followed while it grows). Closing cuts off a
+    line an interruption left half-written, so whatever ends the command leaves a valid JSON
+    Lines file. FILE is checked (opened for writing) at once but emptied only at the first
+    event: a tap the engine refuses leaves it as it was, and removes it if it was not there."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.created = not os.path.lexists(file)
+        self.fd = os.open(file, os.O_WRONLY | os.O_CREAT, 0o666)
+        self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)  # not a pipe or /dev/stdout
+        self.started = False
+        self.count = 0
+        self.size = 0  # bytes of whole lines
+
+    def write(self, text: str) -> None:
+        """One event's JSON text (compact, as the engine sends it) as one line."""
+        if not self.started:
+            self.started = True
+            if self.regular:
+                os.ftruncate(self.fd, 0)
+        data = memoryview(text.encode("utf-8") + b"\n")
+        size = self.size + len(data)
+        while data:
+            data = data[os.write(self.fd, data):]
+        self.size = size
+        self.count += 1
+
+    def close(self, refused: bool = False) -> None:
+        """Ends the file after its last whole line; again: nothing. `refused`: the tap ended
+        in an error, so a file that was not there and got no event is removed."""
+        if self.fd < 0:
+            return
+        fd, self.fd = self.fd, -1
+        try:
+            if self.regular and (self.started or not refused):
+                os.ftruncate(fd, self.size)
+        finally:
+            os.close(fd)
+        if refused and not self.started and self.created:
+            with contextlib.suppress(OSError):  # already gone: nothing to tidy
+                os.unlink(self.file)

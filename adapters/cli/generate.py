@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from adapters.cli.registry import default_registry
+from adapters.pictures.docs_page import with_pictures
 from engine.spec import SpecRegistry
 from loader.api import load_directory
 from loader.reference import Usages, nodes_markdown, problems_markdown, with_policy_table
@@ -38,6 +39,8 @@ def generated_files() -> dict[str, str]:
     files["docs/nodes.md"] = nodes_markdown(registry, example_usages(registry))
     files["docs/problems.md"] = problems_markdown()
     files["docs/edges.md"] = with_policy_table((ROOT / "docs/edges.md").read_text(encoding="utf-8"))
+    files["docs/graphs.md"] = with_pictures((ROOT / "docs/graphs.md").read_text(encoding="utf-8"), ROOT / "graphs",
+                                            registry)
     return files
 
 

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from adapters.allocator import keep_heap_headroom
-from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, migrate_cmd, state_cmd, test_cmd
+from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, graph_cmd, migrate_cmd, state_cmd, test_cmd
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.registry import default_registry
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="print the compiled plan of one graph file as canonical JSON")
     plan.add_argument("file", metavar="FILE")
+    graph_cmd.add_parser(commands)
 
     run = commands.add_parser("run", help="run one graph file until its sources are exhausted (or SIGINT/SIGTERM)")
     run.add_argument("file", metavar="FILE")
@@ -147,6 +148,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return cmd_validate(args.paths, args.format, args.deprecations)
     if args.command == "plan":
         return cmd_plan(args.file)
+    if args.command == "graph":
+        return graph_cmd.cmd_graph(args)
     if args.command == "run":
         keep_heap_headroom()
         return cmd_run(args.file, args.stats_file, args.config)

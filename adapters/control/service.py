@@ -248,11 +248,14 @@ class ControlService(control_pb2_grpc.ControlServicer):
         if request.edge not in running.runtime.edges:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"graph '{running.name}' has no edge '{request.edge}'; "
                                 "its edges: " + ", ".join(sorted(running.runtime.edges)))
-        stream = TapStream(running, request.edge, request.per_second or 10.0)
+        if request.every and request.per_second:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "a tap of every event has no rate: leave per_second at 0")
+        stream = TapStream(running, request.edge, request.per_second or 10.0, request.every, request.limit)
         sent = 0
         try:
-            async for text in stream.events(lambda: self.host.graphs.get(running.file) is running):
-                yield pb.TapEvent(edge=request.edge, time=time.time(), json=text)
+            async for missed, text in stream.events(lambda: self.host.graphs.get(running.file) is running):
+                yield pb.TapEvent(edge=request.edge, time=time.time(), json=text, missed=missed, every=request.every)
                 sent += 1
                 if request.limit and sent >= request.limit:
                     return

@@ -209,26 +209,32 @@ class RemoveResponse(_message.Message):
     def __init__(self, result: _Optional[_Union[ReloadResult, _Mapping]] = ...) -> None: ...
 
 class TapRequest(_message.Message):
-    __slots__ = ("graph", "edge", "limit", "per_second")
+    __slots__ = ("graph", "edge", "limit", "per_second", "every")
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     EDGE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
     graph: str
     edge: str
     limit: int
     per_second: float
-    def __init__(self, graph: _Optional[str] = ..., edge: _Optional[str] = ..., limit: _Optional[int] = ..., per_second: _Optional[float] = ...) -> None: ...
+    every: bool
+    def __init__(self, graph: _Optional[str] = ..., edge: _Optional[str] = ..., limit: _Optional[int] = ..., per_second: _Optional[float] = ..., every: _Optional[bool] = ...) -> None: ...
 
 class TapEvent(_message.Message):
-    __slots__ = ("edge", "time", "json")
+    __slots__ = ("edge", "time", "json", "missed", "every")
     EDGE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
     edge: str
     time: float
     json: str
-    def __init__(self, edge: _Optional[str] = ..., time: _Optional[float] = ..., json: _Optional[str] = ...) -> None: ...
+    missed: int
+    every: bool
+    def __init__(self, edge: _Optional[str] = ..., time: _Optional[float] = ..., json: _Optional[str] = ..., missed: _Optional[int] = ..., every: _Optional[bool] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
     __slots__ = ()

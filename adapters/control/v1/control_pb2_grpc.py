@@ -145,7 +145,8 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Tap(self, request, context):
-        """A sample of the events crossing one edge, secret fields masked, rate-limited.
+        """A sample of the events crossing one edge, secret fields masked, rate-limited; or every
+        event (`every`), for `engine ctl tap --save`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
