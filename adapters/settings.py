@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     control_client_ca: Path | None = None
     audit_log: Path | None = None  # JSON lines of every mutating control call, hash-chained
     metrics_address: str | None = None
+    # With a control_token, scrapes must send it unless this is set; without one, a
+    # non-loopback metrics address is refused unless this is set.
+    metrics_public: bool = False
     # GPU segments run on: auto (the first GPU, else NumPy), numpy, cpu, a device number or part
     # of a device name; fallback numpy: a missing device or one without float64 gives way to NumPy.
     opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = DEFAULT_DEVICE
@@ -142,6 +145,7 @@ RULES: Final[Mapping[str, str]] = {
     "control_client_ca": "must be the path of a PEM CA certificate file (clients must present a certificate it signed)",
     "audit_log": "must be a file path",
     "metrics_address": "must be HOST:PORT, e.g. 0.0.0.0:9090, or empty for no metrics endpoint",
+    "metrics_public": "must be true or false",
     "opencl_device": "must be auto, numpy, cpu, a device number or part of a device name, not empty",
     "opencl_fallback": "must be none or numpy",
 }

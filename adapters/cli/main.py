@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--stats-file", metavar="PATH",
                      help="write node and edge counters as JSON to PATH when the run ends")
     run.add_argument("--config", metavar="FILE", help=SETTINGS_FILE_HELP)
+    run.add_argument("--metrics-address", metavar="HOST:PORT",
+                     help="serve Prometheus metrics at http://HOST:PORT/metrics while the graph runs")
 
     serve = commands.add_parser("serve", help="run every graph in DIR and follow DIR as it changes (SIGTERM drains)")
     serve.add_argument("directory", metavar="DIR")
@@ -152,7 +154,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return graph_cmd.cmd_graph(args)
     if args.command == "run":
         keep_heap_headroom()
-        return cmd_run(args.file, args.stats_file, args.config)
+        return cmd_run(args.file, args.stats_file, args.config, args.metrics_address)
     if args.command == "serve":
         from adapters.cli.serve_cmd import cmd_serve  # watchfiles and the settings load only here
 

@@ -6,17 +6,23 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS
+from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry, registry_for, registry_without_settings
 from adapters.durable import DurableFactory, durable_factory, has_durable_edges
+from adapters.observe import MetricsError
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
 from engine.runtime import Runtime
 from engine.spec import SpecRegistry
+
+if TYPE_CHECKING:
+    from adapters.observe.endpoint import MetricsEndpoint
 
 
 class _StderrLines(logging.Handler):
@@ -53,7 +59,39 @@ class _Signals:
             self.runtime.fail(f"interrupted twice: stopped without draining{lost}")
 
 
-async def _run(runtime: Runtime) -> bool:
+def _metrics(runtime: Runtime, file: str, address: str, config: str | None) -> "MetricsEndpoint":
+    """`--metrics-address`: the endpoint of `engine serve`, for this one graph; the token
+    rule is serve's (control_token and metrics_public from the settings)."""
+    from adapters.observe.endpoint import MetricsEndpoint
+    from adapters.observe.metrics import metrics_registry
+    from adapters.observe.snapshot import graph_view, on_loop, stamped
+    from adapters.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(Path(config) if config else None)
+    except SettingsError as exc:
+        raise MetricsError(str(exc).replace("\n", "; ")) from None
+    token = settings.control_token.get_secret_value() if settings.control_token is not None else None
+
+    def state() -> str:
+        return "failed" if runtime.failure else "running" if runtime.running else "finished"
+
+    take = on_loop(asyncio.get_running_loop(), lambda: stamped([graph_view(runtime.plan.name, file, state(), runtime)]))
+    return MetricsEndpoint(address, metrics_registry(take), token, settings.metrics_public)
+
+
+async def _run(runtime: Runtime, metrics: Callable[[], "MetricsEndpoint"] | None = None) -> bool:
+    endpoint = metrics() if metrics is not None else None  # bound before the graph starts
+    if endpoint is not None:
+        endpoint.start()
+    try:
+        return await _run_graph(runtime)
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+
+
+async def _run_graph(runtime: Runtime) -> bool:
     loop = asyncio.get_running_loop()
     handler = _Signals(runtime)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -96,7 +134,7 @@ def _configured(plan: GraphPlan, registry: SpecRegistry,
     return registry_for(settings), factory
 
 
-def cmd_run(file: str, stats_file: str | None, config: str | None = None) -> int:
+def cmd_run(file: str, stats_file: str | None, config: str | None = None, metrics_address: str | None = None) -> int:
     registry = default_registry()  # validating needs no settings
     plan, code = load_plan(file, registry)
     if plan is None:
@@ -112,8 +150,12 @@ def cmd_run(file: str, stats_file: str | None, config: str | None = None) -> int
     except NodeFailure as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
+    metrics = (lambda: _metrics(runtime, file, metrics_address, config)) if metrics_address else None
     try:
-        ok = asyncio.run(_run(runtime))
+        ok = asyncio.run(_run(runtime, metrics))
+    except MetricsError as exc:
+        print(f"engine: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # a bug in a node: still one line, and the counters so far
         runtime.fail(f"internal error: {type(exc).__name__}: {exc} (please report this with the graph file)")
         ok = False

@@ -11,6 +11,8 @@ from adapters.cli.registry import registry_for
 from adapters.control.auth import ControlSecurityError
 from adapters.control.server import ControlPlane
 from adapters.durable import durable_factory
+from adapters.observe import MetricsError
+from adapters.observe.endpoint import MetricsEndpoint
 from adapters.serve.host import Host
 from adapters.serve.logs import configure
 from adapters.serve.server import Server
@@ -43,15 +45,31 @@ class _Signals:
             self.dropped = self.host.interrupt(INTERRUPTED)
 
 
+def _metrics(settings: Settings, host: Host, token: str | None) -> "MetricsEndpoint | None":
+    """The /metrics endpoint, bound before anything else starts (a bad address or a port in
+    use stops serve at once); it reads the counters on this loop, between batches."""
+    if not settings.metrics_address:
+        return None
+    from adapters.observe.metrics import metrics_registry
+    from adapters.observe.snapshot import on_loop, serve_snapshot
+
+    take = on_loop(asyncio.get_running_loop(), lambda: serve_snapshot(host))
+    return MetricsEndpoint(settings.metrics_address, metrics_registry(take), token, settings.metrics_public)
+
+
 async def _serve(directory: Path, settings: Settings) -> int:
     durable = durable_factory(settings.state_dir, settings.durable_max_mb)
     host = Host(registry_for(settings), settings.drain_timeout_s, durable=durable)
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
     token = settings.control_token.get_secret_value() if settings.control_token is not None else None
+    metrics = _metrics(settings, host, token)
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,
                          settings.control_client_ca, settings.audit_log, server, host, settings.drain_timeout_s)
     await plane.start()
     LOG.info(f"control plane on {settings.control_address}")
+    if metrics is not None:
+        metrics.start()
+        LOG.info(f"metrics on http://{settings.metrics_address}/metrics")
     loop = asyncio.get_running_loop()
     signals = _Signals(server, host, plane)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -62,6 +80,8 @@ async def _serve(directory: Path, settings: Settings) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await plane.stop(0.0 if host.interrupted else 1.0)
+        if metrics is not None:
+            metrics.stop()
     if host.interrupted:
         lost = f" ({signals.dropped} events in memory edges dropped)" if signals.dropped else ""
         print(f"engine: error: {INTERRUPTED}{lost}", file=sys.stderr)
@@ -84,6 +104,6 @@ def cmd_serve(directory: str, config: str | None) -> int:
     configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(_serve(path, settings))
-    except ControlSecurityError as exc:
+    except (ControlSecurityError, MetricsError) as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

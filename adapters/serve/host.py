@@ -93,6 +93,7 @@ class Host:
         self.graphs: dict[str, RunningGraph] = {}  # by file name
         self.status: dict[str, GraphStatus] = {}
         self.reloads = 0
+        self.reload_counts: dict[tuple[str, str], int] = {}  # (graph, result) -> how many, for /metrics
         self.interrupted = ""  # why every graph stops at once (a second SIGINT/SIGTERM)
         # Called with (kind, file, graph, detail, record) for reloads, state changes and
         # failures: the control plane's WatchEvents.
@@ -185,6 +186,8 @@ class Host:
         return ReloadResult(name, plan.name, UPDATED, running.plan_hash, dropped=dropped, nodes=changes)
 
     def _record(self, result: ReloadResult) -> None:
+        key = (result.graph or result.file, result.result)
+        self.reload_counts[key] = self.reload_counts.get(key, 0) + 1
         if result.result == REMOVED:
             LOG.info("reload", extra={"reload": result.to_dict()})
             self.publish("reload", result.file, result.graph, result.detail(), result.to_dict())
