@@ -70,10 +70,10 @@ class FakeControl(control_pb2_grpc.ControlServicer):
             return pb.Graph(summary=summary, failure="node 'load' failed: no such file: data/orders.csv")
         nodes = [pb.NodeState(name="incidents", type="http.listen", state="running", events_in=0, events_out=1200),
                  pb.NodeState(name="by_severity", type="route", state="paused", inputs=["incidents->by_severity"],
-                              events_in=1200, events_out=1190, errors=10)]
+                              events_in=1200, events_out=1190, errors=10, busy_seconds=0.25)]
         edges = [pb.EdgeState(id="incidents->by_severity", from_node="incidents", from_port="out",
                               to_node="by_severity", policy="block", capacity=1024, depth=12, enqueued=1212,
-                              dropped=0, high_water=300)]
+                              dropped=0, high_water=300, blocked_seconds=1.5)]
         return pb.Graph(summary=summary, nodes=nodes, edges=edges)
 
     def Pause(self, request, context):
@@ -231,12 +231,12 @@ def test_status_of_one_graph_in_full(ctl):
         "  last result: updated at 2026-05-01T12:00:03Z",
     ]
     assert lines[7:] == [
-        "NODE         TYPE         STATE      IN   OUT  ERRORS",
-        "incidents    http.listen  running     0  1200       0",
-        "by_severity  route        paused   1200  1190      10",
+        "NODE         TYPE         STATE      IN   OUT  ERRORS  BUSY S",
+        "incidents    http.listen  running     0  1200       0   0.000",
+        "by_severity  route        paused   1200  1190      10   0.250",
         "",
-        "EDGE                    POLICY  DEPTH/CAP  ENQUEUED  DROPPED  COALESCED  HIGH WATER",
-        "incidents->by_severity  block     12/1024      1212        0          0         300",
+        "EDGE                    POLICY  DEPTH/CAP  ENQUEUED  DROPPED  COALESCED  HIGH WATER  BLOCKED S",
+        "incidents->by_severity  block     12/1024      1212        0          0         300      1.500",
     ]
 
 

@@ -79,7 +79,11 @@ def test_an_operator_steers_a_running_engine_with_ctl(tmp_path):
         (tmp_path / "bad.yaml").write_text("version: 1\nnodes:\n  x: {type: nope}\n")
         invalid = ctl("apply", "bad.yaml")
         assert invalid.returncode == 1 and "bad.yaml:3:13: HR031 unknown node type 'nope'" in invalid.stderr
-        hash_now = json.loads(ctl("status", "orders", "--json").stdout)["summary"]["plan_hash"]
+        detail = json.loads(ctl("status", "orders", "--json").stdout)
+        hash_now = detail["summary"]["plan_hash"]
+        for node in detail["nodes"]:  # the stats file's counters: out per port, busy time
+            assert sum(node["events_out_by_port"].values()) == node["events_out"] and node["busy_seconds"] >= 0
+        assert all(edge["blocked_seconds"] >= 0 for edge in detail["edges"])
         stale = ctl("apply", "graphs/orders.yaml", "--expect", "sha256:0000")
         assert stale.returncode == 1 and hash_now in stale.stderr
 

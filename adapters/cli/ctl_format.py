@@ -28,7 +28,9 @@ def to_dict(message: "Message") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in message.DESCRIPTOR.fields:
         value = getattr(message, field.name)
-        if field.message_type is not None:
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            out[field.name] = {k: to_dict(v) if hasattr(v, "DESCRIPTOR") else v for k, v in sorted(value.items())}
+        elif field.message_type is not None:
             out[field.name] = [to_dict(v) for v in value] if field.is_repeated else to_dict(value)
         elif field.is_repeated:
             out[field.name] = list(value)
@@ -103,13 +105,14 @@ def graph_detail(graph: Any) -> list[str]:
     if s.problems:
         lines += ["", "problems of the rejected version:"] + [f"  {p}" for p in s.problems]
     if graph.nodes:
-        rows = [(n.name, n.type, n.state, n.events_in, n.events_out, n.errors) for n in graph.nodes]
-        lines += [""] + table(("NODE", "TYPE", "STATE", "IN", "OUT", "ERRORS"), rows, numeric=(3, 4, 5))
+        rows = [(n.name, n.type, n.state, n.events_in, n.events_out, n.errors, f"{n.busy_seconds:.3f}")
+                for n in graph.nodes]
+        lines += [""] + table(("NODE", "TYPE", "STATE", "IN", "OUT", "ERRORS", "BUSY S"), rows, numeric=(3, 4, 5, 6))
     if graph.edges:
-        edge_rows = [(e.id, e.policy, f"{e.depth}/{e.capacity}", e.enqueued, e.dropped, e.coalesced, e.high_water)
-                     for e in graph.edges]
-        lines += [""] + table(("EDGE", "POLICY", "DEPTH/CAP", "ENQUEUED", "DROPPED", "COALESCED", "HIGH WATER"),
-                              edge_rows, numeric=(2, 3, 4, 5, 6))
+        edge_rows = [(e.id, e.policy, f"{e.depth}/{e.capacity}", e.enqueued, e.dropped, e.coalesced, e.high_water,
+                      f"{e.blocked_seconds:.3f}") for e in graph.edges]
+        lines += [""] + table(("EDGE", "POLICY", "DEPTH/CAP", "ENQUEUED", "DROPPED", "COALESCED", "HIGH WATER",
+                               "BLOCKED S"), edge_rows, numeric=(2, 3, 4, 5, 6, 7))
     return lines
 
 

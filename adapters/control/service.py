@@ -123,14 +123,16 @@ class ControlService(control_pb2_grpc.ControlServicer):
             state = PAUSED if runtime.controls.node_paused(node.name) else "finished" if runner.finished else "running"
             nodes.append(pb.NodeState(name=node.name, type=node.type, state=state, inputs=list(node.inputs),
                                       events_in=counters["in"], events_out=counters["out"],
-                                      errors=counters["errors"]))
+                                      errors=counters["errors"], events_out_by_port=counters["ports"],
+                                      busy_seconds=counters["busy_s"]))
         edges = []
         for edge in running.plan.edges:
             c = edges_stats[edge.id]
             edges.append(pb.EdgeState(id=edge.id, from_node=edge.from_node, from_port=edge.from_port,
                                       to_node=edge.to_node, policy=edge.policy, capacity=edge.capacity,
                                       depth=c["depth"], enqueued=c["enqueued"], dropped=c["dropped"],
-                                      coalesced=c["coalesced"], high_water=c["high_water"]))
+                                      coalesced=c["coalesced"], high_water=c["high_water"],
+                                      blocked_seconds=c["blocked_s"]))
         return pb.Graph(summary=self._summary(running.file), nodes=nodes, edges=edges,
                         failure=runtime.failure)
 

@@ -59,7 +59,14 @@ class GetGraphRequest(_message.Message):
     def __init__(self, graph: _Optional[str] = ...) -> None: ...
 
 class NodeState(_message.Message):
-    __slots__ = ("name", "type", "state", "inputs", "events_in", "events_out", "errors")
+    __slots__ = ("name", "type", "state", "inputs", "events_in", "events_out", "errors", "events_out_by_port", "busy_seconds")
+    class EventsOutByPortEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +74,8 @@ class NodeState(_message.Message):
     EVENTS_IN_FIELD_NUMBER: _ClassVar[int]
     EVENTS_OUT_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_OUT_BY_PORT_FIELD_NUMBER: _ClassVar[int]
+    BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     state: str
@@ -74,10 +83,12 @@ class NodeState(_message.Message):
     events_in: int
     events_out: int
     errors: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
+    events_out_by_port: _containers.ScalarMap[str, int]
+    busy_seconds: float
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., errors: _Optional[int] = ..., events_out_by_port: _Optional[_Mapping[str, int]] = ..., busy_seconds: _Optional[float] = ...) -> None: ...
 
 class EdgeState(_message.Message):
-    __slots__ = ("id", "from_node", "from_port", "to_node", "policy", "capacity", "depth", "enqueued", "dropped", "coalesced", "high_water")
+    __slots__ = ("id", "from_node", "from_port", "to_node", "policy", "capacity", "depth", "enqueued", "dropped", "coalesced", "high_water", "blocked_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     FROM_PORT_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +100,7 @@ class EdgeState(_message.Message):
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     COALESCED_FIELD_NUMBER: _ClassVar[int]
     HIGH_WATER_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     from_node: str
     from_port: str
@@ -100,7 +112,8 @@ class EdgeState(_message.Message):
     dropped: int
     coalesced: int
     high_water: int
-    def __init__(self, id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_port: _Optional[str] = ..., to_node: _Optional[str] = ..., policy: _Optional[str] = ..., capacity: _Optional[int] = ..., depth: _Optional[int] = ..., enqueued: _Optional[int] = ..., dropped: _Optional[int] = ..., coalesced: _Optional[int] = ..., high_water: _Optional[int] = ...) -> None: ...
+    blocked_seconds: float
+    def __init__(self, id: _Optional[str] = ..., from_node: _Optional[str] = ..., from_port: _Optional[str] = ..., to_node: _Optional[str] = ..., policy: _Optional[str] = ..., capacity: _Optional[int] = ..., depth: _Optional[int] = ..., enqueued: _Optional[int] = ..., dropped: _Optional[int] = ..., coalesced: _Optional[int] = ..., high_water: _Optional[int] = ..., blocked_seconds: _Optional[float] = ...) -> None: ...
 
 class Graph(_message.Message):
     __slots__ = ("summary", "nodes", "edges", "failure")
