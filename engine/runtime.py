@@ -206,7 +206,11 @@ class Runtime:
                 if not task.done():
                     task.cancel()
             if self.tasks:
-                await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+                ended = await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+                for name, outcome in zip(list(self.tasks), ended):
+                    # An IO node that broke: the graph fails with it, never silently.
+                    if isinstance(outcome, Exception) and not isinstance(outcome, asyncio.CancelledError):
+                        self.fail(f"node '{name}': unexpected {type(outcome).__name__}: {outcome}")
             await io_drivers.close_io(self, list(self.runners.values()))
             self.elapsed_s = self.clock.now() - self.started_at
             self.running = False
