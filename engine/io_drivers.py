@@ -99,8 +99,9 @@ async def drive_source(rt: "Runtime", r: NodeRunner) -> None:
                 break
     except NodeFailure as exc:
         rt.fail(str(exc))
-    except Exception as exc:  # a bug in a source: the graph fails with it, never silently
-        rt.fail(_unexpected(r, exc))
+    except Exception as error:  # a bug in a source: the graph fails with it, never silently
+        # (its own name: mypyc types a name shared by two handlers as the first one's class)
+        rt.fail(_unexpected(r, error))
     finally:
         source.done_reading()
         _finished(rt, r)
@@ -134,8 +135,8 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
             await rt.signal.wait(INFINITY)
     except NodeFailure as exc:
         rt.fail(str(exc))
-    except Exception as exc:
-        rt.fail(_unexpected(r, exc))
+    except Exception as error:
+        rt.fail(_unexpected(r, error))
     finally:
         _finished(rt, r)
 
