@@ -87,6 +87,9 @@ class LmdbEdge(Edge):
             self._load()  # before `enqueued` is read: loading sets it
         return super().counters()
 
+    def storage_counters(self) -> dict[str, int]:
+        return {"durable_bytes": self.table.size_bytes(), "durable_commits": self.table.commits}
+
     def offer(self, events: Batch) -> Batch:
         self._use()
         if not events:

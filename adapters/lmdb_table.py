@@ -89,6 +89,7 @@ class EdgeTable:
         self.name = database_name(graph, edge_id)
         self.db = store.database(self.name)
         self.positions = store.database(CHECKPOINTS)
+        self.commits = 0  # write transactions committed for this edge (metrics)
 
     def scan(self, events: bool) -> tuple[int, int, int, list[tuple[int, Event]]]:
         """(first key, next key, count, and every (key, event) when `events`)."""
@@ -152,7 +153,10 @@ class EdgeTable:
                 txn.put(key, value, db=positions)
             return after
 
-        return self.store.write(work)
+        after = self.store.write(work)
+        if after is not None:
+            self.commits += 1
+        return after
 
     def erase(self, count: int, saves: dict[str, str]) -> bool:
         """Delete the oldest `count` events and save checkpoints; False when out of room."""
@@ -169,7 +173,20 @@ class EdgeTable:
                 txn.put(key, value, db=positions)
             return True
 
-        return self.store.write(work, freeing=True) is not None
+        done = self.store.write(work, freeing=True) is not None
+        self.commits += done
+        return done
+
+    def size_bytes(self) -> int:
+        """The pages the edge's events take on disk (its database's, without free pages)."""
+        db = self.db
+
+        def work(txn: lmdb.Transaction) -> int:
+            stat = txn.stat(db)
+            return int(stat["psize"]) * (int(stat["branch_pages"]) + int(stat["leaf_pages"]) +
+                                         int(stat["overflow_pages"]))
+
+        return self.store.read(work)
 
     def checkpoint(self, owner: str) -> str:
         key, positions = checkpoint_key(self.graph, self.edge_id, owner), self.positions

@@ -188,6 +188,11 @@ class Edge:
         self.delivered += len(out)
         return out
 
+    def storage_counters(self) -> dict[str, int]:
+        """What the edge's storage adds to its counters (a durable edge: bytes on disk,
+        commits); a memory edge adds nothing."""
+        return {}
+
     def counters(self) -> dict[str, int]:
         return {
             "enqueued": self.enqueued,

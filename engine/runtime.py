@@ -384,6 +384,7 @@ class Runtime:
 
 def edge_counters(edge: Edge) -> dict[str, object]:
     out: dict[str, object] = dict(edge.counters())
+    out.update(edge.storage_counters())
     out["capacity"] = edge.capacity
     waiting = edge.blocked_s  # a wait still going on counts up to the last pass
     out["blocked_s"] = round(waiting, 6)

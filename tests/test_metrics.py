@@ -215,3 +215,25 @@ def test_engine_run_serves_metrics_while_the_graph_runs(served):
     bad = engine("run", str(graph), "--metrics-address", "nowhere", env=env, cwd=tmp_path)
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "engine: error: metrics address 'nowhere' is not HOST:PORT" in err
+
+
+def test_durable_edges_report_their_bytes_and_commits(tmp_path):
+    from adapters.durable import durable_factory
+    from tests.runtime_support import build
+    runtime = build("""
+        version: 2
+        name: kept
+        nodes:
+          src: {type: generate, with: {count: 300, fields: {n: i, text: "'x' * 100"}}}
+          out: {type: test.record, from: {node: src, edge: {durable: true}}}
+        """, durable=durable_factory(tmp_path / "state", 64))
+    assert asyncio.run(runtime.run())
+    edge = runtime.stats()["edges"]["src->out"]
+    assert edge["durable_commits"] >= 2 and edge["durable_bytes"] == 0  # every event handed on and erased
+    found = samples(generate_latest(metrics_registry(
+        lambda: stamped([graph_view("kept", "kept.yaml", "finished", runtime)]))).decode())
+    assert value(found, "headrace_durable_commits_total", graph="kept", edge="src->out") == edge["durable_commits"]
+    assert value(found, "headrace_durable_bytes", graph="kept", edge="src->out") == 0
+    held = runtime.durable(runtime.plan, runtime.edges["src->out"].plan)  # the same table, opened again
+    held.offer([{"n": i, "text": "x" * 100} for i in range(50)])
+    assert held.storage_counters()["durable_bytes"] > 0 and held.storage_counters()["durable_commits"] == 1

@@ -79,6 +79,10 @@ class _Families:
                          labels=EDGE)
         self.edge_info = g("headrace_edge_info", "An edge of a graph, for drawing the topology (value 1).",
                            labels=["graph", "edge", "from_node", "from_port", "to_node", "policy", "durable"])
+        self.durable_bytes = g("headrace_durable_bytes", "Disk pages a durable edge's events take, in bytes.",
+                               labels=["graph", "edge"])
+        self.durable_commits = c("headrace_durable_commits", "Write transactions a durable edge committed.",
+                                 labels=["graph", "edge"])
         self.segment_batches = c("headrace_segment_batches", "Batches a GPU segment ran.",
                                  labels=["graph", "segment", "backend"])
         self.segment_seconds = c("headrace_segment_seconds", "Time a GPU segment spent running.",
@@ -125,6 +129,9 @@ class _Families:
             self.blocked.add_metric(labels, _number(counters.get("blocked_s")))
             self.edge_info.add_metric([graph.name, edge.id, edge.from_node, edge.from_port, edge.to_node, edge.policy,
                                        "true" if edge.durable else "false"], 1)
+            if edge.durable:
+                self.durable_bytes.add_metric([graph.name, edge.id], _number(counters.get("durable_bytes")))
+                self.durable_commits.add_metric([graph.name, edge.id], _number(counters.get("durable_commits")))
 
 
 def metrics_registry(take: Callable[[], Snapshot]) -> CollectorRegistry:
