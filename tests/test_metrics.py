@@ -237,3 +237,30 @@ def test_durable_edges_report_their_bytes_and_commits(tmp_path):
     held = runtime.durable(runtime.plan, runtime.edges["src->out"].plan)  # the same table, opened again
     held.offer([{"n": i, "text": "x" * 100} for i in range(50)])
     assert held.storage_counters()["durable_bytes"] > 0 and held.storage_counters()["durable_commits"] == 1
+
+
+def test_across_a_partial_reload_kept_nodes_keep_their_counters_and_replaced_ones_start_again(tmp_path):
+    graphs = tmp_path / "graphs"
+    graphs.mkdir()
+    (graphs / "a.yaml").write_text(ticking_graph(tmp_path / "a.jsonl", "a", name="alpha"))
+
+    async def scenario() -> None:
+        async with Serving(graphs) as s:
+            take = on_loop(asyncio.get_running_loop(), lambda: serve_snapshot(s.host))
+            registry = metrics_registry(take)
+
+            def scrape() -> dict:
+                return samples(generate_latest(registry).decode())
+            await s.until(lambda: s.running("a.yaml").runtime.stats()["nodes"]["out"]["in"] > 50, what="ticks")
+            before = await asyncio.to_thread(scrape)
+            ticks = value(before, "headrace_node_events_out_total", graph="alpha", node="ticks", port="out")
+            written = value(before, "headrace_node_events_in_total", graph="alpha", node="out")
+            # Only the sink changes (another file): the generator keeps running, with its counters.
+            (graphs / "a.yaml").write_text(ticking_graph(tmp_path / "b.jsonl", "a", name="alpha"))
+            await s.until(lambda: str(tmp_path / "b.jsonl") in s.running("a.yaml").plan.node("out").params_json,
+                          what="the update")
+            after = await asyncio.to_thread(scrape)
+            assert value(after, "headrace_node_events_out_total", graph="alpha", node="ticks", port="out") >= ticks
+            assert value(after, "headrace_node_events_in_total", graph="alpha", node="out") < written
+
+    asyncio.run(scenario())
