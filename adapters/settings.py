@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # With a control_token, scrapes must send it unless this is set; without one, a
     # non-loopback metrics address is refused unless this is set.
     metrics_public: bool = False
+    # The live web inspector's HOST:PORT (docs/inspector.md); its token rule is metrics'.
+    inspector_address: str | None = None
     # GPU segments run on: auto (the first GPU, else NumPy), numpy, cpu, a device number or part
     # of a device name; fallback numpy: a missing device or one without float64 gives way to NumPy.
     opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = DEFAULT_DEVICE
@@ -113,13 +115,13 @@ class Settings(BaseSettings):
             raise ValueError("empty path")
         return value
 
-    @field_validator("control_token", "metrics_address", "control_tls_cert", "control_tls_key",
-                     "control_client_ca", "audit_log", mode="before")
+    @field_validator("control_token", "metrics_address", "inspector_address", "control_tls_cert",
+                     "control_tls_key", "control_client_ca", "audit_log", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("control_address", "metrics_address")
+    @field_validator("control_address", "metrics_address", "inspector_address")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
         match = _HOST_PORT.fullmatch(value) if value is not None else None
@@ -146,6 +148,7 @@ RULES: Final[Mapping[str, str]] = {
     "audit_log": "must be a file path",
     "metrics_address": "must be HOST:PORT, e.g. 0.0.0.0:9090, or empty for no metrics endpoint",
     "metrics_public": "must be true or false",
+    "inspector_address": "must be HOST:PORT, e.g. 127.0.0.1:9465, or empty for no inspector",
     "opencl_device": "must be auto, numpy, cpu, a device number or part of a device name, not empty",
     "opencl_fallback": "must be none or numpy",
 }

@@ -108,3 +108,11 @@ def test_test_bench_runs_the_tests_beside_engine_run(tmp_path) -> None:
         assert report["graphs"][graph]["skipped"] and "no engine run: skipped" in row(out, graph)[-1]
     assert report["graphs"]["quickstart"]["run_subprocess_seconds"]  # a generate source ran with a small count
     assert report["graphs"]["orders_etl"]["run_subprocess_seconds"]  # a file.read source ran on the test's events
+
+
+def test_metrics_bench_runs_the_pipeline_with_and_without_the_endpoint_and_they_agree() -> None:
+    out = run("bench/metrics_bench.py", "--quick")  # also checks a final scrape against the runtime's stats
+    assert "totals OK" in out
+    assert row(out, "no metrics (reference)")[3:] == ["+0.0%", "yes", "-"]
+    cells = row(out, "metrics endpoint, scraped every 0.01 s")
+    assert len(cells) == 6 and cells[4] in ("yes", "no"), cells

@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from adapters.allocator import keep_heap_headroom
-from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, graph_cmd, migrate_cmd, state_cmd, test_cmd
+from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, graph_cmd, migrate_cmd, state_cmd, test_cmd, top_cmd
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.registry import default_registry
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate_cmd.add_parser(commands)
     test_cmd.add_parser(commands)
     ctl.add_parser(commands)
+    top_cmd.add_parser(commands)
     return parser
 
 
@@ -172,6 +173,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return migrate_cmd.cmd_migrate(args)
     if args.command == "ctl":
         return ctl.cmd_ctl(args)
+    if args.command == "top":
+        return top_cmd.cmd_top(args)
     if args.command == "test":
         return test_cmd.cmd_test(args)
     return cmd_schema(args.schema_version, args.tests)

@@ -13,6 +13,7 @@ from adapters.control.server import ControlPlane
 from adapters.durable import durable_factory
 from adapters.observe import MetricsError
 from adapters.observe.endpoint import MetricsEndpoint
+from adapters.observe.inspector import InspectorEndpoint, serve_inspector
 from adapters.serve.host import Host
 from adapters.serve.logs import configure
 from adapters.serve.server import Server
@@ -57,12 +58,27 @@ def _metrics(settings: Settings, host: Host, token: str | None) -> "MetricsEndpo
     return MetricsEndpoint(settings.metrics_address, metrics_registry(take), token, settings.metrics_public)
 
 
+def _inspector(settings: Settings, host: Host, token: str | None) -> InspectorEndpoint | None:
+    """The web inspector, bound before anything else starts, like /metrics (and with its
+    token rule); it reads the graphs on this loop, between batches."""
+    if not settings.inspector_address:
+        return None
+    return serve_inspector(settings.inspector_address, host, asyncio.get_running_loop(), token,
+                           settings.metrics_public)
+
+
 async def _serve(directory: Path, settings: Settings) -> int:
     durable = durable_factory(settings.state_dir, settings.durable_max_mb)
     host = Host(registry_for(settings), settings.drain_timeout_s, durable=durable)
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
     token = settings.control_token.get_secret_value() if settings.control_token is not None else None
     metrics = _metrics(settings, host, token)
+    try:
+        inspector = _inspector(settings, host, token)
+    except MetricsError:
+        if metrics is not None:
+            metrics.server.server_close()
+        raise
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,
                          settings.control_client_ca, settings.audit_log, server, host, settings.drain_timeout_s)
     await plane.start()
@@ -70,6 +86,9 @@ async def _serve(directory: Path, settings: Settings) -> int:
     if metrics is not None:
         metrics.start()
         LOG.info(f"metrics on http://{settings.metrics_address}/metrics")
+    if inspector is not None:
+        inspector.start()
+        LOG.info(f"inspector on {inspector.url}")
     loop = asyncio.get_running_loop()
     signals = _Signals(server, host, plane)
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -82,6 +101,8 @@ async def _serve(directory: Path, settings: Settings) -> int:
         await plane.stop(0.0 if host.interrupted else 1.0)
         if metrics is not None:
             metrics.stop()
+        if inspector is not None:
+            inspector.stop()
     if host.interrupted:
         lost = f" ({signals.dropped} events in memory edges dropped)" if signals.dropped else ""
         print(f"engine: error: {INTERRUPTED}{lost}", file=sys.stderr)
