@@ -43,7 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.cli.registry import default_registry
 from adapters.observe.endpoint import MetricsEndpoint
 from adapters.observe.metrics import metrics_registry
-from adapters.observe.snapshot import graph_view, on_loop, stamped
+from adapters.observe.snapshot import graph_view, stamped
 from bench.peers.headrace_graph import GRAPH
 from engine import buildinfo
 from engine.runtime import Runtime
@@ -130,10 +130,9 @@ def one_run(folder: Path, count: int, interval: float | None) -> Run:
     async def main() -> float:
         endpoint = scraper = None
         if interval is not None:
-            take = on_loop(asyncio.get_running_loop(),
-                           lambda: stamped([graph_view(runtime.plan.name, FILE, state(), runtime)]))
+            take = lambda: stamped([graph_view(runtime.plan.name, FILE, state(), runtime)])  # noqa: E731
             endpoint = MetricsEndpoint("127.0.0.1:0", metrics_registry(take))  # loopback: no token needed
-            endpoint.start()
+            await endpoint.start()
             scraper = Scraper(f"http://127.0.0.1:{endpoint.port}/metrics", interval)
         started = time.perf_counter()
         ok = await runtime.run()
@@ -148,7 +147,7 @@ def one_run(folder: Path, count: int, interval: float | None) -> Run:
             assert isinstance(nodes, dict)
             if events_in(final) != {name: float(node["in"]) for name, node in nodes.items()}:
                 raise SystemExit("the last scrape disagrees with the runtime's stats")
-            endpoint.stop()
+            await endpoint.stop()
         return seconds
 
     seconds = asyncio.run(main())

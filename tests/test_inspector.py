@@ -108,13 +108,13 @@ async def inspected(directory: Path, token: str | None = None, public: bool = Fa
                     **kwargs: Any) -> AsyncIterator[tuple[Serving, str]]:
     """`engine serve`'s order: the inspector is bound and started before the first load."""
     serving = Serving(directory, **kwargs)
-    endpoint = serve_inspector("127.0.0.1:0", serving.host, asyncio.get_running_loop(), token, public)
-    endpoint.start()
+    endpoint = serve_inspector("127.0.0.1:0", serving.host, token, public)
+    await endpoint.start()
     try:
         async with serving as s:
             yield s, f"http://127.0.0.1:{endpoint.port}"
     finally:
-        endpoint.stop()
+        await endpoint.stop()
 
 
 # -- the parts ---------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_bad_addresses_are_one_line_errors():
         with pytest.raises(InspectorError, match=rf"^cannot serve the inspector on 127\.0\.0\.1:{port}: address "):
             InspectorEndpoint(f"127.0.0.1:{port}", inspector)
     public = InspectorEndpoint("0.0.0.0:0", inspector, public=True)  # anyone may look: allowed
-    public.stop()
+    public.close()
 
 
 def test_the_page_and_its_api_need_the_token_unless_public(tmp_path):

@@ -2,6 +2,7 @@
 control plane's token; a bad address stops start-up with one line."""
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.observe.endpoint import MetricsEndpoint
 from adapters.observe.metrics import metrics_registry
-from adapters.observe.snapshot import graph_view, on_loop, serve_snapshot, stamped
+from adapters.observe.snapshot import graph_view, serve_snapshot, stamped
 from tests.process_support import wait_for
 from tests.runtime_support import run_graph
 from tests.serve_support import Serving, ticking_graph
@@ -89,9 +90,8 @@ def test_serving_graphs_are_scraped_live_and_removed_graphs_disappear(tmp_path):
 
     async def scenario() -> None:
         async with Serving(graphs) as s:
-            take = on_loop(asyncio.get_running_loop(), lambda: serve_snapshot(s.host))
-            endpoint = MetricsEndpoint("127.0.0.1:0", metrics_registry(take))
-            endpoint.start()
+            endpoint = MetricsEndpoint("127.0.0.1:0", metrics_registry(lambda: serve_snapshot(s.host)))
+            await endpoint.start()
             url = f"http://127.0.0.1:{endpoint.port}/metrics"
             try:
                 first = samples((await asyncio.to_thread(get, url))[1])
@@ -111,7 +111,7 @@ def test_serving_graphs_are_scraped_live_and_removed_graphs_disappear(tmp_path):
                                if name.startswith("headrace_node") or name.startswith("headrace_edge"))
                 assert value(gone, "headrace_reloads_total", graph="beta", result="removed") == 1
             finally:
-                endpoint.stop()
+                await endpoint.stop()
 
     asyncio.run(scenario())
 
@@ -196,22 +196,41 @@ def test_a_bad_metrics_address_stops_start_up_with_one_line(served, address, ext
     assert not (tmp_path / "a.jsonl").exists()  # nothing else started
 
 
-def test_engine_run_serves_metrics_while_the_graph_runs(served):
+def test_engine_run_serves_metrics_while_the_graph_runs_and_its_last_scrape_equals_the_stats_file(served):
     tmp_path, port, env = served
     graph = tmp_path / "slow.yaml"
     graph.write_text("version: 2\nname: slow\nnodes:\n"
                      "  ticks: {type: generate, with: {count: 60, rate: 20, fields: {n: i}}}\n"
-                     "  out: {type: \"null\", from: ticks}\n")
+                     "  odd: {type: filter, from: ticks, with: {where: n % 2 == 1}}\n"
+                     "  out: {type: \"null\", from: odd}\n")
     url = f"http://127.0.0.1:{port}/metrics"
     proc = engine("run", str(graph), "--metrics-address", f"127.0.0.1:{port}", "--stats-file", "stats.json",
                   env={**env, "HEADRACE_METRICS_PUBLIC": "true"}, cwd=tmp_path)
+    scrapes: list[str] = []
     try:
         wait_for(lambda: _answers(url), timeout=30)
-        status, body = get(url)
-        assert status == 200 and 'headrace_graph_up{graph="slow"} 1.0' in body
+        while True:  # as a scraper would: until the endpoint goes away with the process
+            try:
+                status, body = get(url)
+            except OSError:
+                break
+            assert status == 200
+            scrapes.append(body)
     finally:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    assert 'headrace_graph_up{graph="slow"} 1.0' in scrapes[0]
+    last = samples(scrapes[-1])
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert value(last, "headrace_graph_state", graph="slow", state="finished") == 1
+    for node, counts in stats["nodes"].items():
+        assert value(last, "headrace_node_events_in_total", graph="slow", node=node) == counts["in"]
+        assert value(last, "headrace_node_errors_total", graph="slow", node=node) == counts["errors"]
+    assert stats["nodes"]["out"]["in"] == 30
+    for edge, counts in stats["edges"].items():
+        labels = {"graph": "slow", "edge": edge, "policy": "block"}
+        assert value(last, "headrace_edge_enqueued_total", **labels) == counts["enqueued"]
+        assert value(last, "headrace_edge_high_water", **labels) == counts["high_water"]
     bad = engine("run", str(graph), "--metrics-address", "nowhere", env=env, cwd=tmp_path)
     _, err = bad.communicate(timeout=60)
     assert bad.returncode == 2 and "engine: error: metrics address 'nowhere' is not HOST:PORT" in err
@@ -246,21 +265,27 @@ def test_across_a_partial_reload_kept_nodes_keep_their_counters_and_replaced_one
 
     async def scenario() -> None:
         async with Serving(graphs) as s:
-            take = on_loop(asyncio.get_running_loop(), lambda: serve_snapshot(s.host))
-            registry = metrics_registry(take)
+            registry = metrics_registry(lambda: serve_snapshot(s.host))  # scraped on this loop, as served
 
             def scrape() -> dict:
                 return samples(generate_latest(registry).decode())
             await s.until(lambda: s.running("a.yaml").runtime.stats()["nodes"]["out"]["in"] > 50, what="ticks")
-            before = await asyncio.to_thread(scrape)
+            before = scrape()
             ticks = value(before, "headrace_node_events_out_total", graph="alpha", node="ticks", port="out")
             written = value(before, "headrace_node_events_in_total", graph="alpha", node="out")
             # Only the sink changes (another file): the generator keeps running, with its counters.
             (graphs / "a.yaml").write_text(ticking_graph(tmp_path / "b.jsonl", "a", name="alpha"))
             await s.until(lambda: str(tmp_path / "b.jsonl") in s.running("a.yaml").plan.node("out").params_json,
                           what="the update")
-            after = await asyncio.to_thread(scrape)
+            after = scrape()
             assert value(after, "headrace_node_events_out_total", graph="alpha", node="ticks", port="out") >= ticks
             assert value(after, "headrace_node_events_in_total", graph="alpha", node="out") < written
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("linger", ["-1", "soon", "inf", "nan"])
+def test_metrics_linger_is_a_number_of_seconds(cli, linger):
+    code, out, err = cli("run", "graphs/quickstart.yaml", "--metrics-address", "127.0.0.1:0", "--metrics-linger", linger)
+    assert (code, out) == (2, "")
+    assert f"argument --metrics-linger: must be a number of seconds, 0 or more (got '{linger}')" in err

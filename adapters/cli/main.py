@@ -22,6 +22,7 @@ from loader.schema_gen import graph_schema
 from loader.test_schema import graph_test_schema
 from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS
 
+DEFAULT_LINGER_S = 5.0
 SETTINGS_FILE_HELP = "engine settings file (default: $HEADRACE_CONFIG, else engine.toml if present)"
 
 
@@ -31,6 +32,16 @@ def version_line() -> str:
     except metadata.PackageNotFoundError:
         version = "0+source"
     return f"headrace {version} ({mode()}, {platform.python_implementation()} {platform.python_version()})"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more (got {text!r})")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", metavar="FILE", help=SETTINGS_FILE_HELP)
     run.add_argument("--metrics-address", metavar="HOST:PORT",
                      help="serve Prometheus metrics at http://HOST:PORT/metrics while the graph runs")
+    run.add_argument("--metrics-linger", metavar="SECONDS", type=_seconds, default=DEFAULT_LINGER_S,
+                     help="after the graph ends, serve its final counters until one scrape reads them, "
+                          f"for at most SECONDS (default {DEFAULT_LINGER_S:g}; 0: exit at once)")
 
     serve = commands.add_parser("serve", help="run every graph in DIR and follow DIR as it changes (SIGTERM drains)")
     serve.add_argument("directory", metavar="DIR")
@@ -155,7 +169,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return graph_cmd.cmd_graph(args)
     if args.command == "run":
         keep_heap_headroom()
-        return cmd_run(args.file, args.stats_file, args.config, args.metrics_address)
+        return cmd_run(args.file, args.stats_file, args.config, args.metrics_address, args.metrics_linger)
     if args.command == "serve":
         from adapters.cli.serve_cmd import cmd_serve  # watchfiles and the settings load only here
 

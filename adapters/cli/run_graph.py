@@ -59,12 +59,33 @@ class _Signals:
             self.runtime.fail(f"interrupted twice: stopped without draining{lost}")
 
 
-def _metrics(runtime: Runtime, file: str, address: str, config: str | None) -> "MetricsEndpoint":
+class _FinalScrape:
+    """After the graph ends, `engine run` goes on serving its final counters until a scrape
+    has read them (so the last scrape equals the stats file), for at most `linger_s`."""
+
+    def __init__(self, linger_s: float) -> None:
+        self.linger_s = linger_s
+        self.ended = False
+        self.read = asyncio.Event()
+
+    def taken(self) -> None:
+        if self.ended:
+            self.read.set()
+
+    async def wait(self) -> None:
+        self.ended = True
+        if self.linger_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.read.wait(), self.linger_s)
+
+
+def _metrics(runtime: Runtime, file: str, address: str, config: str | None,
+             final: _FinalScrape) -> "MetricsEndpoint":
     """`--metrics-address`: the endpoint of `engine serve`, for this one graph; the token
     rule is serve's (control_token and metrics_public from the settings)."""
     from adapters.observe.endpoint import MetricsEndpoint
     from adapters.observe.metrics import metrics_registry
-    from adapters.observe.snapshot import graph_view, on_loop, stamped
+    from adapters.observe.snapshot import Snapshot, graph_view, stamped
     from adapters.settings import SettingsError, load_settings
 
     try:
@@ -76,19 +97,26 @@ def _metrics(runtime: Runtime, file: str, address: str, config: str | None) -> "
     def state() -> str:
         return "failed" if runtime.failure else "running" if runtime.running else "finished"
 
-    take = on_loop(asyncio.get_running_loop(), lambda: stamped([graph_view(runtime.plan.name, file, state(), runtime)]))
+    def take() -> Snapshot:
+        snapshot = stamped([graph_view(runtime.plan.name, file, state(), runtime)])
+        final.taken()
+        return snapshot
     return MetricsEndpoint(address, metrics_registry(take), token, settings.metrics_public)
 
 
-async def _run(runtime: Runtime, metrics: Callable[[], "MetricsEndpoint"] | None = None) -> bool:
-    endpoint = metrics() if metrics is not None else None  # bound before the graph starts
-    if endpoint is not None:
-        endpoint.start()
-    try:
+async def _run(runtime: Runtime, metrics: Callable[[_FinalScrape], "MetricsEndpoint"] | None = None,
+               linger_s: float = 0.0) -> bool:
+    final = _FinalScrape(linger_s)
+    endpoint = metrics(final) if metrics is not None else None  # bound before the graph starts
+    if endpoint is None:
         return await _run_graph(runtime)
+    try:
+        await endpoint.start()
+        ok = await _run_graph(runtime)
+        await final.wait()
+        return ok
     finally:
-        if endpoint is not None:
-            endpoint.stop()
+        await endpoint.stop()
 
 
 async def _run_graph(runtime: Runtime) -> bool:
@@ -134,7 +162,8 @@ def _configured(plan: GraphPlan, registry: SpecRegistry,
     return registry_for(settings), factory
 
 
-def cmd_run(file: str, stats_file: str | None, config: str | None = None, metrics_address: str | None = None) -> int:
+def cmd_run(file: str, stats_file: str | None, config: str | None = None, metrics_address: str | None = None,
+            metrics_linger_s: float = 0.0) -> int:
     registry = default_registry()  # validating needs no settings
     plan, code = load_plan(file, registry)
     if plan is None:
@@ -150,9 +179,9 @@ def cmd_run(file: str, stats_file: str | None, config: str | None = None, metric
     except NodeFailure as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
-    metrics = (lambda: _metrics(runtime, file, metrics_address, config)) if metrics_address else None
+    metrics = (lambda final: _metrics(runtime, file, metrics_address, config, final)) if metrics_address else None
     try:
-        ok = asyncio.run(_run(runtime, metrics))
+        ok = asyncio.run(_run(runtime, metrics, metrics_linger_s))
     except MetricsError as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -52,10 +52,10 @@ def _metrics(settings: Settings, host: Host, token: str | None) -> "MetricsEndpo
     if not settings.metrics_address:
         return None
     from adapters.observe.metrics import metrics_registry
-    from adapters.observe.snapshot import on_loop, serve_snapshot
+    from adapters.observe.snapshot import serve_snapshot
 
-    take = on_loop(asyncio.get_running_loop(), lambda: serve_snapshot(host))
-    return MetricsEndpoint(settings.metrics_address, metrics_registry(take), token, settings.metrics_public)
+    return MetricsEndpoint(settings.metrics_address, metrics_registry(lambda: serve_snapshot(host)), token,
+                           settings.metrics_public)
 
 
 def _inspector(settings: Settings, host: Host, token: str | None) -> InspectorEndpoint | None:
@@ -63,8 +63,7 @@ def _inspector(settings: Settings, host: Host, token: str | None) -> InspectorEn
     token rule); it reads the graphs on this loop, between batches."""
     if not settings.inspector_address:
         return None
-    return serve_inspector(settings.inspector_address, host, asyncio.get_running_loop(), token,
-                           settings.metrics_public)
+    return serve_inspector(settings.inspector_address, host, token, settings.metrics_public)
 
 
 async def _serve(directory: Path, settings: Settings) -> int:
@@ -77,17 +76,17 @@ async def _serve(directory: Path, settings: Settings) -> int:
         inspector = _inspector(settings, host, token)
     except MetricsError:
         if metrics is not None:
-            metrics.server.server_close()
+            metrics.close()
         raise
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,
                          settings.control_client_ca, settings.audit_log, server, host, settings.drain_timeout_s)
     await plane.start()
     LOG.info(f"control plane on {settings.control_address}")
     if metrics is not None:
-        metrics.start()
+        await metrics.start()
         LOG.info(f"metrics on http://{settings.metrics_address}/metrics")
     if inspector is not None:
-        inspector.start()
+        await inspector.start()
         LOG.info(f"inspector on {inspector.url}")
     loop = asyncio.get_running_loop()
     signals = _Signals(server, host, plane)
@@ -100,9 +99,9 @@ async def _serve(directory: Path, settings: Settings) -> int:
             loop.remove_signal_handler(sig)
         await plane.stop(0.0 if host.interrupted else 1.0)
         if metrics is not None:
-            metrics.stop()
+            await metrics.stop()
         if inspector is not None:
-            inspector.stop()
+            await inspector.stop()
     if host.interrupted:
         lost = f" ({signals.dropped} events in memory edges dropped)" if signals.dropped else ""
         print(f"engine: error: {INTERRUPTED}{lost}", file=sys.stderr)

@@ -1,9 +1,8 @@
 """One consistent reading of every counter: taken on the engine's event loop, between
-batches, so a view served from another thread never sees half of a batch or of a reload."""
+batches (the endpoints that serve it run on that loop), so no view ever sees half of a
+batch or of a reload."""
 
-import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,19 +57,6 @@ def serve_snapshot(host: "Host") -> Snapshot:
     """Every graph `engine serve` runs, and its reload counts."""
     graphs = [graph_view(r.name, r.file, r.state, r.runtime, r.plan_hash) for _, r in sorted(host.graphs.items())]
     return stamped(graphs, host.reload_counts)
-
-
-def on_loop(loop: asyncio.AbstractEventLoop, take: Callable[[], Snapshot],
-            timeout_s: float = 5.0) -> Callable[[], Snapshot]:
-    """`take`, called from another thread, runs on `loop` (between two of its callbacks,
-    so between batches) and its result is handed back."""
-
-    async def taken() -> Snapshot:
-        return take()
-
-    def call() -> Snapshot:
-        return asyncio.run_coroutine_threadsafe(taken(), loop).result(timeout_s)
-    return call
 
 
 def stamped(graphs: list[GraphView], reloads: dict[tuple[str, str], int] | None = None) -> Snapshot:
