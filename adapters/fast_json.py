@@ -21,7 +21,7 @@ from typing import Final
 
 import orjson
 
-from adapters.formats import BadRecord, decode_jsonl
+from adapters.io.formats import BadRecord, decode_jsonl
 from engine.node import Event
 
 Record = Event | BadRecord

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lmdb
 
 from adapters.cli.registry import default_registry
-from adapters.lmdb_edge import LmdbEdge, durable_edges
-from adapters.lmdb_store import GiB, LmdbStore
-from adapters.lmdb_table import encode
+from adapters.storage.lmdb_edge import LmdbEdge, durable_edges
+from adapters.storage.lmdb_store import GiB, LmdbStore
+from adapters.storage.lmdb_table import encode
 from bench.peers.headrace_graph import GRAPH
 from engine.plan import EdgePlan
 from engine.runtime import Runtime

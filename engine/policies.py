@@ -3,7 +3,7 @@
 A policy is one row: its name (the word graph files and plans use), what it does with what
 does not fit (`overflow`), whether a waiting event takes later events with its key
 (`keyed`), and its documentation. `admit` applies a row to one offered batch; the memory
-edge (engine/edges.py) and the durable edge (adapters/lmdb_edge.py) store what it decides
+edge (engine/edges.py) and the durable edge (adapters/storage/lmdb_edge.py) store what it decides
 and nothing more. The schema's policy enum and descriptions, the loader's checks and the
 policy table in docs/edges.md come from the rows too.
 

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from adapters.durable import durable_factory
 from adapters.serve.host import Host, ReloadResult
 from adapters.serve.server import Server
+from adapters.storage.durable import durable_factory
 from tests.runtime_support import test_registry
 
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.csv_lines import CsvRows
-from adapters.formats import BadRecord
-from adapters.line_reader import LineReader
+from adapters.io.files.csv_lines import CsvRows
+from adapters.io.files.line_reader import LineReader
+from adapters.io.formats import BadRecord
 
 
 def whole_file_reference(text: str) -> list[object]:
@@ -88,7 +88,7 @@ def test_groups_anywhere_give_the_whole_file_reading(rows, cuts, newline_at_end,
 
 def test_a_resumed_read_starts_at_the_open_rows_first_line(tmp_path):
     # A quoted field spanning two lines across the end of a group (GROUP_LINES lines).
-    from adapters.line_blocks import GROUP_LINES
+    from adapters.io.files.line_blocks import GROUP_LINES
     body = [f"{i},plain" for i in range(GROUP_LINES - 2)] + ['x,"two', 'lines"', "y,after"]
     path = tmp_path / "in.csv"
     path.write_text("n,word\n" + "\n".join(body) + "\n")
@@ -190,7 +190,7 @@ def test_an_oversize_line_inside_an_open_row_makes_the_row_bad_and_the_offset_pa
 def test_following_a_truncated_csv_forgets_the_open_row_and_reads_the_new_header(tmp_path, monkeypatch):
     import threading
 
-    from adapters import line_reader
+    from adapters.io.files import line_reader
     monkeypatch.setattr(line_reader, "FOLLOW_POLL_S", 0.01)
     path = tmp_path / "in.csv"
     path.write_text('a,b\n1,"open\n')  # a row still open when the writer truncates the file

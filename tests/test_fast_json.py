@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.fast_json import decode_jsonl_lines, encode_jsonl_bytes, has_long_digits
-from adapters.formats import BadRecord, decode_jsonl
+from adapters.io.formats import BadRecord, decode_jsonl
 
 
 def old_decode(lines: list[bytes]) -> list[object]:

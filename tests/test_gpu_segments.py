@@ -464,8 +464,8 @@ def test_a_segment_fed_by_a_durable_edge_runs_each_delivery_whole_before_it_is_a
     """A batch_size and max_delay far beyond the input would hold every event until the end;
     behind a durable edge the segment runs what each take delivered, so the acknowledgement
     that removes events from disk comes after they went through, and one run per delivery."""
-    from adapters.lmdb_edge import LmdbEdge, durable_edges
-    from adapters.lmdb_store import LmdbStore
+    from adapters.storage.lmdb_edge import LmdbEdge, durable_edges
+    from adapters.storage.lmdb_store import LmdbStore
 
     events = [{"x": float(i)} for i in range(300)]
     body = """

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.http_listen import HttpListen
-from adapters.http_post import HttpPost
+from adapters.io.http.listen import HttpListen
+from adapters.io.http.post import HttpPost
 from engine.node import AsyncSink, Batch, NodeContext
 from engine.runtime import Runtime
 from engine.spec import SINK, NodeSpec, params_schema

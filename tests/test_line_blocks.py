@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.line_blocks import OVERSIZE_HEAD_BYTES, LineBlocks, LineGroup, OversizeLine
+from adapters.io.files.line_blocks import OVERSIZE_HEAD_BYTES, LineBlocks, LineGroup, OversizeLine
 
 
 class Trickle(io.RawIOBase):

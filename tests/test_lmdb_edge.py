@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.lmdb_edge import LmdbEdge, durable_edges
-from adapters.lmdb_store import DurableStorageError, KiB, LmdbStore
-from adapters.lmdb_table import checkpoint_key, checkpoint_prefix, database_name, decode, edge_of
+from adapters.storage.lmdb_edge import LmdbEdge, durable_edges
+from adapters.storage.lmdb_store import DurableStorageError, KiB, LmdbStore
+from adapters.storage.lmdb_table import checkpoint_key, checkpoint_prefix, database_name, decode, edge_of
 from engine.plan import EdgePlan
 from engine.policies import POLICY_NAMES
 from tests.conftest import ROOT
@@ -217,8 +217,8 @@ def test_at_the_size_limit_the_edge_behaves_as_full_and_warns_once(tmp_path, cap
 DISK_FULL_CHILD = """
 import resource, signal, sys
 from pathlib import Path
-from adapters.lmdb_edge import LmdbEdge
-from adapters.lmdb_store import LmdbStore
+from adapters.storage.lmdb_edge import LmdbEdge
+from adapters.storage.lmdb_store import LmdbStore
 from engine.plan import EdgePlan
 from engine.policies import POLICY_NAMES
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead

@@ -238,7 +238,7 @@ def test_engine_run_serves_metrics_while_the_graph_runs_and_its_last_scrape_equa
 
 
 def test_durable_edges_report_their_bytes_and_commits(tmp_path):
-    from adapters.durable import durable_factory
+    from adapters.storage.durable import durable_factory
     from tests.runtime_support import build
     runtime = build("""
         version: 2
@@ -287,6 +287,7 @@ def test_across_a_partial_reload_kept_nodes_keep_their_counters_and_replaced_one
 
 @pytest.mark.parametrize("linger", ["-1", "soon", "inf", "nan"])
 def test_metrics_linger_is_a_number_of_seconds(cli, linger):
-    code, out, err = cli("run", "graphs/quickstart.yaml", "--metrics-address", "127.0.0.1:0", "--metrics-linger", linger)
+    code, out, err = cli("run", "graphs/quickstart.yaml", "--metrics-address", "127.0.0.1:0",
+                         "--metrics-linger", linger)
     assert (code, out) == (2, "")
     assert f"argument --metrics-linger: must be a number of seconds, 0 or more (got '{linger}')" in err

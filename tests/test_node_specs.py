@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from adapters.cli.registry import default_registry
-from adapters.file_read import FileReadParams
+from adapters.io.files.read import FileReadParams
 from engine.aggregate import AggregateParams
 from engine.expr import ExprError
 from engine.findings import Finding

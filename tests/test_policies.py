@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.lmdb_edge import LmdbEdge
-from adapters.lmdb_store import LmdbStore
+from adapters.storage.lmdb_edge import LmdbEdge
+from adapters.storage.lmdb_store import LmdbStore
 from engine.edges import Edge
 from engine.plan import EdgePlan, ErrorPolicy, plan_from_dict
 from engine.policies import (

@@ -17,10 +17,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
-from adapters.durable import durable_factory
 from adapters.gpu.config import GpuConfig
 from adapters.observe.metrics import metrics_registry
 from adapters.observe.snapshot import graph_view, stamped
+from adapters.storage.durable import durable_factory
 from tests.conftest import ROOT, require
 from tests.runtime_support import build
 from tests.runtime_support import test_registry as base_registry

@@ -5,7 +5,7 @@ import io
 import json
 import sys
 
-from adapters import line_reader
+from adapters.io.files import line_reader
 
 
 def write_graph(tmp_path, source: str) -> str:

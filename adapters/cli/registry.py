@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 
 from adapters.gpu.config import GpuConfig
 from adapters.gpu.family import gpu_family
-from adapters.io_specs import IO_SPECS
+from adapters.io.catalog import IO_SPECS
 from engine.builtin_specs import BUILTIN_SPECS
 from engine.spec import SpecRegistry
 

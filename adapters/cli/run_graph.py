@@ -14,8 +14,8 @@ from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry, registry_for, registry_without_settings
-from adapters.durable import DurableFactory, durable_factory, has_durable_edges
 from adapters.observe import MetricsError
+from adapters.storage.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
 from engine.runtime import Runtime

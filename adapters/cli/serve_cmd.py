@@ -10,7 +10,6 @@ from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.registry import registry_for
 from adapters.control.auth import ControlSecurityError
 from adapters.control.server import ControlPlane
-from adapters.durable import durable_factory
 from adapters.observe import MetricsError
 from adapters.observe.endpoint import MetricsEndpoint
 from adapters.observe.inspector import InspectorEndpoint, serve_inspector
@@ -18,6 +17,7 @@ from adapters.serve.host import Host
 from adapters.serve.logs import configure
 from adapters.serve.server import Server
 from adapters.settings import Settings, SettingsError, load_settings
+from adapters.storage.durable import durable_factory
 
 LOG = logging.getLogger("headrace")
 INTERRUPTED = "interrupted twice: stopped without draining"

@@ -31,7 +31,7 @@ def _edges_dir() -> Path:
 
 
 def _list(store: Any) -> list[dict[str, object]]:
-    from adapters.lmdb_table import edge_of
+    from adapters.storage.lmdb_table import edge_of
 
     env = store.env
     found: list[dict[str, object]] = []
@@ -73,7 +73,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     if not (edges_dir / "data.mdb").exists():
         print(f"no durable edges: {edges_dir} holds no state", file=sys.stderr)
         return EXIT_OK
-    from adapters.lmdb_store import DurableStorageError, LmdbStore
+    from adapters.storage.lmdb_store import DurableStorageError, LmdbStore
     try:
         store = LmdbStore(edges_dir)
         found = _list(store)
@@ -107,7 +107,7 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def _prune(store: Any, edges: list[tuple[str, str]]) -> None:
-    from adapters.lmdb_table import CHECKPOINTS, checkpoint_prefix, database_name
+    from adapters.storage.lmdb_table import CHECKPOINTS, checkpoint_prefix, database_name
 
     env, points = store.env, store.database(CHECKPOINTS)
     for graph, edge in edges:

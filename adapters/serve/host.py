@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from adapters.durable import DurableFactory
 from adapters.serve.running import DRAINED, RUNNING, STOPPED, RunningGraph
 from adapters.serve.scan import Snapshot
 from adapters.serve.vocabulary import ADDED, REJECTED, REMOVED, UNCHANGED, UPDATED, nodes_text
+from adapters.storage.durable import DurableFactory
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
 from engine.plan_diff import NodeChanges, whole_graph

@@ -18,9 +18,9 @@ from typing import Final
 
 import watchfiles
 
-from adapters.durable import maintain
 from adapters.serve.host import Host, ReloadResult
 from adapters.serve.scan import Snapshot, identity, scan
+from adapters.storage.durable import maintain
 
 LOG: Final = logging.getLogger("headrace")
 IDENTITY_CHECK_S: Final = 0.25

@@ -9,8 +9,8 @@ from typing import Final
 
 import orjson
 
-from adapters.formats import CSV, JSONL, LINES, BadRecord
-from adapters.line_reader import LineReader
+from adapters.io.files.line_reader import LineReader
+from adapters.io.formats import CSV, JSONL, LINES, BadRecord
 from engine.node import Batch, Event, Failures, NodeContext, Source, Transform
 
 FIXTURE_FORMATS: Final = {".jsonl": JSONL, ".ndjson": JSONL, ".json": JSONL, ".csv": CSV}

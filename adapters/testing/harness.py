@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
-from adapters.durable import durable_factory, has_durable_edges
+from adapters.storage.durable import durable_factory, has_durable_edges
 from adapters.testing.fixtures import CaptureSink, FixtureSource, frozen_copy
 from adapters.testing.test_file import Expectation, GraphTest
 from engine.ids import edge_id

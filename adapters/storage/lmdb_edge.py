@@ -1,6 +1,6 @@
 """The durable edge: the policies of engine/policies.py, kept in LMDB.
 
-Each edge is one named database of the process's `LmdbStore` (layout: adapters/lmdb_table.py).
+Each edge is one named database of the process's `LmdbStore` (layout: adapters/storage/lmdb_table.py).
 An event leaves the database only when its consumer acknowledges it, so after a crash or
 restart everything still there is delivered again, in order: at least once, and only the
 events that were in flight (taken, not yet acknowledged) can arrive twice.
@@ -29,8 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from adapters.lmdb_store import DurableStorageError, LmdbStore
-from adapters.lmdb_table import EdgeTable, encode
+from adapters.storage.lmdb_store import DurableStorageError, LmdbStore
+from adapters.storage.lmdb_table import EdgeTable, encode
 from engine.edges import Edge, merge_events
 from engine.keys import key_part
 from engine.node import Batch, Event

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterator
 from typing import BinaryIO, Final
 
-from adapters.csv_lines import CsvRows
 from adapters.fast_json import decode_jsonl_lines, has_long_digits, line_text
-from adapters.formats import CSV, JSONL, BadRecord
-from adapters.line_blocks import LineBlocks, LineGroup, OversizeLine
+from adapters.io.files.csv_lines import CsvRows
+from adapters.io.files.line_blocks import LineBlocks, LineGroup, OversizeLine
+from adapters.io.formats import CSV, JSONL, BadRecord
 from engine.node import Event
 
 FOLLOW_POLL_S: Final = 0.2

@@ -15,8 +15,8 @@ import threading
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from adapters.formats import JSONL, BadRecord
-from adapters.line_reader import MAX_LINE_BYTES, Chunk, LineReader, Record, Stopped
+from adapters.io.files.line_reader import MAX_LINE_BYTES, Chunk, LineReader, Record, Stopped
+from adapters.io.formats import JSONL, BadRecord
 from engine.node import AsyncSource, Batch, Failures, NodeContext, NodeFailure
 from engine.params import Raw, expect, flag, text_of, whole
 

@@ -22,7 +22,7 @@ from typing import Final
 import lmdb
 import msgpack
 
-from adapters.lmdb_store import FIX, DurableStorageError, LmdbStore
+from adapters.storage.lmdb_store import FIX, DurableStorageError, LmdbStore
 from engine.node import Batch, Event
 
 Buffer = bytes | memoryview  # values and keys read with `buffers=True`

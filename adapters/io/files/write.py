@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Final, TextIO, cast
 
 from adapters.fast_json import encode_jsonl_bytes
-from adapters.formats import CSV, JSONL, CsvEncoder, existing_csv_header
+from adapters.io.formats import CSV, JSONL, CsvEncoder, existing_csv_header
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
 from engine.params import Raw, expect, text_of
 

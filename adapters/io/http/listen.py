@@ -28,8 +28,8 @@ from typing import Final
 
 from aiohttp import web
 
-from adapters.formats import BadRecord, decode_jsonl
-from adapters.http_params import ACCEPT_TIMEOUT, JSON, NDJSON, HttpListenParams, seconds
+from adapters.io.formats import BadRecord, decode_jsonl
+from adapters.io.http.params import ACCEPT_TIMEOUT, JSON, NDJSON, HttpListenParams, seconds
 from engine.node import AsyncSource, Batch, Failures, NodeContext, NodeFailure
 from engine.params import expect
 

@@ -21,8 +21,8 @@ def durable_factory(state_dir: Path, max_mb: int = 8192, sync: bool = True) -> D
     """`sync=False` only for a store thrown away after the run (a graph test): no fsync."""
 
     def build(plan: GraphPlan, edge: EdgePlan) -> Edge:
-        from adapters.lmdb_edge import LmdbEdge  # py-lmdb loads only for graphs that use it
-        from adapters.lmdb_store import LmdbStore, MiB
+        from adapters.storage.lmdb_edge import LmdbEdge  # py-lmdb loads only for graphs that use it
+        from adapters.storage.lmdb_store import LmdbStore, MiB
 
         store = LmdbStore(state_dir / "edges", max_map_size=max_mb * MiB, sync=sync)
         return LmdbEdge(edge, store, plan.name)
@@ -34,7 +34,7 @@ def maintain() -> int:
     calls this with its periodic re-scan); nothing when no durable edge was ever opened."""
     import sys
 
-    store = sys.modules.get("adapters.lmdb_store")
+    store = sys.modules.get("adapters.storage.lmdb_store")
     if store is None:
         return 0
     cleared: int = store.maintain_all()

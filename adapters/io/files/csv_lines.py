@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Final, cast
 
-from adapters.formats import BadRecord
+from adapters.io.formats import BadRecord
 from engine.node import Event
 
 Record = Event | BadRecord

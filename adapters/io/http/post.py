@@ -15,7 +15,7 @@ import aiohttp
 from yarl import URL
 
 from adapters.fast_json import encode_jsonl_bytes
-from adapters.http_params import JSON, NDJSON, POST_TIMEOUT, HttpPostParams, seconds
+from adapters.io.http.params import JSON, NDJSON, POST_TIMEOUT, HttpPostParams, seconds
 from engine.errors import DROP, RETRY, STOP, RateLimitedLog
 from engine.node import AsyncSink, Batch, NodeContext, NodeFailure
 from engine.params import expect

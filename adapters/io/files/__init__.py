@@ -1,0 +1,1 @@
+"""Files and the standard streams: `file.read`, `stdin`, `stdout`, `file.write`."""

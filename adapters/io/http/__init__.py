@@ -1,0 +1,1 @@
+"""HTTP in and out: `http.listen` and `http.post` (docs/http.md)."""

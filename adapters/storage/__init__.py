@@ -1,0 +1,1 @@
+"""Where durable edges keep their events: LMDB (docs/edges.md)."""
