@@ -114,6 +114,9 @@ class NodeSpec:
     # objects nobody else holds (a decoding source), so a fused map after it may set
     # fields in place instead of copying each event.
     output: str = SHARED
+    # Parameters whose values are secret, never printed (engine/secrets.py masks them): a
+    # password or token whole; a URL or DSN only its password (`postgresql://u:****@h/db`).
+    secrets: tuple[str, ...] = ()
 
     @property
     def takes_input(self) -> bool:
