@@ -250,6 +250,12 @@ class AsyncSource:
     def resume(self, position: str) -> None:
         """Continue from a saved `position` (called before `open`)."""
 
+    def health(self) -> dict[str, object]:
+        """The connection of a connector, for the stats and `engine ctl status`:
+        {"connection": "connected" | "reconnecting" | ..., "reconnects": N, "last_error": "..."};
+        empty for a node without one."""
+        return {}
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class AsyncSink:
@@ -277,3 +283,9 @@ class AsyncSink:
 
     async def close(self) -> None:
         """Flush and release."""
+
+    def health(self) -> dict[str, object]:
+        """The connection of a connector, for the stats and `engine ctl status`:
+        {"connection": "connected" | "reconnecting" | ..., "reconnects": N, "last_error": "..."};
+        empty for a node without one."""
+        return {}

@@ -24,7 +24,7 @@ from engine.durability import STATE_SUFFIX
 from engine.edges import Edge
 from engine.fused import build_segments
 from engine.fusion import ChainFinder
-from engine.node import INFINITY, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
+from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
 from engine.plan import EdgePlan, GraphPlan, NodePlan
 from engine.plan_chains import chains
 from engine.plan_diff import NodeChanges, diff_plans, whole_graph
@@ -413,6 +413,9 @@ def node_counters(runners: dict[str, NodeRunner], segments: list[SegmentRunner])
         counters: dict[str, object] = dict(r.counters())
         counters["ports"] = ports.get(name) or {port: r.port_out[i] for i, port in enumerate(r.plan.outputs)}
         counters["busy_s"] = round(busy.get(name, r.busy_s), 6)
+        impl = r.impl
+        if isinstance(impl, (AsyncSource, AsyncSink)):
+            counters.update(impl.health())
         out[name] = counters
     return out
 
