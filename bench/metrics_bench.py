@@ -6,7 +6,7 @@ docs/observability.md).
 The reference pipeline is bench/peers/headrace_graph.py's graph (generate -> map -> filter
 -> aggregate by user -> file.write), run in this process the way `engine run FILE
 --metrics-address HOST:PORT` runs it (adapters/cli/run_graph.py): the endpoint is bound and
-started before the graph starts, on a thread of its own, and each scrape takes its snapshot
+started before the graph starts, served on the engine's event loop, and each scrape takes its snapshot
 on the engine's event loop, between batches. A scraper process plays Prometheus: it GETs
 `/metrics` every `--interval` seconds (default 1) while the graph runs, and reports how long
 each scrape took. Rows:
