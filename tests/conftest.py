@@ -10,6 +10,9 @@ from engine.spec import SpecRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Fixtures that start real servers (PostgreSQL, Redis, NATS, Mosquitto) for connector tests.
+pytest_plugins = ["tests.servers"]
+
 # -- CI cannot skip ----------------------------------------------------------------------------
 # A test that needs a tool, a device or a server the machine lacks skips with the reason on a
 # developer's machine. Under CI=true (what CI services set, and .ci/run) every skip fails the
