@@ -80,6 +80,8 @@ REFERENCES = {
 NOT_RUN = {
     "alerts": "its generate source has a rate and no count: it runs until stopped",
     "http_bridge": "it listens for HTTP until stopped",
+    "nats_orders": "its nats.read follows a JetStream stream until stopped (and needs a server)",
+    "postgres_orders": "its postgres.read polls a table until stopped (and needs a server)",
     "tail_errors": "its file.read follows the log (follow: true) until stopped",
 }
 

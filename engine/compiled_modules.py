@@ -49,6 +49,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "engine.policies",
     "engine.runner",
     "engine.runtime",
+    "engine.secrets",
     "engine.spec",
     "engine.transforms",
     "engine.wakeup",

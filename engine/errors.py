@@ -73,6 +73,7 @@ class NodeErrors(Failures):
             action = self.policy.then or DROP
             message += f" (after {self.policy.attempts} retries)"
         self.count += 1
+        message = self.ctx.mask(message)  # it leaves the node: a log line, a dead letter, a failure
         if action == STOP:
             raise NodeFailure(f"{self.where()}: {message}")
         if action == DEAD_LETTER and self.errors_port >= 0:
@@ -86,6 +87,7 @@ class NodeErrors(Failures):
         if action == RETRY:
             action = self.policy.then or DROP
         self.count += len(events)
+        message = self.ctx.mask(message)
         if action == STOP:
             raise NodeFailure(f"{self.where()}: {message}")
         if action == DEAD_LETTER and self.errors_port >= 0:

@@ -35,15 +35,33 @@ async def with_retries(rt: "Runtime", r: NodeRunner, action: Action) -> None:
 
 
 async def open_io(rt: "Runtime", runners: list[NodeRunner]) -> None:
-    """Open every IO node of `runners`; the first that cannot open fails the graph."""
+    """Open every IO node of `runners`; the first that cannot open fails the graph. A stop
+    ends an open that waits (a server that is down, a connector reconnecting): the graph
+    then drains what it has, which is nothing, instead of waiting for the server."""
     for r in runners:
         impl = r.impl
-        if isinstance(impl, (AsyncSource, AsyncSink)):
-            try:
-                await with_retries(rt, r, impl.open)
-            except NodeFailure as exc:
-                rt.fail(str(exc))
-                return
+        if isinstance(impl, (AsyncSource, AsyncSink)) and not await _open_unless_stopped(rt, r, impl):
+            return
+
+
+async def _open_unless_stopped(rt: "Runtime", r: NodeRunner, impl: AsyncSource | AsyncSink) -> bool:
+    def stop_opening() -> bool:
+        return rt.stopping or r.stop_requested or bool(rt.failure)
+
+    opening = asyncio.ensure_future(with_retries(rt, r, impl.open))
+    stopped = asyncio.ensure_future(rt.signal.until(stop_opening))
+    await asyncio.wait({opening, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not opening.done():
+        opening.cancel()
+        await asyncio.wait({opening})
+        return False
+    try:
+        opening.result()
+    except NodeFailure as exc:
+        rt.fail(str(exc))
+        return False
+    return True
 
 
 async def close_io(rt: "Runtime", runners: list[NodeRunner]) -> None:

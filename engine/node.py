@@ -23,6 +23,7 @@ from typing import Final
 from mypy_extensions import mypyc_attr
 
 from engine.plan import ErrorPolicy
+from engine.secrets import mask_known
 
 Event = dict[str, object]
 Batch = list[Event]
@@ -78,9 +79,13 @@ class NodeContext:
         on_error: ErrorPolicy,
         clock: Clock,
         graph: str = "",
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.graph = graph  # the graph's name: log lines of `engine serve` say which graph
+        # The node's secret parameter values (engine/secrets.py `secret_texts`): `mask`
+        # takes them out of its failure messages, log lines and stats.
+        self.secrets = secrets
         self.type_name = type_name
         # The type's frozen parameter class, as its spec's `parse` built it from `with:`.
         self.params = params
@@ -92,6 +97,10 @@ class NodeContext:
 
     def port_index(self, port: str) -> int:
         return self.ports.index(port) if port in self.ports else -1
+
+    def mask(self, text: str) -> str:
+        """`text` as it may be shown: no secret parameter value, no URL or DSN password."""
+        return mask_known(text, self.secrets)
 
 
 class EventError(Exception):

@@ -232,4 +232,4 @@ def _install(rt: "Runtime", ready: Prepared) -> None:
     rt.segments[:] = [s for s in rt.segments if not set(s.members) & retired] + ready.segments
     rt.runners.update(ready.runners)
     rt.plan = ready.plan
-    rt.order = rt.schedule_order()
+    rt.set_order()

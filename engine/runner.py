@@ -49,6 +49,8 @@ class NodeRunner:
         self.next_input = 0  # rotates which input edge is read first, deterministically
         self.unacked: list[tuple[Edge, int]] = []  # taken from each edge, oldest first, not yet acked
         self.deferred_ack = 0  # consumed, but some results still wait in the backlog
+        self.held_ack = 0  # consumed from a durable edge, results still in memory downstream
+        self.holds_acks = False  # set by the runtime: engine/durability.py's `holds_acks`
         self.stop_requested = False  # this node alone stops (a partial reload replaces it)
         self.port_out = [0 for _ in outputs]  # events handed to each output port
         self.busy_s = 0.0  # time spent running the node (per batch; a fused chain's, per chain)

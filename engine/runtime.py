@@ -28,7 +28,8 @@ from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, No
 from engine.plan import EdgePlan, GraphPlan, NodePlan
 from engine.plan_chains import chains
 from engine.plan_diff import NodeChanges, diff_plans, whole_graph
-from engine.runner import RUN_POLL, RUN_STEP, NodeRunner
+from engine.runner import RUN_ASYNC_SINK, RUN_POLL, RUN_STEP, NodeRunner
+from engine.secrets import mask_known, plan_secret_texts, secret_texts
 from engine.spec import RuntimeNode, SpecRegistry
 from engine.wakeup import Wakeup
 
@@ -50,7 +51,10 @@ class Runtime:
         self.edges: dict[str, Edge] = {e.id: self.build_edge(e) for e in plan.edges}
         self.runners: dict[str, NodeRunner] = {n.name: self.build_runner(n, self.edges) for n in plan.nodes}
         self.segments: list[SegmentRunner] = self.build_chains(plan, self.runners, self.edges)
-        self.order = self.schedule_order()
+        self.order: list[NodeRunner] = []
+        self.readers: dict[str, NodeRunner] = {}  # edge id -> the runner that takes from it
+        self.holding: list[NodeRunner] = []  # runners that hold a durable edge's acknowledgements
+        self.set_order()
         self.signal = Wakeup()
         # Pause, resume and taps, for the control plane (engine/controls.py).
         self.controls = Controls(self.edges, self.segments, self.signal)
@@ -83,8 +87,9 @@ class Runtime:
                    for port in node.outputs]
         if carried is not None:
             return NodeRunner(node, carried.ctx, carried, [edges[i] for i in node.inputs], outputs)
-        ctx = NodeContext(node.name, node.type, spec.parse(node.params()), node.outputs, node.on_error, self.clock,
-                          self.plan.name)
+        params = node.params()
+        ctx = NodeContext(node.name, node.type, spec.parse(params), node.outputs, node.on_error, self.clock,
+                          self.plan.name, secret_texts(spec, params))
         return NodeRunner(node, ctx, spec.factory(ctx), [edges[i] for i in node.inputs], outputs)
 
     def build_chains(self, plan: GraphPlan, runners: dict[str, NodeRunner],
@@ -106,6 +111,21 @@ class Runtime:
             if family.name in used and family.segment_builder is not None:
                 segments.extend(family.segment_builder.build(plan, runners, edges, self.clock))
         return segments
+
+    def set_order(self) -> None:
+        """The scheduling order, who reads each edge, and which runners hold acknowledgements
+        of a durable edge until their results are out of the graph (engine/durability.py)."""
+        self.order = self.schedule_order()
+        readers = self.order + [r for r in self.runners.values() if r.run_mode == RUN_ASYNC_SINK]
+        self.readers = {e.plan.id: r for r in readers for e in r.inputs}
+        self.holding = []
+        for r in self.order:
+            r.holds_acks = durability.holds_acks(r)
+            if r.holds_acks:
+                self.holding.append(r)
+            elif r.held_ack:  # a reload changed its edges: what it held goes with its next ack
+                r.deferred_ack += r.held_ack
+                r.held_ack = 0
 
     def schedule_order(self) -> list[NodeRunner]:
         """Core nodes by band, then downstream first (reverse topological order)."""
@@ -177,7 +197,9 @@ class Runtime:
 
     def fail(self, message: str) -> None:
         if not self.failure:
-            self.failure = message
+            # The one place a graph's failure passes: whatever node wrote the message, no
+            # secret parameter value of the graph leaves in it.
+            self.failure = mask_known(message, plan_secret_texts(self.plan, self.registry))
         self.signal.notify()
 
     # -- running -------------------------------------------------------------------
@@ -303,6 +325,9 @@ class Runtime:
             elif isinstance(impl, Transform):
                 progressed = self._step(r, impl, now, budget) or progressed
             r.busy_s += time.perf_counter() - started
+        for r in self.holding:
+            if r.held_ack and durability.release_held(r, self.readers):
+                progressed = True
         return progressed
 
     def _poll(self, r: NodeRunner, source: Source, now: float) -> bool:
@@ -415,7 +440,8 @@ def node_counters(runners: dict[str, NodeRunner], segments: list[SegmentRunner])
         counters["busy_s"] = round(busy.get(name, r.busy_s), 6)
         impl = r.impl
         if isinstance(impl, (AsyncSource, AsyncSink)):
-            counters.update(impl.health())
+            for key, value in impl.health().items():
+                counters[key] = r.ctx.mask(value) if isinstance(value, str) else value
         out[name] = counters
     return out
 

@@ -117,6 +117,10 @@ class NodeSpec:
     # Parameters whose values are secret, never printed (engine/secrets.py masks them): a
     # password or token whole; a URL or DSN only its password (`postgresql://u:****@h/db`).
     secrets: tuple[str, ...] = ()
+    # A source that acknowledges what it read to its system (XACK, a JetStream ack, PUBACK):
+    # `engine validate` warns (HR071) when one of its output edges is not durable, since
+    # what sits in a memory edge is then lost in a crash (at-most-once).
+    acknowledges: bool = False
 
     @property
     def takes_input(self) -> bool:

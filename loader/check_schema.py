@@ -9,6 +9,7 @@ from jsonschema.exceptions import ValidationError
 
 from engine.errors import RETRY
 from engine.expr import suggest
+from engine.secrets import masked_secret as mask_secret_shape
 from engine.spec import SpecRegistry
 from loader.document import Document, KeyPath
 from loader.problems import ERROR, Problem, format_path
@@ -57,6 +58,17 @@ class _Translator:
         self.doc = doc
         # Types the file's version does not have yet -> the version that introduced them.
         self.later_types = later_types or {}
+        # Set while the errors of a secret parameter are translated: no message quotes it.
+        self.hiding = False
+
+    def message_of(self, error: ValidationError) -> str:
+        """jsonschema's own message, which quotes the value: not for a secret one."""
+        return f"the secret value fails the schema's `{error.validator}` rule" if self.hiding else error.message
+
+    def describe(self, value: object) -> str:
+        if self.hiding:
+            return "the secret value" if isinstance(value, str) else _describe_value(mask_secret_shape(value))
+        return _describe_value(value)
 
     def problem(self, code: str, path: KeyPath, message: str, hint: str, at_key: bool = False) -> Problem:
         pos = self.doc.locate(path, at_key=at_key)
@@ -97,20 +109,20 @@ class _Translator:
         elif kind == "type":
             expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
             wanted = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
-            yield self.problem("HR022", path, f"expected {wanted}, got {_describe_value(error.instance)}",
+            yield self.problem("HR022", path, f"expected {wanted}, got {self.describe(error.instance)}",
                                self.type_hint(error.instance, expected))
         elif kind in ("enum", "const"):
             yield self.choice(error, path)
         elif kind in _RANGE:
-            yield self.problem("HR024", path, error.message, self.range_hint(str(kind), error.validator_value))
+            yield self.problem("HR024", path, self.message_of(error), self.range_hint(str(kind), error.validator_value))
         elif kind == "pattern" and path == ("name",):
-            yield self.problem("HR030", path, f"invalid graph name {_describe_value(error.instance)}",
+            yield self.problem("HR030", path, f"invalid graph name {self.describe(error.instance)}",
                                "names are lower case letters, digits and '_', starting with a letter")
         elif kind == "pattern":
-            yield self.problem("HR025", path, f"{_describe_value(error.instance)} does not have the expected form",
+            yield self.problem("HR025", path, f"{self.describe(error.instance)} does not have the expected form",
                                self.pattern_hint(str(error.validator_value)))
         else:
-            yield self.problem("HR025", path, error.message, "")
+            yield self.problem("HR025", path, self.message_of(error), "")
 
     def choice(self, error: ValidationError, path: KeyPath) -> Problem:
         allowed = error.validator_value
@@ -126,11 +138,11 @@ class _Translator:
                 return self.problem("HR031", path, f"node type '{value}' needs graph format version "
                                     f"{self.later_types[value]}",
                                     "upgrade the file with `engine migrate` (see docs/migrations.md)")
-            return self.problem("HR031", path, f"unknown node type {_describe_value(value)}",
+            return self.problem("HR031", path, f"unknown node type {self.describe(value)}",
                                 hint or "node types: " + shown)
         if value == RETRY and path and path[-1] == "on_error":
             hint = "retry takes options, so it is written as a mapping: {action: retry, attempts: 3, backoff: 100ms}"
-        return self.problem("HR023", path, f"{_describe_value(value)} is not one of: {shown}",
+        return self.problem("HR023", path, f"{self.describe(value)} is not one of: {shown}",
                             hint or "choose one of the listed values")
 
     def alternatives(self, error: ValidationError, path: KeyPath, base: KeyPath) -> Iterator[Problem]:
@@ -146,7 +158,7 @@ class _Translator:
             return
         branches = error.validator_value if isinstance(error.validator_value, list) else []
         wanted = sorted({self.branch_type(b) for b in branches})
-        yield self.problem("HR022", path, f"expected {' or '.join(wanted)}, got {_describe_value(error.instance)}",
+        yield self.problem("HR022", path, f"expected {' or '.join(wanted)}, got {self.describe(error.instance)}",
                            self.alternatives_hint(path))
 
     def branch_type(self, branch: object) -> str:
@@ -222,6 +234,10 @@ def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list
                     f"{node_type} needs parameters under `with:`: " + ", ".join(needed), at_key=True))
             continue
         if isinstance(params, dict):
+            spec = registry.get(node_type)
+            secrets = spec.secrets if spec is not None else ()
             for error in per_type[node_type].iter_errors(params):
+                translator.hiding = bool(error.absolute_path) and error.absolute_path[0] in secrets
                 problems.extend(translator.translate(error, ("nodes", name, "with")))
+            translator.hiding = False
     return [p for p in problems if not _unresolved(doc, p)]

@@ -49,6 +49,8 @@ CODES: Final[dict[str, str]] = {
     "HR051": "An interpolation `${...}` is malformed.",
     "HR060": "Two files in one directory declare the same graph name.",
     "HR070": "A node's output is never consumed (warning).",
+    "HR071": "A source that acknowledges messages to its system feeds an edge that is not durable: a crash "
+             "loses what is in memory, at-most-once (warning).",
     "HR080": "An old-format file needs a decision before it can be upgraded (see docs/migrations.md).",
     "HR081": "The file uses an older format version: it runs, upgraded in memory (warning).",
     "HR090": "A graph test names a node, port, edge or counter its graph does not have, or feeds a node that is "

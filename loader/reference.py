@@ -39,6 +39,9 @@ def _spec_section(spec: NodeSpec, usages: Usages) -> str:
             ports.append(f"one per key of `{spec.ports_from}`")
         ports += [f"`{p}`" for p in spec.extra_ports]
         lines += ["Output ports: " + ", ".join(ports) + ".", ""]
+    if spec.acknowledges:
+        lines += ["Acknowledges what it read once it is on its output edges: give them `edge: {durable: true}` "
+                  "for at-least-once ([delivery](connectors.md#delivery)).", ""]
     properties = spec.params.get("properties", {})
     required = spec.params.get("required", [])
     assert isinstance(properties, dict) and isinstance(required, list)
@@ -50,6 +53,9 @@ def _spec_section(spec: NodeSpec, usages: Usages) -> str:
                 f"`{json.dumps(schema['default'])}`" if "default" in schema else "—")
             example = json.dumps(schema.get("examples", [None])[0])
             description = str(schema.get("description", "")).replace("|", "\\|")
+            if name in spec.secrets:
+                description += (" *Secret*: shown as `****` (of a URL or DSN, only its password) "
+                                "([secrets](connectors.md#secrets)).")
             lines.append(f"| `{name}` | {_type_of(schema)} | {default} | {description} | `{example}` |")
         lines.append("")
     else:

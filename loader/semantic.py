@@ -34,6 +34,7 @@ _EDGE_KEYS = ("capacity", "policy", "key", "merge", "durable")
 _KEYED = [p.name for p in POLICIES.values() if p.keyed]
 _KEYED_NAMES = " or ".join(f"'{name}'" for name in _KEYED)
 UNREAD_OUTPUT = "HR070"
+ACKED_IN_MEMORY = "HR071"
 _PORT_REF = re.compile(PORT_REF_PATTERN)
 _NAME = re.compile(NAME_PATTERN)
 
@@ -222,6 +223,26 @@ class _Checker:
                          "add a node with `from: " + name + "`, or remove it", at_key=True, severity=WARNING)
 
 
+    def acknowledged_in_memory(self, nodes: dict[str, CheckedNode]) -> None:
+        """A connector source acknowledges what it read once it is on its output edges
+        (`handed_on`); on a memory edge that is before it is safe (docs/connectors.md#delivery).
+        Its `errors` port is left alone: a dead letter is already a message given up on."""
+        for name, node in nodes.items():
+            for entry in node.inputs:
+                source = nodes[entry.node]
+                if source.spec.acknowledges and not entry.edge.durable and entry.port != ERRORS_PORT:
+                    self.add(ACKED_IN_MEMORY, entry.path,
+                             f"node '{entry.node}' ({source.spec.name}) acknowledges messages before they are safe: "
+                             "a crash loses what is in memory (at-most-once); set `edge: {durable: true}` on its "
+                             "output for at-least-once",
+                             f"write `from: {{node: {entry.node}{_port_key(entry)}, edge: {{durable: true}}}}` "
+                             f"in '{name}' (or `defaults: {{edge: {{durable: true}}}}`)", severity=WARNING)
+
+
+def _port_key(entry: CheckedInput) -> str:
+    return "" if entry.port == "out" else f", port: {entry.port}"
+
+
 def entry_label(entry: CheckedInput) -> str:
     return entry.node if entry.port == "out" else f"{entry.node}.{entry.port}"
 
@@ -238,6 +259,7 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     checker.inputs(raw_nodes, nodes, defaults)
     checker.cycles(nodes)
     checker.unconsumed(nodes)
+    checker.acknowledged_in_memory(nodes)
     secrets = data.get("secret_fields")
     secret_fields = tuple(sorted({str(f) for f in secrets})) if isinstance(secrets, list) else ()
     # Node families' checks (GPU segments) run over the compiled plan: loader/findings.py.

@@ -9,6 +9,7 @@ from engine.node import AsyncSink, Batch, Failures, NodeContext, Source, Transfo
 from engine.runtime import Runtime
 from engine.spec import SINK, SOURCE, TRANSFORM, NodeSpec, SpecRegistry, param, params_schema
 from loader.api import load_text
+from tests.health_support import LINKED
 
 # Events each recording sink received, by node name; reset by `run_graph`.
 RECORDED: dict[str, list[dict[str, object]]] = {}
@@ -87,6 +88,7 @@ def test_registry(gpu: GpuConfig = SETTINGS_DEFAULTS) -> SpecRegistry:
     registry.register(_spec("test.slow_record", SINK, SlowRecord, {}))
     # Validates, but this engine cannot build it: what a reload must survive.
     registry.register(_spec("test.unbuildable", SINK, None, {}))
+    registry.register(LINKED)  # a connector whose connection comes and goes (tests/health_support.py)
     return registry
 
 

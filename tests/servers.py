@@ -357,7 +357,8 @@ class NatsServer(Server):
 
         async def probe() -> bool:
             # reconnect_time_wait: nats-py waits that long (2 s) after a failed first connect too.
-            nc = await self.connect(connect_timeout=1, allow_reconnect=False, max_reconnect_attempts=0,
+            # max_reconnect_attempts also bounds the first connect: 0 or less would retry forever.
+            nc = await self.connect(connect_timeout=1, allow_reconnect=False, max_reconnect_attempts=1,
                                     reconnect_time_wait=0, error_cb=quiet)
             try:
                 return bool(await nc.jetstream().account_info())  # JetStream has recovered its streams

@@ -116,3 +116,43 @@ def test_metrics_bench_runs_the_pipeline_with_and_without_the_endpoint_and_they_
     assert row(out, "no metrics (reference)")[3:] == ["+0.0%", "yes", "-"]
     cells = row(out, "metrics endpoint, scraped every 0.01 s")
     assert len(cells) == 6 and cells[4] in ("yes", "no"), cells
+
+
+def test_nats_bench_runs_the_connector_beside_plain_nats_py() -> None:
+    from tests.servers import find_program
+    find_program("nats-server")  # the bench starts one (skips here without it; fails in CI)
+    out = run("bench/nats_bench.py", "--quick")
+    assert "totals OK" in out
+    for label in ("read: plain nats-py pull loop (reference)", "read: nats.read -> null",
+                  "write: plain nats-py publish_async loop (reference)", "write: generate -> nats.write (JetStream)"):
+        assert len(row(out, label)) == 4, label
+
+
+def test_redis_bench_compares_both_directions_with_a_plain_redis_py_loop() -> None:
+    from tests.servers import find_program
+
+    find_program("redis-server")  # skips here, fails in CI, without it
+    out = run("bench/redis_bench.py", "--quick")
+    assert "counts OK" in out
+    for label in ("read: plain redis-py loop (reference)", "read: redis.read -> null",
+                  "write: plain redis-py loop (reference)", "write: generate -> redis.write"):
+        assert len(row(out, label)) == 5, label
+
+
+def test_postgres_bench_compares_the_sink_with_plain_psycopg(postgres_server) -> None:
+    out = run("bench/postgres_bench.py", "--quick", "--dsn", postgres_server.dsn)  # each run checks its rows
+    for label in ("postgres.write mode: insert (COPY)", "plain psycopg COPY loop", "postgres.write mode: upsert",
+                  "plain psycopg executemany"):
+        assert len(row(out, "| " + label)) == 5, label
+    assert "insert ratio" in out
+
+
+def test_mqtt_bench_compares_both_directions_with_a_plain_aiomqtt_loop() -> None:
+    from tests.servers import find_program
+
+    find_program("mosquitto")  # the bench starts one (skips here without it; fails in CI)
+    out = run("bench/mqtt_bench.py", "--quick")
+    assert "counts OK" in out
+    for label in ("read: plain aiomqtt loop (reference)", "read: mqtt.read -> null",
+                  "write: plain aiomqtt loop (reference)", "write: generate -> mqtt.write"):
+        assert len(row(out, "| " + label)) == 6, label

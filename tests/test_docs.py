@@ -59,6 +59,8 @@ def test_node_reference_example_validates(name, registry):
         graph["nodes"][upstream] = {"type": "generate", "with": {"fields": {"x": "i"}}}
     if spec.has_output:
         for port in spec.output_ports(node.get("with", {})):
-            graph["nodes"][f"sink_{port}"] = {"type": "null", "from": f"example.{port}"}
+            # A source that acknowledges to its system wants a durable output edge (HR071).
+            edge = {"edge": {"durable": True}} if spec.acknowledges else {}
+            graph["nodes"][f"sink_{port}"] = {"type": "null", "from": {"node": "example", "port": port, **edge}}
     result = load_text("example.yaml", json.dumps(graph), registry, {})
     assert result.problems == [], spec.example

@@ -72,7 +72,8 @@ def test_reloading_an_unchanged_directory_gives_the_same_plans(registry):
     second = {r.name: r.plan.content_hash() for r in load_directory(ROOT / "graphs", registry, ENV)}
     assert first == second
     assert set(first) == {"quickstart", "orders_etl", "alerts", "tail_errors", "http_bridge", "durable_orders",
-                          "sensor_scores"}
+                          "sensor_scores", "nats_orders", "redis_orders_forward", "redis_audit_log",
+                          "postgres_orders", "mqtt_sensors"}
 
 
 def test_plan_does_not_depend_on_path(tmp_path, registry):

@@ -35,7 +35,7 @@ METRIC = re.compile(r"\b(?:headrace|process|python)_[a-z_]+\b")
 PROMETHEUS_OWN = {"up"}  # series Prometheus makes itself for every target
 
 # Every kind of series the collector has: a GPU segment (on NumPy), a durable edge, a node
-# that fails events into a dead-letter port, and a rejected reload.
+# that fails events into a dead-letter port, a connector (its connection), and a rejected reload.
 GRAPH = """
     version: 2
     name: shop
@@ -45,6 +45,8 @@ GRAPH = """
       priced: {type: map, from: scaled, on_error: dead_letter, with: {set: {c: "int('x') if n % 50 == 0 else n"}}}
       out: {type: test.record, from: {node: priced, edge: {durable: true}}}
       dead: {type: test.record, from: priced.errors}
+      linked: {type: test.linked, with: {url: "redis://localhost", count: 3}}
+      linked_out: {type: test.record, from: {node: linked, edge: {durable: true}}}
     """
 
 

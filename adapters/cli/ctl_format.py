@@ -108,6 +108,10 @@ def graph_detail(graph: Any) -> list[str]:
         rows = [(n.name, n.type, n.state, n.events_in, n.events_out, n.errors, f"{n.busy_seconds:.3f}")
                 for n in graph.nodes]
         lines += [""] + table(("NODE", "TYPE", "STATE", "IN", "OUT", "ERRORS", "BUSY S"), rows, numeric=(3, 4, 5, 6))
+        # Connectors only: the nodes without a connection have no row here.
+        linked = [(n.name, n.connection, n.reconnects, n.last_error or NONE) for n in graph.nodes if n.connection]
+        if linked:
+            lines += [""] + table(("NODE", "CONNECTION", "RECONNECTS", "LAST ERROR"), linked, numeric=(2,))
     if graph.edges:
         edge_rows = [(e.id, e.policy, f"{e.depth}/{e.capacity}", e.enqueued, e.dropped, e.coalesced, e.high_water,
                       f"{e.blocked_seconds:.3f}") for e in graph.edges]

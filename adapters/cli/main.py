@@ -15,6 +15,8 @@ from adapters.cli.one_graph import load_plan
 from adapters.cli.registry import default_registry
 from adapters.cli.run_graph import cmd_run
 from engine.buildinfo import mode
+from engine.plan import canonical_json
+from engine.secrets import printable_plan
 from loader.api import GRAPH_SUFFIXES, LoadResult, load_directory, load_file
 from loader.problems import Problem, has_errors
 from loader.report import render_github, render_json, render_text, summary
@@ -142,9 +144,11 @@ def cmd_validate(paths: Sequence[str], fmt: str, deprecations: str = "warn") -> 
 
 
 def cmd_plan(file: str) -> int:
-    plan, code = load_plan(file, default_registry())
+    registry = default_registry()
+    plan, code = load_plan(file, registry)
     if plan is not None:
-        sys.stdout.write(plan.to_json())
+        # Secret parameters are printed masked; `hash` stays the real plan's (docs/plan.md).
+        sys.stdout.write(canonical_json(printable_plan(plan, registry), indent=2) + "\n")
     return code
 
 

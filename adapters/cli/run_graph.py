@@ -15,6 +15,7 @@ from adapters.cli.one_graph import load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry, registry_for, registry_without_settings
 from adapters.observe import MetricsError
+from adapters.serve.logs import MaskSecrets
 from adapters.storage.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
@@ -36,7 +37,9 @@ class _StderrLines(logging.Handler):
 def log_to_stderr() -> None:
     logger = logging.getLogger("headrace")
     if not any(isinstance(h, _StderrLines) for h in logger.handlers):
-        logger.addHandler(_StderrLines())
+        handler = _StderrLines()
+        handler.addFilter(MaskSecrets())
+        logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
     logger.propagate = False
 

@@ -53,6 +53,8 @@ def graph_dict(graph: Any, before: Counters | None, elapsed: float | None) -> di
                       "in": n.events_in, "out": n.events_out, "errors": n.errors,
                       "in_per_s": rates[0], "out_per_s": rates[1], "errors_per_s": rates[2],
                       "busy_seconds": n.busy_seconds})
+        if n.connection:  # connectors only
+            nodes[-1].update(connection=n.connection, reconnects=n.reconnects, last_error=n.last_error)
     edges = [{"id": e.id, "policy": e.policy, "depth": e.depth, "capacity": e.capacity,
               "fill": round(e.depth / e.capacity, 4) if e.capacity > 0 else None,
               "dropped": e.dropped, "enqueued": e.enqueued, "coalesced": e.coalesced,
@@ -103,6 +105,16 @@ def bar(fill: float | None, width: int = BAR_WIDTH, full: str = "#", empty: str 
     return full * cells + empty * (width - cells)
 
 
+def connections_line(g: Mapping[str, Any]) -> str:
+    """`connections: orders connected, cache reconnecting (3 reconnects)`; "" without connectors."""
+    shown = []
+    for n in g["nodes"]:
+        if "connection" in n:
+            count = f" ({n['reconnects']} reconnects)" if n["reconnects"] else ""
+            shown.append(f"{n['name']} {n['connection']}{count}")
+    return "connections: " + ", ".join(shown) if shown else ""
+
+
 def _title(g: Mapping[str, Any]) -> str:
     return f"graph '{g['name'] or NONE}' ({g['file']})  {g['state']}  plan {short_hash(g['plan_hash'])}"
 
@@ -135,6 +147,8 @@ def text_frame(graphs: Sequence[Mapping[str, Any]], key: str) -> list[str]:
             lines.append(f"  failure: {g['failure'].splitlines()[0]}")
         if g["nodes"]:
             lines += [""] + table(NODE_HEADERS, [_node_row(n) for n in g["nodes"]], numeric=range(3, 10))
+            if connections_line(g):
+                lines.append(connections_line(g))
         if g["edges"]:
             rows = []
             for e in g["edges"]:
@@ -211,6 +225,8 @@ def live_view(graphs: Sequence[Mapping[str, Any]], *, address: str, key: str, on
         if g["nodes"]:
             rows = [[Text(str(c), style="red" if n["errors"] else "") for c in _node_row(n)] for n in g["nodes"]]
             parts += [Text(""), _fitting_table(console, NODE_HEADERS, rows, 3, NARROW_NODE_COLUMNS)]
+            if connections_line(g):
+                parts.append(Text(connections_line(g)))
         if g["edges"]:
             edge_rows = []
             for e in g["edges"]:

@@ -38,6 +38,15 @@ PAUSED: Final = "paused"
 REJECTED_STATE: Final = "rejected"
 
 
+
+def _connection(counters: dict[str, Any]) -> dict[str, Any]:
+    """A connector's connection fields (engine/runtime.py `node_counters` merges its
+    `health()`, last_error already masked); none for other nodes."""
+    if "connection" not in counters:
+        return {}
+    return {"connection": str(counters["connection"]), "reconnects": int(counters.get("reconnects", 0)),
+            "last_error": str(counters.get("last_error", ""))}
+
 class _StalePlan(Exception):
     """Apply's expected plan hash is not the running one."""
 
@@ -124,7 +133,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
             nodes.append(pb.NodeState(name=node.name, type=node.type, state=state, inputs=list(node.inputs),
                                       events_in=counters["in"], events_out=counters["out"],
                                       errors=counters["errors"], events_out_by_port=counters["ports"],
-                                      busy_seconds=counters["busy_s"]))
+                                      busy_seconds=counters["busy_s"], **_connection(counters)))
         edges = []
         for edge in running.plan.edges:
             c = edges_stats[edge.id]

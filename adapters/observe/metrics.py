@@ -68,6 +68,10 @@ class _Families:
                       "among its members).", labels=NODE)
         self.utilization = g("headrace_node_utilization", "Busy fraction of the node since the previous scrape "
                              "(0-1).", labels=NODE)
+        self.connected = g("headrace_node_connected", "A connector's connection: 1 while connected, else 0 "
+                           "(connectors only).", labels=NODE)
+        self.reconnects = c("headrace_node_reconnects", "Times a connector lost its connection and "
+                            "reconnected (connectors only).", labels=NODE)
         self.enqueued = c("headrace_edge_enqueued", "Events an edge accepted.", labels=EDGE)
         self.dropped = c("headrace_edge_dropped", "Events an edge's policy dropped.", labels=EDGE)
         self.coalesced = c("headrace_edge_coalesced", "Events a coalesce edge merged into a queued one.",
@@ -109,6 +113,9 @@ class _Families:
             self.errors.add_metric(labels, _number(counters.get("errors")))
             busy = _number(counters.get("busy_s"))
             self.busy.add_metric(labels, busy)
+            if "connection" in counters:  # a connector's health() (engine/runtime.py node_counters)
+                self.connected.add_metric(labels, 1 if counters["connection"] == "connected" else 0)
+                self.reconnects.add_metric(labels, _number(counters.get("reconnects")))
             ports = counters.get("ports")
             for port, count in sorted(ports.items() if isinstance(ports, dict) else ()):
                 self.events_out.add_metric([*labels, port], _number(count))

@@ -11,6 +11,7 @@ import time
 from typing import Final
 
 from adapters.serve.vocabulary import ADDED, nodes_text
+from engine.secrets import mask_value
 
 LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -80,11 +81,25 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class MaskSecrets(logging.Filter):
+    """The net under every log line: a URL's password or a `password=` value that reached a
+    message is written `****` (engine/secrets.py). A node's own secret values are taken out
+    where its lines are made (`NodeContext.mask`), since only the node knows them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = mask_value(text)
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
 def configure(level: str, fmt: str) -> None:
     logger = logging.getLogger("headrace")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = _Stderr()
+    handler.addFilter(MaskSecrets())  # on the handler: it sees the child loggers' records too
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(LEVELS.get(level, logging.INFO))

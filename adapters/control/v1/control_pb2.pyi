@@ -59,7 +59,7 @@ class GetGraphRequest(_message.Message):
     def __init__(self, graph: _Optional[str] = ...) -> None: ...
 
 class NodeState(_message.Message):
-    __slots__ = ("name", "type", "state", "inputs", "events_in", "events_out", "errors", "events_out_by_port", "busy_seconds")
+    __slots__ = ("name", "type", "state", "inputs", "events_in", "events_out", "errors", "events_out_by_port", "busy_seconds", "connection", "reconnects", "last_error")
     class EventsOutByPortEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,9 @@ class NodeState(_message.Message):
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_OUT_BY_PORT_FIELD_NUMBER: _ClassVar[int]
     BUSY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     state: str
@@ -85,7 +88,10 @@ class NodeState(_message.Message):
     errors: int
     events_out_by_port: _containers.ScalarMap[str, int]
     busy_seconds: float
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., errors: _Optional[int] = ..., events_out_by_port: _Optional[_Mapping[str, int]] = ..., busy_seconds: _Optional[float] = ...) -> None: ...
+    connection: str
+    reconnects: int
+    last_error: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., errors: _Optional[int] = ..., events_out_by_port: _Optional[_Mapping[str, int]] = ..., busy_seconds: _Optional[float] = ..., connection: _Optional[str] = ..., reconnects: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class EdgeState(_message.Message):
     __slots__ = ("id", "from_node", "from_port", "to_node", "policy", "capacity", "depth", "enqueued", "dropped", "coalesced", "high_water", "blocked_seconds")

@@ -68,6 +68,7 @@ HTTP_LISTEN: Final = NodeSpec(
     }),
     factory=make_http_listen,
     parse=parse_http_listen,
+    secrets=("token",),
     example="type: http.listen\nwith: {address: \"127.0.0.1:8080\", path: /events, format: ndjson}",
 )
 
@@ -96,6 +97,9 @@ HTTP_POST: Final = NodeSpec(
     }, required=("url",)),
     factory=make_http_post,
     parse=parse_http_post,
+    # Header values carry credentials (`Authorization`), so every value is masked; a URL's
+    # password part too (`https://user:****@host`).
+    secrets=("url", "headers"),
     example="type: http.post\nfrom: shaped\nwith: {url: \"https://collector.example.com/ingest\", format: ndjson}",
 )
 

@@ -1,5 +1,6 @@
-"""MQTT: `mqtt.read` and `mqtt.write` (docs/connectors.md)."""
+"""MQTT: `mqtt.read` and `mqtt.write` (docs/connectors.md, "MQTT"), on aiomqtt (paho-mqtt
+underneath), which loads only when a graph runs one of them."""
 
-from engine.spec import NodeSpec
+from adapters.io.mqtt.specs import SPECS
 
-SPECS: tuple[NodeSpec, ...] = ()  # filled in by the connector's specs module
+__all__ = ["SPECS"]

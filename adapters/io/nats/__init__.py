@@ -1,5 +1,6 @@
-"""NATS and JetStream: `nats.read` and `nats.write` (docs/connectors.md). nats-py."""
+"""NATS and JetStream: `nats.read` and `nats.write` (docs/connectors.md). nats-py loads only
+when a graph runs one of them."""
 
-from engine.spec import NodeSpec
+from adapters.io.nats.specs import SPECS
 
-SPECS: tuple[NodeSpec, ...] = ()  # filled in by the connector's specs module
+__all__ = ["SPECS"]

@@ -1,5 +1,6 @@
-"""PostgreSQL: `postgres.read` and `postgres.write` (docs/connectors.md). psycopg 3."""
+"""PostgreSQL: `postgres.read` and `postgres.write` (docs/connectors.md, "PostgreSQL"), on
+psycopg 3, which loads only when a graph runs one of them."""
 
-from engine.spec import NodeSpec
+from adapters.io.postgres.specs import SPECS
 
-SPECS: tuple[NodeSpec, ...] = ()  # filled in by the connector's specs module
+__all__ = ["SPECS"]

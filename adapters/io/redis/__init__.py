@@ -1,5 +1,5 @@
 """Redis Streams: `redis.read` and `redis.write` (docs/connectors.md). redis-py."""
 
-from engine.spec import NodeSpec
+from adapters.io.redis.specs import SPECS
 
-SPECS: tuple[NodeSpec, ...] = ()  # filled in by the connector's specs module
+__all__ = ["SPECS"]
