@@ -1,9 +1,14 @@
 """Reading a child process's output as it comes, so a test waits for what it needs to see
 instead of sleeping a fixed time (a loaded CI machine starts Python slowly)."""
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO
 
 
@@ -33,3 +38,16 @@ class Lines:
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the stream is still open"
         return "".join(self.lines)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel's pick, so xdist workers do not collide)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def engine(*args: str, env: dict[str, str], cwd: Path) -> "subprocess.Popen[str]":
+    """`engine ARGS` as a process in `cwd`, with `env` over this environment; output piped."""
+    return subprocess.Popen([sys.executable, "-m", "adapters.cli.main", *args], cwd=cwd, text=True,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -31,7 +30,7 @@ from adapters.pictures.topology import topology
 from loader.api import load_text
 from tests import runtime_support
 from tests.conftest import ROOT, require
-from tests.process_support import wait_for
+from tests.process_support import engine, free_port, wait_for
 from tests.serve_support import Serving, ticking_graph, write_atomically
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -306,17 +305,6 @@ def test_readings_during_reloads_see_whole_graphs_and_never_block_the_loop(tmp_p
 
 
 # -- `engine serve` ----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def engine(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "adapters.cli.main", *args], cwd=cwd, text=True,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
 
 @pytest.fixture
 def served(tmp_path):

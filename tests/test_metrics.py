@@ -3,10 +3,7 @@ control plane's token; a bad address stops start-up with one line."""
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.observe.endpoint import MetricsEndpoint
 from adapters.observe.metrics import metrics_registry
 from adapters.observe.snapshot import graph_view, serve_snapshot, stamped
-from tests.process_support import wait_for
+from tests.process_support import engine, free_port, wait_for
 from tests.runtime_support import run_graph
 from tests.serve_support import Serving, ticking_graph
 
@@ -115,17 +112,6 @@ def test_serving_graphs_are_scraped_live_and_removed_graphs_disappear(tmp_path):
                 await endpoint.stop()
 
     asyncio.run(scenario())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def engine(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "adapters.cli.main", *args], cwd=cwd, text=True,
-                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.fixture
