@@ -7,6 +7,7 @@ reported at once. The `Settings` model holds the types, defaults and rules.
 """
 
 import difflib
+import json
 import os
 import re
 import tomllib
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     state_dir: Path = Path("state")
     # The most disk the durable edges may use together; at the limit they apply their policy.
     durable_max_mb: Annotated[int, Field(ge=1)] = 8192
+    # A file holding a 256-bit key (base64): durable edges then seal what they store (AES-GCM).
+    state_encryption_key_file: Path | None = None
     drain_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
     watch_debounce_ms: Annotated[int, Field(ge=0)] = 200
     rescan_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
@@ -69,6 +72,9 @@ class Settings(BaseSettings):
     # of a device name; fallback numpy: a missing device or one without float64 gives way to NumPy.
     opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = DEFAULT_DEVICE
     opencl_fallback: Literal["none", "numpy"] = DEFAULT_FALLBACK
+    # Public keys (PEM files) whose signatures `engine serve` accepts (docs/bundles.md); empty:
+    # no signature is needed.
+    trusted_keys: list[Path] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -94,6 +100,17 @@ class Settings(BaseSettings):
         # `opencl_device = 1` in engine.toml is device 1, as HEADRACE_OPENCL_DEVICE=1 is
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        # HEADRACE_TRUSTED_KEYS: a JSON list, or paths separated by commas ("" is none)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)  # a JSONDecodeError is a ValueError: reported with the rule
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -116,7 +133,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("control_token", "metrics_address", "inspector_address", "control_tls_cert",
-                     "control_tls_key", "control_client_ca", "audit_log", mode="before")
+                     "control_tls_key", "control_client_ca", "audit_log", "state_encryption_key_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -137,6 +154,7 @@ RULES: Final[Mapping[str, str]] = {
     "log_format": "must be " + " or ".join(LOG_FORMATS),
     "state_dir": "must be a directory path",
     "durable_max_mb": "must be a whole number of megabytes, 1 or more",
+    "state_encryption_key_file": "must be the path of a file holding a 256-bit key in base64",
     "drain_timeout_s": "must be a number above 0",
     "watch_debounce_ms": "must be a whole number, 0 or more",
     "rescan_interval_s": "must be a number above 0",
@@ -151,6 +169,8 @@ RULES: Final[Mapping[str, str]] = {
     "inspector_address": "must be HOST:PORT, e.g. 127.0.0.1:9465, or empty for no inspector",
     "opencl_device": "must be auto, numpy, cpu, a device number or part of a device name, not empty",
     "opencl_fallback": "must be none or numpy",
+    "trusted_keys": "must be a list of public key files (PEM); in the environment, paths separated by commas "
+                    "or a JSON list",
 }
 SECRET_FIELDS: Final = frozenset({"control_token"})
 
@@ -197,6 +217,8 @@ def describe(settings: Settings) -> dict[str, object]:
             value = MASK
         elif isinstance(value, Path):
             value = str(value)
+        elif isinstance(value, list):
+            value = [str(item) for item in value]
         described[name] = value
     return described
 

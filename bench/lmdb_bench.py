@@ -9,11 +9,14 @@ events of about 200 bytes of JSON:
 - raw py-lmdb + encoding: the same, encoding each event first as the edge does (MessagePack)
   (what any store of events pays);
 - `LmdbEdge`: `offer` (one commit), `take`, `ack` (one commit), on a `block` edge of
-  capacity 1024.
+  capacity 1024;
+- `LmdbEdge`, encrypted: the same with a key (`state_encryption_key_file`): every value
+  sealed with AES-256-GCM on the way in and opened on the way back (adapters/storage/crypt.py).
 
 Pipeline rows: bench/peers/headrace_graph.py's graph, run in this process by
 `engine.runtime.Runtime` on memory edges (fused chains, the default; and unfused), and
-with `storage: lmdb` on every edge (durable edges end fused chains). Best of `--repeat`,
+with `storage: lmdb` on every edge (durable edges end fused chains), with and without a key
+(events that stay cached in memory are not read back, so not opened). Best of `--repeat`,
 rounds interleaved. Usage:
 
     .venv/bin/python bench/lmdb_bench.py                      # 1M events per row, best of 3
@@ -22,7 +25,9 @@ rounds interleaved. Usage:
 
 import argparse
 import asyncio
+import base64
 import json
+import os
 import struct
 import sys
 import tempfile
@@ -35,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lmdb
 
 from adapters.cli.registry import default_registry
+from adapters.storage.crypt import PLAIN, Codec, Sealer
 from adapters.storage.lmdb_edge import LmdbEdge, durable_edges
 from adapters.storage.lmdb_store import GiB, LmdbStore
 from adapters.storage.lmdb_table import encode
@@ -81,10 +87,15 @@ def raw_loop(folder: Path, batch: list[Event], encoding: bool) -> Callable[[int]
     return loop
 
 
-def edge_loop(folder: Path, batch: list[Event]) -> Callable[[int], int]:
+def sealer() -> Codec:
+    key = os.urandom(32)
+    return Sealer(key, "bench key " + base64.b64encode(key[:4]).decode(), "bench")
+
+
+def edge_loop(folder: Path, batch: list[Event], codec: Codec = PLAIN) -> Callable[[int], int]:
     def loop(rounds: int) -> int:
         with tempfile.TemporaryDirectory(dir=folder) as where:
-            store = LmdbStore(Path(where), map_size=GiB // 4, sync=True)
+            store = LmdbStore(Path(where), map_size=GiB // 4, sync=True, codec=codec)
             edge = LmdbEdge(EdgePlan("bench->sink", "bench", "out", "sink", BATCH, "block", durable=True),
                             store, "bench")
             for _ in range(rounds):
@@ -101,7 +112,8 @@ def edge_loop(folder: Path, batch: list[Event]) -> Callable[[int], int]:
     return loop
 
 
-def pipeline(folder: Path, count: int, storage: str, fuse: bool) -> Callable[[], tuple[float, dict[str, object]]]:
+def pipeline(folder: Path, count: int, storage: str, fuse: bool,
+             codec: Codec = PLAIN) -> Callable[[], tuple[float, dict[str, object]]]:
     """One run of the reference graph; returns (seconds, totals by user)."""
     def run() -> tuple[float, dict[str, object]]:
         with tempfile.TemporaryDirectory(dir=folder) as where:
@@ -113,7 +125,7 @@ def pipeline(folder: Path, count: int, storage: str, fuse: bool) -> Callable[[],
             loaded = load_text("peers_bench.yaml", text, registry)
             assert loaded.plan is not None, [p.message for p in loaded.problems]
             assert all(e.durable == (storage == "lmdb") for e in loaded.plan.edges)
-            store = LmdbStore(Path(where) / "state", sync=True) if storage == "lmdb" else None
+            store = LmdbStore(Path(where) / "state", sync=True, codec=codec) if storage == "lmdb" else None
             runtime = Runtime(loaded.plan, registry, fuse=fuse,
                               durable=durable_edges(store) if store is not None else None)
             started = time.perf_counter()
@@ -157,11 +169,13 @@ def main() -> None:
         "raw py-lmdb append + pop": raw_loop(folder, batch, False),
         "raw py-lmdb + encoding": raw_loop(folder, batch, True),
         "LmdbEdge offer + take + ack": edge_loop(folder, batch),
+        "LmdbEdge, encrypted (AES-GCM)": edge_loop(folder, batch, sealer()),
     }
     runs = {
         "memory edges (fused chains)": pipeline(folder, args.pipeline_count, "memory", True),
         "memory edges (unfused)": pipeline(folder, args.pipeline_count, "memory", False),
         "lmdb edges (storage: lmdb)": pipeline(folder, args.pipeline_count, "lmdb", True),
+        "lmdb edges, encrypted": pipeline(folder, args.pipeline_count, "lmdb", True, sealer()),
     }
     best = {name: float("inf") for name in list(rows) + list(runs)}
     totals: dict[str, dict[str, object]] = {}

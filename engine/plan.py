@@ -2,7 +2,8 @@
 
 Plans are frozen and hashable, hold no YAML objects, and serialise to canonical JSON
 (sorted keys) so the same graph gives the same bytes whatever file or format it came
-from. `content_hash` is what reload compares.
+from. `content_hash` is what reload compares. A secret parameter is printed and hashed as
+`****` beside a salted hash of its value (`NodePlan.secrets`, engine/secrets.py).
 """
 
 import hashlib
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from engine.policies import BLOCK, KEEP_LATEST, POLICIES, policy_named
+from engine.secrets import masked_at
 
 MERGE_FUNCTIONS: Final = ("sum", "min", "max", "first", "last")
 ERROR_ACTIONS: Final = ("stop", "drop", "dead_letter", "retry")
@@ -84,27 +86,46 @@ class ErrorPolicy:
 
 
 @dataclass(frozen=True)
+class SecretParam:
+    """One secret value in a node's `with:` (engine/secrets.py)."""
+
+    pointer: str  # a JSON Pointer into `with:`, e.g. `/headers/Authorization`
+    digest: str  # `secret_digest` of the value: what the plan's hash covers instead of it
+    # `****` whole (a value from a secret variable), or the shape `masked_secret` keeps (a
+    # parameter its node type marks secret: a URL keeps its host).
+    whole: bool = True
+    # The variables' texts inside the value, to take out of log lines; never printed.
+    texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     type: str
-    # The node's `with:` parameters as canonical JSON: hashable and free of YAML types.
+    # The node's `with:` parameters as canonical JSON: hashable and free of YAML types. The
+    # real values, secrets too: what the node runs with, never printed as it is.
     params_json: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     on_error: ErrorPolicy
+    secrets: tuple[SecretParam, ...] = ()  # sorted by pointer
 
     def params(self) -> dict[str, object]:
         loaded: dict[str, object] = json.loads(self.params_json)
         return loaded
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        """The node as printed and hashed: each secret value masked, its digest in `secrets`."""
+        out: dict[str, object] = {
             "type": self.type,
-            "with": self.params(),
+            "with": masked_at(self.params(), self.secrets),
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
             "on_error": self.on_error.to_dict(),
         }
+        if self.secrets:  # only when set, so plans without secrets keep their hashes
+            out["secrets"] = {s.pointer: s.digest for s in self.secrets}
+        return out
 
 
 @dataclass(frozen=True)
@@ -206,6 +227,8 @@ def plan_from_dict(raw: dict[str, object]) -> GraphPlan:
         inputs = node["inputs"]
         outputs = node["outputs"]
         on_error = node["on_error"]
+        secrets = node.get("secrets", {})
+        assert isinstance(secrets, dict)
         with_params = node["with"]
         assert isinstance(with_params, dict)
         assert isinstance(inputs, list) and isinstance(outputs, list)
@@ -218,6 +241,8 @@ def plan_from_dict(raw: dict[str, object]) -> GraphPlan:
                 inputs=tuple(str(i) for i in inputs),
                 outputs=tuple(str(o) for o in outputs),
                 on_error=_error_policy_from(on_error),
+                # Their values were printed masked: kept masked, in the shape they had.
+                secrets=tuple(SecretParam(str(p), str(secrets[p]), whole=False) for p in sorted(secrets)),
             )
         )
     edges = [_edge_from(str(eid), edges_raw[eid]) for eid in sorted(edges_raw)]

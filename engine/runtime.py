@@ -23,18 +23,17 @@ from engine.controls import Controls
 from engine.durability import STATE_SUFFIX
 from engine.edges import Edge
 from engine.fused import build_segments
-from engine.fusion import ChainFinder
 from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
 from engine.plan import EdgePlan, GraphPlan, NodePlan
-from engine.plan_chains import chains
-from engine.plan_diff import NodeChanges, diff_plans, whole_graph
+from engine.plan_chains import reload_changes, run_chains, source_nodes
+from engine.plan_diff import NodeChanges
 from engine.runner import RUN_ASYNC_SINK, RUN_POLL, RUN_STEP, NodeRunner
-from engine.secrets import mask_known, plan_secret_texts, secret_texts
+from engine.secrets import mask_known, node_secret_texts, plan_secret_texts
 from engine.spec import RuntimeNode, SpecRegistry
 from engine.wakeup import Wakeup
 
 BATCH_BUDGET: Final = 1024
-__all__ = ["BATCH_BUDGET", "STATE_SUFFIX", "Runtime"]
+__all__ = ["BATCH_BUDGET", "STATE_SUFFIX", "Runtime", "source_nodes"]  # source_nodes: for older imports
 
 DurableFactory = Callable[[GraphPlan, EdgePlan], Edge]
 
@@ -89,7 +88,7 @@ class Runtime:
             return NodeRunner(node, carried.ctx, carried, [edges[i] for i in node.inputs], outputs)
         params = node.params()
         ctx = NodeContext(node.name, node.type, spec.parse(params), node.outputs, node.on_error, self.clock,
-                          self.plan.name, secret_texts(spec, params))
+                          self.plan.name, node_secret_texts(spec, node))
         return NodeRunner(node, ctx, spec.factory(ctx), [edges[i] for i in node.inputs], outputs)
 
     def build_chains(self, plan: GraphPlan, runners: dict[str, NodeRunner],
@@ -164,21 +163,25 @@ class Runtime:
 
     def plan_chains(self, plan: GraphPlan) -> list[list[str]]:
         """The nodes of `plan` that would run as one here (fused chains, family segments)."""
-        found = chains(plan, self.registry)
-        if not self.fuse:  # only family segments run as chains
-            fused = ChainFinder(plan, self.registry).chains()
-            found = [c for c in found if c not in fused]
-        return found
+        return run_chains(plan, self.registry, self.fuse)
+
+    def running_chains(self) -> list[list[str]]:
+        """The nodes that run as one now: the built segments, and the plan's chains."""
+        return [s.members for s in self.segments] + self.plan_chains(self.plan)
+
+    def swap_blocker(self) -> str:
+        """Why nodes cannot be replaced in place now ("" when they can)."""
+        if not self.scheduling or self.stopping or self.failure:
+            return "the graph is not running"
+        if self.controls.paused_graph:
+            return "the graph is paused"
+        return ""
 
     def diff(self, plan: GraphPlan) -> NodeChanges:
         """What reloading `plan` into this running graph would keep and replace."""
-        if not self.scheduling or self.stopping or self.failure:
-            return whole_graph(self.plan, plan, "the graph is not running")
-        if self.controls.paused_graph:
-            return whole_graph(self.plan, plan, "the graph is paused")
-        sources = source_nodes(self.plan, self.registry) | source_nodes(plan, self.registry)
-        return diff_plans(self.plan, plan, [s.members for s in self.segments] + self.plan_chains(self.plan),
-                          self.plan_chains(plan), sources)
+        blocker = self.swap_blocker()
+        chains_now = [] if blocker else self.running_chains()
+        return reload_changes(self.plan, plan, self.registry, chains_now, blocker, self.fuse)
 
     async def replace_nodes(self, plan: GraphPlan, changes: NodeChanges, drain_timeout_s: float) -> int:
         """A partial reload (engine/node_swap.py); raises NodeFailure before touching anything
@@ -446,11 +449,3 @@ def node_counters(runners: dict[str, NodeRunner], segments: list[SegmentRunner])
     return out
 
 
-def source_nodes(plan: GraphPlan, registry: SpecRegistry) -> frozenset[str]:
-    """The nodes of `plan` that take no input."""
-    out: set[str] = set()
-    for node in plan.nodes:
-        spec = registry.get(node.type)
-        if spec is not None and not spec.takes_input:
-            out.add(node.name)
-    return frozenset(out)

@@ -13,16 +13,29 @@ userinfo password and any `password=` pair in a text, whatever it belongs to. `s
 lists the literal secret strings of one node (a whole password, a URL's password part), so
 `mask_known` can take them out of a failure message or a log line of that node even where
 no URL is around them.
+
+A graph file marks more secrets: any `with:` value taken from `${secret:VAR}` or from a
+variable its `secret_env` lists. The plan names every secret value of a node by a JSON
+Pointer into its `with:` (`NodePlan.secrets`) with a salted slow hash of it (`secret_digest`),
+and prints `****` there (`masked_at`): rotating a secret changes the plan's hash, and the
+hash printed beside it gives nothing away cheaply.
 """
 
+import hashlib
+import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from engine.plan import GraphPlan
+    from engine.plan import GraphPlan, NodePlan, SecretParam
     from engine.spec import NodeSpec, SpecRegistry
 
 MASK: Final = "****"
+# PBKDF2 rounds for a secret's hash in the plan: a printed plan (or its content hash) must not
+# let anyone test guesses of a short password at sha256 speed. About 20 ms a secret, once a load.
+SECRET_HASH_ROUNDS: Final = 100_000
+SECRET_HASH_PREFIX: Final = "pbkdf2-sha256:"
 # A literal shorter than this is not taken out of texts: a 2-letter secret would blank every
 # word holding those letters, and the pattern masks still cover URLs and `password=` pairs.
 SHORTEST_KNOWN: Final = 4
@@ -140,23 +153,115 @@ def mask_known(text: str, secrets: tuple[str, ...]) -> str:
     return mask_value(text)
 
 
+def node_secret_texts(spec: "NodeSpec | None", node: "NodePlan") -> tuple[str, ...]:
+    """`secret_texts` of a planned node, with the values its graph file marks secret: each
+    such value whole and each variable's text in it (`Bearer ${secret:T}` gives both)."""
+    params = node.params()
+    found = set(secret_texts(spec, params))
+    for secret in node.secrets:
+        found.update(secret.texts)
+        value = value_at(params, secret.pointer)
+        if not secret.whole:  # a parameter its type marks secret: `secret_texts` has it
+            continue
+        if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            found.add(str(value))
+        else:
+            _collect(value, found)
+    return tuple(sorted((t for t in found if len(t) >= SHORTEST_KNOWN), key=lambda t: (-len(t), t)))
+
+
 def plan_secret_texts(plan: "GraphPlan", registry: "SpecRegistry") -> tuple[str, ...]:
     """Every node's secret strings, longest first: for a message that may name any node."""
     found: set[str] = set()
     for node in plan.nodes:
-        found.update(secret_texts(registry.get(node.type), node.params()))
+        found.update(node_secret_texts(registry.get(node.type), node))
     return tuple(sorted(found, key=lambda t: (-len(t), t)))
 
 
+def pointer_of(path: Sequence[str | int]) -> str:
+    """A JSON Pointer (RFC 6901) to `path` inside a node's `with:`: `/headers/Authorization`."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def pointer_parts(pointer: str) -> list[str]:
+    return [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+
+
+def _step(container: object, part: str) -> tuple[bool, object]:
+    """(found, the value under `part`) of a mapping or a list."""
+    if isinstance(container, dict):
+        return (True, container[part]) if part in container else (False, None)
+    if isinstance(container, list) and part.isdigit() and int(part) < len(container):
+        return True, container[int(part)]
+    return False, None
+
+
+def value_at(params: object, pointer: str) -> object:
+    """The value `pointer` names, or None where it names nothing."""
+    value = params
+    for part in pointer_parts(pointer):
+        found, value = _step(value, part)
+        if not found:
+            return None
+    return value
+
+
+def resolvable_pointer(params: object, path: Sequence[str | int]) -> str:
+    """The pointer to `path`, or to its deepest prefix present in `params` (masking more
+    rather than less when the checked parameters differ from what was written); "" for none."""
+    value = params
+    reached: list[str | int] = []
+    for part in path:
+        found, value = _step(value, str(part))
+        if not found:
+            break
+        reached.append(part)
+    return pointer_of(reached)
+
+
+def secret_digest(graph: str, node: str, pointer: str, value: object) -> str:
+    """A salted slow hash of one secret value: equal values give equal digests in every
+    process (plans compare across `engine plan` and `engine serve`), and the salt names the
+    place, so one table of guesses does not serve every graph."""
+    salt = f"headrace-secret\0{graph}\0{node}\0{pointer}".encode()
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return SECRET_HASH_PREFIX + hashlib.pbkdf2_hmac("sha256", text, salt, SECRET_HASH_ROUNDS).hex()
+
+
+def masked_at(params: dict[str, object], secrets: "Sequence[SecretParam]") -> dict[str, object]:
+    """`params` (changed in place, and returned) with each secret's value shown as it may be:
+    `****` whole, or a parameter its node type marks secret in the shape `masked_secret`
+    keeps. Outer pointers first, so an inner value from a secret variable ends up `****`."""
+    for secret in sorted(secrets, key=lambda s: (s.pointer.count("/"), s.pointer)):
+        parts = pointer_parts(secret.pointer)
+        if not parts:
+            continue
+        found, container = _step(params, parts[0]) if len(parts) > 1 else (True, params)
+        for part in parts[1:-1]:
+            if found:
+                found, container = _step(container, part)
+        last = parts[-1]
+        if not found:
+            continue
+        if isinstance(container, dict) and last in container:
+            container[last] = MASK if secret.whole else masked_secret(container[last])
+        elif isinstance(container, list) and last.isdigit() and int(last) < len(container):
+            index = int(last)
+            container[index] = MASK if secret.whole else masked_secret(container[index])
+    return params
+
+
 def printable_plan(plan: "GraphPlan", registry: "SpecRegistry") -> dict[str, object]:
-    """`plan.to_dict()` with every secret parameter masked. `hash` stays the running plan's
-    (what `engine ctl status` shows and `apply --expect` compares), so a masked plan is for
-    reading: it cannot be rebuilt into the same plan."""
+    """`plan.to_dict()` (which masks the secrets the plan names) with every parameter its
+    node type marks secret masked too, for plans built without them. `hash` stays the running
+    plan's (what `engine ctl status` shows and `apply --expect` compares)."""
     out = plan.to_dict()
     nodes = out["nodes"]
     assert isinstance(nodes, dict)
     for node in plan.nodes:
         shown = nodes[node.name]
         assert isinstance(shown, dict)
-        shown["with"] = masked_params(registry.get(node.type), node.params())
+        params = shown["with"]
+        assert isinstance(params, dict)
+        shown["with"] = masked_params(registry.get(node.type), params)
     return out

@@ -9,6 +9,7 @@ from typing import Final
 
 from engine.ids import NAME_PATTERN
 from engine.plan import GraphPlan
+from engine.secrets import SHORTEST_KNOWN, mask_known
 from engine.spec import SpecRegistry
 from loader.check_schema import schema_problems
 from loader.compile import compile_graph
@@ -66,15 +67,21 @@ def _version(data: dict[str, object]) -> int | None:
     return version
 
 
-def _finish(result: LoadResult) -> LoadResult:
+def _finish(result: LoadResult, doc: Document | None = None) -> LoadResult:
+    if doc is not None and doc.secrets:  # the last net: no problem quotes a secret variable's text
+        hidden = tuple(sorted({t for texts in doc.secrets.values() for t in texts if len(t) >= SHORTEST_KNOWN},
+                              key=lambda t: (-len(t), t)))
+        result.problems = [replace(p, message=mask_known(p.message, hidden), hint=mask_known(p.hint, hidden))
+                           for p in result.problems]
     unique = {(p.code, p.line, p.column, p.path, p.message): p for p in result.problems}
     result.problems = sorted(unique.values(), key=Problem.sort_key)
     return result
 
 
 def load_text(file: str, text: str, registry: SpecRegistry,
-              env: Mapping[str, str] | None = None) -> LoadResult:
-    """Load one graph from its text; `file` names it in problems and gives the default name."""
+              env: Mapping[str, str] | None = None, keep_unset: bool = False) -> LoadResult:
+    """Load one graph from its text; `file` names it in problems and gives the default name.
+    `keep_unset`: an unset `${VAR}` stays as written (loader/interpolate.py)."""
     text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
     result = LoadResult(file=file, name=Path(file).stem, text=text)
     surrogate = _SURROGATE.search(text)
@@ -95,7 +102,7 @@ def load_text(file: str, text: str, registry: SpecRegistry,
         result.problems.append(_problem(doc, "HR004", "the top level of a graph file must be a mapping",
                                         "start with `version: 1` and a `nodes:` mapping"))
         return _finish(result)
-    result.problems.extend(interpolate(doc, os.environ if env is None else env))
+    result.problems.extend(interpolate(doc, os.environ if env is None else env, keep_unset))
     data = doc.data
     assert isinstance(data, dict)
     name = data.get("name")
@@ -108,7 +115,7 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     if version is None:
         hint = f"add `version: {CURRENT_VERSION}` at the top (this engine understands: {supported})"
         result.problems.append(_problem(doc, "HR010", "missing `version`", hint))
-        return _finish(result)
+        return _finish(result, doc)
     if version < 0:
         declared = data["version"]
         hint = f"this engine understands version {supported}; a newer file needs a newer engine"
@@ -121,7 +128,7 @@ def load_text(file: str, text: str, registry: SpecRegistry,
             hint = f"write the version after the key: {spelled}"
         shown = "null" if declared is None else repr(declared)
         result.problems.append(_problem(doc, "HR011", f"unsupported version {shown}", hint, key="version"))
-        return _finish(result)
+        return _finish(result, doc)
     result.problems.extend(schema_problems(doc, registry, version))
     pos = doc.locate(("version",), at_key=True)
     result.version_line, result.version_column = pos.line, pos.column
@@ -138,7 +145,7 @@ def load_text(file: str, text: str, registry: SpecRegistry,
     # Node families check the graph as it will run, whenever the semantic checks found it whole:
     # beside schema errors too (the checked stage reads a refused value as its default), so a
     # file shows all its problems at once. The plan is kept only when there are no errors.
-    plan = None if has_errors(problems) else compile_graph(checked)
+    plan = None if has_errors(problems) else compile_graph(checked, doc.secrets)
     if plan is not None:
         problems += family_problems(doc, registry, plan)
     if moves:  # name the paths as the user wrote them
@@ -149,7 +156,7 @@ def load_text(file: str, text: str, registry: SpecRegistry,
         result.problems = [p for p in result.problems if p.code != UNREAD_OUTPUT]
     else:
         result.plan = plan
-    return _finish(result)
+    return _finish(result, doc)
 
 
 def read_graph_text(path: Path) -> tuple[str | None, Problem | None]:

@@ -237,7 +237,13 @@ def schema_problems(doc: Document, registry: SpecRegistry, version: int) -> list
             spec = registry.get(node_type)
             secrets = spec.secrets if spec is not None else ()
             for error in per_type[node_type].iter_errors(params):
-                translator.hiding = bool(error.absolute_path) and error.absolute_path[0] in secrets
+                translator.hiding = ((bool(error.absolute_path) and error.absolute_path[0] in secrets)
+                                     or _holds_secret(doc, ("nodes", name, "with", *error.absolute_path)))
                 problems.extend(translator.translate(error, ("nodes", name, "with")))
             translator.hiding = False
     return [p for p in problems if not _unresolved(doc, p)]
+
+
+def _holds_secret(doc: Document, path: KeyPath) -> bool:
+    """Whether the value at `path` is, holds or lies inside one from a secret variable."""
+    return any(path[:len(secret)] == secret or secret[:len(path)] == path for secret in doc.secrets)

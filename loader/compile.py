@@ -1,8 +1,15 @@
 """Checked graph -> GraphPlan: build ids, freeze. (Defaults were applied in loader/checked.py.)"""
 
+from collections.abc import Mapping
+
 from engine.ids import edge_id
-from engine.plan import EdgePlan, GraphPlan, NodePlan, params_json
-from loader.checked import CheckedGraph, CheckedInput
+from engine.plan import EdgePlan, GraphPlan, NodePlan, SecretParam, params_json
+from engine.secrets import resolvable_pointer, secret_digest, value_at
+from loader.checked import CheckedGraph, CheckedInput, CheckedNode
+from loader.document import KeyPath
+
+# Values from secret variables: path in the document -> the variables' texts (`Document.secrets`).
+SecretValues = Mapping[KeyPath, tuple[str, ...]]
 
 
 def _edge(consumer: str, entry: CheckedInput) -> EdgePlan:
@@ -20,7 +27,25 @@ def _edge(consumer: str, entry: CheckedInput) -> EdgePlan:
     )
 
 
-def compile_graph(graph: CheckedGraph) -> GraphPlan:
+def _secrets(graph: str, node: CheckedNode, secret_values: SecretValues) -> tuple[SecretParam, ...]:
+    """The node's secret values: the parameters its type marks secret (masked in their shape)
+    and the values taken from secret variables (masked whole)."""
+    found: dict[str, tuple[bool, tuple[str, ...]]] = {}
+    for key in node.spec.secrets:
+        if node.params.get(key) not in (None, "", {}, []):  # an unset secret hides nothing
+            found[resolvable_pointer(node.params, (key,))] = (False, ())
+    for path, texts in secret_values.items():
+        if path[:3] != ("nodes", node.name, "with"):
+            continue
+        pointer = resolvable_pointer(node.params, path[3:])
+        if pointer:
+            found[pointer] = (True, found.get(pointer, (True, ()))[1] + texts)
+    return tuple(SecretParam(pointer, secret_digest(graph, node.name, pointer, value_at(node.params, pointer)),
+                             whole, tuple(sorted(set(texts))))
+                 for pointer, (whole, texts) in sorted(found.items()))
+
+
+def compile_graph(graph: CheckedGraph, secret_values: SecretValues | None = None) -> GraphPlan:
     nodes: list[NodePlan] = []
     edges: list[EdgePlan] = []
     for name in sorted(graph.nodes):
@@ -34,6 +59,7 @@ def compile_graph(graph: CheckedGraph) -> GraphPlan:
             inputs=tuple(e.id for e in node_edges),
             outputs=node.ports,
             on_error=node.on_error,
+            secrets=_secrets(graph.name, node, secret_values or {}),
         ))
     edges.sort(key=lambda e: e.id)
     return GraphPlan(name=graph.name, format_version=graph.version, nodes=tuple(nodes), edges=tuple(edges),

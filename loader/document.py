@@ -36,6 +36,9 @@ class Document:
     quoted: set[KeyPath] = field(default_factory=set)
     # Values that came from `${VAR}` interpolation: path -> the variable names.
     interpolated: dict[KeyPath, tuple[str, ...]] = field(default_factory=dict)
+    # Values taken from a secret variable (`${secret:VAR}`, or one `secret_env` lists): path ->
+    # the variables' texts, never to be shown.
+    secrets: dict[KeyPath, tuple[str, ...]] = field(default_factory=dict)
     # Values whose interpolation failed: already reported, so later checks skip them.
     unresolved: set[KeyPath] = field(default_factory=set)
 

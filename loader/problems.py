@@ -47,6 +47,7 @@ CODES: Final[dict[str, str]] = {
     "HR049": "A GPU segment is set up wrongly (no `columns` on its first node, a reduction, a kernel's columns).",
     "HR050": "An environment variable is not set and has no default.",
     "HR051": "An interpolation `${...}` is malformed.",
+    "HR052": "A secret variable (`${secret:VAR}`, or one `secret_env` lists) is used outside a node's `with:`.",
     "HR060": "Two files in one directory declare the same graph name.",
     "HR070": "A node's output is never consumed (warning).",
     "HR071": "A source that acknowledges messages to its system feeds an edge that is not durable: a crash "

@@ -23,6 +23,7 @@ from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS, v1_to_v2
 
 MAX_CAPACITY: Final = 16_777_216
 PORT_REF_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
+ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"  # what `${VAR}` names (loader/interpolate.py)
 
 
 def _spoken(items: list[str]) -> str:
@@ -145,6 +146,12 @@ def graph_schema(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict
                 "type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
                 "description": "Event fields that hold secrets: masked wherever events are shown "
                                "(`engine ctl tap`), never in the data itself.",
+            },
+            "secret_env": {
+                "type": "array", "items": {"type": "string", "pattern": ENV_NAME_PATTERN}, "uniqueItems": True,
+                "description": "Environment variables that hold secrets: a `with:` value taken from one "
+                               "(`${VAR}`, like `${secret:VAR}`) is shown as `****` wherever the plan is "
+                               "shown.",
             },
             "defaults": {
                 "type": "object",

@@ -21,4 +21,5 @@ def test_the_service_is_versioned_and_has_every_method():
     service = control_pb2.DESCRIPTOR.services_by_name["Control"]
     assert service.full_name == "headrace.control.v1.Control"
     assert sorted(m.name for m in service.methods) == sorted([
-        "ListGraphs", "GetGraph", "Pause", "Resume", "Drain", "Reload", "Apply", "Remove", "Tap", "WatchEvents"])
+        "ListGraphs", "GetGraph", "Pause", "Resume", "Drain", "Reload", "Apply", "Remove", "Tap", "WatchEvents",
+        "GetLogs", "GetPlan"])

@@ -18,7 +18,7 @@ import pytest
 
 from adapters.io.nats.params import parse_nats_read
 from adapters.io.nats.read import NatsRead
-from engine.node import AsyncSink, Batch, NodeContext
+from engine.node import AsyncSink, Batch, Clock, NodeContext
 from engine.plan import ErrorPolicy
 from engine.runtime import Runtime
 from engine.spec import SINK, NodeSpec, SpecRegistry, params_schema
@@ -146,7 +146,7 @@ async def _publish_raw(server: NatsServer, payloads: list[bytes]) -> None:
 
 def context(server: NatsServer, durable: str = "hr", **extra: object) -> NodeContext:
     raw: dict[str, object] = {"servers": server.url, "stream": STREAM, "durable": durable, **extra}
-    return NodeContext("orders", "nats.read", parse_nats_read(raw), ("out",), ErrorPolicy(), None)  # type: ignore[arg-type]
+    return NodeContext("orders", "nats.read", parse_nats_read(raw), ("out",), ErrorPolicy(), Clock())
 
 
 def test_a_batch_read_but_never_handed_on_is_not_acknowledged_and_comes_back(nats_server):

@@ -316,7 +316,8 @@ def test_unreachable_server_is_reported_as_reconnecting(tmp_path):
         health = runtime.runners["src"].impl.health()
         assert health["connection"] == "reconnecting" and health["reconnects"] >= 2
         assert f"connecting to 127.0.0.1:{server.port}" in health["last_error"]
-        task.cancel()
+        runtime.request_stop()  # ends the open that waits for the server
+        assert await asyncio.wait_for(task, 10)
 
     asyncio.run(check())
 

@@ -19,10 +19,11 @@ from tests.conftest import ROOT
 
 DEFAULTS = {
     "log_level": "info", "log_format": "text", "state_dir": "state", "durable_max_mb": 8192, "drain_timeout_s": 10.0,
+    "state_encryption_key_file": None,
     "watch_debounce_ms": 200, "rescan_interval_s": 5.0, "control_address": "127.0.0.1:50051",
     "control_token": None, "control_tls_cert": None, "control_tls_key": None, "control_client_ca": None,
     "audit_log": None, "metrics_address": None, "metrics_public": False, "inspector_address": None,
-    "opencl_device": "auto", "opencl_fallback": "none",
+    "opencl_device": "auto", "opencl_fallback": "none", "trusted_keys": [],
 }
 
 
@@ -228,6 +229,7 @@ log_level = "info"
 log_format = "text"
 state_dir = "state"
 durable_max_mb = 8192
+# state_encryption_key_file is not set
 drain_timeout_s = 10.0
 watch_debounce_ms = 200
 rescan_interval_s = 5.0
@@ -242,6 +244,7 @@ metrics_public = false
 # inspector_address is not set
 opencl_device = "auto"
 opencl_fallback = "none"
+trusted_keys = []
 """
 
 

@@ -43,7 +43,14 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _connection_options(parser: argparse.ArgumentParser, top: bool, timeout: bool = True) -> None:
+def connection_options(parser: argparse.ArgumentParser) -> None:
+    """--address, --token, --ca, --cert, --key and --timeout as `engine ctl` takes them, for
+    another command that talks to the control plane (`engine diagnostics collect`)."""
+    _connection_options(parser, top=True, answers_json=False)
+
+
+def _connection_options(parser: argparse.ArgumentParser, top: bool, timeout: bool = True,
+                        answers_json: bool = True) -> None:
     """The options every verb takes. On `ctl` itself they have defaults; on a verb they are
     SUPPRESSed when absent, so that `engine ctl --json status` and `engine ctl status --json`
     both work and a verb never resets what was given before it."""
@@ -63,8 +70,9 @@ def _connection_options(parser: argparse.ArgumentParser, top: bool, timeout: boo
     if timeout:
         parser.add_argument("--timeout", metavar="S", type=_positive, default=default(DEFAULT_TIMEOUT_S),
                             help=f"seconds to wait for an answer (default {DEFAULT_TIMEOUT_S:g})")
-    parser.add_argument("--json", action="store_true", default=default(False),
-                        help="print the answers as JSON (streams: one object per line)")
+    if answers_json:
+        parser.add_argument("--json", action="store_true", default=default(False),
+                            help="print the answers as JSON (streams: one object per line)")
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -96,6 +104,9 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                        help="refuse unless the running plan has this hash ('none': the graph must not run)")
     apply.add_argument("--as", dest="as_name", metavar="NAME",
                        help="file name in the served directory (default: FILE's base name)")
+    apply.add_argument("--signature", metavar="SIG",
+                       help="FILE's signature (`engine bundle sign-file FILE --key KEY`); needed when the engine "
+                       "has trusted_keys")
     remove = verb("remove", "delete a graph's file from the served directory and stop the graph")
     remove.add_argument("graph", metavar="GRAPH")
     tap = verb("tap", "print a sample of the events crossing one edge, one JSON line each, until Ctrl-C; "
@@ -183,7 +194,15 @@ def _apply(c: "Connection", args: argparse.Namespace) -> int:
         raise Refusal(f"{args.file}: not UTF-8 text (byte {exc.start + 1})", EXIT_USAGE) from None
     except OSError as exc:
         raise Refusal(f"cannot read {args.file}: {exc.strerror or exc}", EXIT_USAGE) from None
-    request = c.pb.ApplyRequest(file=args.as_name or path.name, document=document, expected_plan_hash=args.expect)
+    signature = ""
+    if args.signature:
+        try:
+            signature = Path(args.signature).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            raise Refusal(f"cannot read the signature {args.signature}: {why}", EXIT_USAGE) from None
+    request = c.pb.ApplyRequest(file=args.as_name or path.name, document=document, expected_plan_hash=args.expect,
+                                signature=signature)
     return _one_result(args, c.call(c.stub.Apply, request))
 
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from adapters.allocator import keep_heap_headroom
 from adapters.cli import audit_cmd, config_cmd, ctl, devices_cmd, graph_cmd, migrate_cmd, state_cmd, test_cmd, top_cmd
+from adapters.cli.bundle_cmd import add_bundle_parser, cmd_bundle
+from adapters.cli.diagnostics_cmd import add_diagnostics_parser, cmd_diagnostics
+from adapters.cli.diff_cmd import add_diff_parser, cmd_diff
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.registry import default_registry
@@ -61,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="print the compiled plan of one graph file as canonical JSON")
     plan.add_argument("file", metavar="FILE")
     graph_cmd.add_parser(commands)
+    add_diff_parser(commands)
 
     run = commands.add_parser("run", help="run one graph file until its sources are exhausted (or SIGINT/SIGTERM)")
     run.add_argument("file", metavar="FILE")
@@ -86,10 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     audit_cmd.add_parser(commands)
     devices_cmd.add_parser(commands)
     state_cmd.add_parser(commands)
+    add_bundle_parser(commands)
     migrate_cmd.add_parser(commands)
     test_cmd.add_parser(commands)
     ctl.add_parser(commands)
     top_cmd.add_parser(commands)
+    add_diagnostics_parser(commands)
     return parser
 
 
@@ -171,6 +177,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return cmd_plan(args.file)
     if args.command == "graph":
         return graph_cmd.cmd_graph(args)
+    if args.command == "diff":
+        return cmd_diff(args)
     if args.command == "run":
         keep_heap_headroom()
         return cmd_run(args.file, args.stats_file, args.config, args.metrics_address, args.metrics_linger)
@@ -187,10 +195,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         return devices_cmd.cmd_devices(args)
     if args.command == "state":
         return state_cmd.cmd_state(args)
+    if args.command == "bundle":
+        return cmd_bundle(args)
     if args.command == "migrate":
         return migrate_cmd.cmd_migrate(args)
     if args.command == "ctl":
         return ctl.cmd_ctl(args)
+    if args.command == "diagnostics":
+        return cmd_diagnostics(args)
     if args.command == "top":
         return top_cmd.cmd_top(args)
     if args.command == "test":

@@ -161,7 +161,8 @@ def _configured(plan: GraphPlan, registry: SpecRegistry,
         if config or durable:
             raise ValueError(str(exc)) from None
         return registry_without_settings(str(exc)), None  # the segment that needed them says so
-    factory = durable_factory(settings.state_dir, settings.durable_max_mb) if durable else None
+    factory = durable_factory(settings.state_dir, settings.durable_max_mb,
+                              key_file=settings.state_encryption_key_file) if durable else None
     return registry_for(settings), factory
 
 

@@ -14,10 +14,13 @@ from adapters.observe import MetricsError
 from adapters.observe.endpoint import MetricsEndpoint
 from adapters.observe.inspector import InspectorEndpoint, serve_inspector
 from adapters.serve.host import Host
-from adapters.serve.logs import configure
+from adapters.serve.logs import RecentLines, configure
 from adapters.serve.server import Server
 from adapters.settings import Settings, SettingsError, load_settings
-from adapters.storage.durable import durable_factory
+from adapters.storage.durable import check_state, durable_factory
+from adapters.trust.gate import TrustGate
+from adapters.trust.keys import TrustError
+from engine.node import NodeFailure
 
 LOG = logging.getLogger("headrace")
 INTERRUPTED = "interrupted twice: stopped without draining"
@@ -66,10 +69,13 @@ def _inspector(settings: Settings, host: Host, token: str | None) -> InspectorEn
     return serve_inspector(settings.inspector_address, host, token, settings.metrics_public)
 
 
-async def _serve(directory: Path, settings: Settings) -> int:
-    durable = durable_factory(settings.state_dir, settings.durable_max_mb)
+async def _serve(directory: Path, settings: Settings, recent: RecentLines | None = None) -> int:
+    durable = durable_factory(settings.state_dir, settings.durable_max_mb,
+                              key_file=settings.state_encryption_key_file)
     host = Host(registry_for(settings), settings.drain_timeout_s, durable=durable)
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
+    if settings.trusted_keys:  # keys are read before anything binds: a bad one stops serve at once
+        server.gate = TrustGate.from_paths(directory, settings.trusted_keys, host)
     token = settings.control_token.get_secret_value() if settings.control_token is not None else None
     metrics = _metrics(settings, host, token)
     try:
@@ -79,7 +85,10 @@ async def _serve(directory: Path, settings: Settings) -> int:
             metrics.close()
         raise
     plane = ControlPlane(settings.control_address, token, settings.control_tls_cert, settings.control_tls_key,
-                         settings.control_client_ca, settings.audit_log, server, host, settings.drain_timeout_s)
+                         settings.control_client_ca, settings.audit_log, server, host, settings.drain_timeout_s,
+                         recent=recent)
+    if server.gate is not None:
+        server.gate.audit = plane.audit  # refused reloads are audited like refused calls
     await plane.start()
     LOG.info(f"control plane on {settings.control_address}")
     if metrics is not None:
@@ -121,9 +130,14 @@ def cmd_serve(directory: str, config: str | None) -> int:
         print(f"engine: error: {directory} is not a directory (serve takes the directory of graph files)",
               file=sys.stderr)
         return EXIT_USAGE
-    configure(settings.log_level, settings.log_format)
     try:
-        return asyncio.run(_serve(path, settings))
-    except (ControlSecurityError, MetricsError) as exc:
+        check_state(settings.state_dir, settings.state_encryption_key_file)  # a key that does not fit
+    except NodeFailure as exc:
+        print(f"engine: error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    recent = configure(settings.log_level, settings.log_format)
+    try:
+        return asyncio.run(_serve(path, settings, recent))
+    except (ControlSecurityError, MetricsError, TrustError) as exc:
         print(f"engine: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,5 @@
-"""`engine state ls` and `engine state prune DIR`: the durable edges kept in the state directory.
+"""`engine state ls` and `engine state prune DIR`: the durable edges kept in the state directory
+(`engine state rotate-key`: adapters/cli/state_rotate_cmd.py).
 
 A removed graph's durable edges stay on disk (their events may still matter); `prune`
 deletes the ones no graph file in DIR declares any more, listing them first, and only with
@@ -12,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
+from adapters.cli.state_rotate_cmd import add_rotate_parser, cmd_rotate_key
 
 
 def add_parser(commands: Any) -> None:
-    state = commands.add_parser("state", help="list or prune the durable edges in the state directory")
+    state = commands.add_parser("state", help="list, prune or re-encrypt the durable edges in the state directory")
     verbs = state.add_subparsers(dest="state_command", required=True, metavar="VERB")
     ls = verbs.add_parser("ls", help="durable edges with their depth and size")
     ls.add_argument("--json", action="store_true", help="one JSON array")
     prune = verbs.add_parser("prune", help="delete durable edges no graph in DIR declares (lists them first)")
     prune.add_argument("directory", metavar="DIR")
     prune.add_argument("--yes", action="store_true", help="delete them (without it: only list them)")
+    add_rotate_parser(verbs)
 
 
 def _edges_dir() -> Path:
@@ -50,6 +53,12 @@ def _list(store: Any) -> list[dict[str, object]]:
     return found
 
 
+def list_edges(store: Any) -> list[dict[str, object]]:
+    """Each durable edge in `store` with its graph, edge, events and bytes, as `engine state ls`
+    lists them (also for `engine diagnostics collect`)."""
+    return _list(store)
+
+
 def _declared(directory: Path) -> set[tuple[str, str]] | None:
     from adapters.cli.registry import default_registry
     from loader.api import load_directory
@@ -64,6 +73,8 @@ def _declared(directory: Path) -> set[tuple[str, str]] | None:
 def cmd_state(args: argparse.Namespace) -> int:
     from adapters.settings import SettingsError
 
+    if args.state_command == "rotate-key":
+        return cmd_rotate_key(args)
     try:
         edges_dir = _edges_dir()
     except SettingsError as exc:
@@ -75,7 +86,7 @@ def cmd_state(args: argparse.Namespace) -> int:
         return EXIT_OK
     from adapters.storage.lmdb_store import DurableStorageError, LmdbStore
     try:
-        store = LmdbStore(edges_dir)
+        store = LmdbStore(edges_dir, verify=False)  # counts and sizes only: no key needed
         found = _list(store)
     except DurableStorageError as exc:
         print(f"engine: error: {exc}", file=sys.stderr)

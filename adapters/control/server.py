@@ -14,10 +14,12 @@ from grpc_reflection.v1alpha import reflection
 
 from adapters.control.audit import AuditLog
 from adapters.control.auth import ControlSecurityError, TokenInterceptor, check_bind, principal, server_credentials
+from adapters.control.diagnostics import LogView
 from adapters.control.refusals import WINDOW_S, RefusedAttempts
 from adapters.control.service import ControlService
 from adapters.control.v1 import control_pb2, control_pb2_grpc
 from adapters.serve.host import Host
+from adapters.serve.logs import RecentLines
 from adapters.serve.server import Server
 
 SERVICE: Final = "headrace.control.v1.Control"
@@ -26,7 +28,8 @@ SERVICE: Final = "headrace.control.v1.Control"
 class ControlPlane:
     def __init__(self, address: str, token: str | None, cert: Path | None, key: Path | None,
                  client_ca: Path | None, audit_log: Path | None, server: Server, host: Host,
-                 drain_timeout_s: float, refusal_window_s: float = WINDOW_S) -> None:
+                 drain_timeout_s: float, refusal_window_s: float = WINDOW_S,
+                 recent: RecentLines | None = None) -> None:
         self.address = address
         self.token = token
         self.credentials = server_credentials(cert, key, client_ca)
@@ -35,7 +38,8 @@ class ControlPlane:
         self.audit = AuditLog(audit_log) if audit_log is not None else None
         self.refusals = RefusedAttempts(self.audit, refusal_window_s) if self.audit is not None else None
         self._summaries: asyncio.Task[None] | None = None
-        self.service = ControlService(server, host, self.audit, token is not None, drain_timeout_s)
+        self.service = ControlService(server, host, self.audit, token is not None, drain_timeout_s,
+                                      LogView(host, recent, token))
         self.health = health.aio.HealthServicer()
         self.grpc: grpc.aio.Server | None = None
         self.port = 0

@@ -16,6 +16,7 @@ import grpc
 from adapters.atomic_file import replace_file
 from adapters.control.audit import AuditLog
 from adapters.control.auth import principal
+from adapters.control.diagnostics import LogView
 from adapters.control.taps import TapStream
 from adapters.control.v1 import control_pb2 as pb
 from adapters.control.v1 import control_pb2_grpc
@@ -25,6 +26,7 @@ from adapters.serve.running import DRAINED, RunningGraph
 from adapters.serve.scan import is_graph_name
 from adapters.serve.server import Server
 from adapters.serve.vocabulary import REMOVED, UNCHANGED
+from adapters.trust.signature import check_file, file_signature_name
 from engine.plan_diff import NodeChanges
 from loader.api import load_text
 from loader.problems import ERROR
@@ -69,7 +71,8 @@ def _result(r: ReloadResult) -> pb.ReloadResult:
 
 class ControlService(control_pb2_grpc.ControlServicer):
     def __init__(self, server: Server, host: Host, audit: AuditLog | None, token_set: bool,
-                 drain_timeout_s: float) -> None:
+                 drain_timeout_s: float, logs: LogView | None = None) -> None:
+        self.logs = logs if logs is not None else LogView(host, None, None)
         self.server = server
         self.host = host
         self.audit = audit
@@ -145,6 +148,17 @@ class ControlService(control_pb2_grpc.ControlServicer):
         return pb.Graph(summary=self._summary(running.file), nodes=nodes, edges=edges,
                         failure=runtime.failure)
 
+    async def GetLogs(self, request: pb.GetLogsRequest, context: Context) -> pb.GetLogsResponse:
+        answer = self.logs.logs(request.limit)
+        # A read, but of the engine's own records: written down like the changes are.
+        self._audit(context, "GetLogs", "", "ok", f"{len(answer.lines)} lines, {len(answer.events)} events")
+        return answer
+
+    async def GetPlan(self, request: pb.GetPlanRequest, context: Context) -> pb.PlanView:
+        running = await self._running(request.graph, context)
+        self._audit(context, "GetPlan", running.name, "ok", running.plan_hash)
+        return self.logs.plan(running)
+
     # -- changes -----------------------------------------------------------------------
 
     async def _pause(self, request: pb.PauseRequest, context: Context, pause: bool) -> pb.PauseResponse:
@@ -201,6 +215,12 @@ class ControlService(control_pb2_grpc.ControlServicer):
                                 f"'{name}' is not a graph file name: use NAME.yaml, NAME.yml or NAME.toml, "
                                 "without a folder and not starting with '.'")
         path = self.server.directory / name
+        gate = self.server.gate
+        if gate is not None:  # trusted_keys: only a file signed by a trusted key is written
+            unsigned = check_file(name, request.document, request.signature.encode("utf-8"), gate.keys)
+            if unsigned:
+                self._audit(context, "Apply", name, "refused: signature", unsigned)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, unsigned)
         # Problems name the file as the client sent it, not a path on this server.
         loaded = load_text(name, request.document, self.host.registry, self.host.env)
         errors = [p for p in loaded.problems if p.severity == ERROR]
@@ -222,6 +242,8 @@ class ControlService(control_pb2_grpc.ControlServicer):
             current = running.plan_hash if running is not None else "none"
             if request.expected_plan_hash and request.expected_plan_hash != current:
                 raise _StalePlan(current)
+            if gate is not None:  # first, so the directory is never left with an unsigned file
+                replace_file(self.server.directory / file_signature_name(name), request.signature.encode("utf-8"))
             replace_file(path, request.document.encode("utf-8"))
 
         try:
@@ -243,6 +265,11 @@ class ControlService(control_pb2_grpc.ControlServicer):
     async def Remove(self, request: pb.RemoveRequest, context: Context) -> pb.RemoveResponse:
         running = await self._running(request.graph, context)
         path = self.server.directory / running.file
+        if self.server.gate is not None:
+            self._audit(context, "Remove", running.name, "refused: signature")
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"the engine accepts only signed graph directories (trusted_keys): remove "
+                                f"{running.file} from the bundle and sign the directory again")
         try:
             results = await self._reload(context, change=lambda: path.unlink(missing_ok=True))
         except OSError as exc:

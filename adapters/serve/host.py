@@ -1,6 +1,7 @@
 """The graphs `engine serve` runs, and a reload as a diff of plans.
 
-A reload compares each file's new plan with the running one by plan hash
+A reload compares each file's new plan with the running one by plan hash; what to do is
+decided in adapters/serve/decide.py (which `engine diff` shows too), and done here
 (adapters/serve/vocabulary.py has the words):
 
 - `unchanged`: same plan; the running graph is not touched (edges, counters, state survive);
@@ -23,17 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from adapters.serve.running import DRAINED, RUNNING, STOPPED, RunningGraph
+from adapters.serve.decide import Current, Decision, claims, decide_file, removed_files
+from adapters.serve.running import RUNNING, RunningGraph
 from adapters.serve.scan import Snapshot
 from adapters.serve.vocabulary import ADDED, REJECTED, REMOVED, UNCHANGED, UPDATED, nodes_text
 from adapters.storage.durable import DurableFactory
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
-from engine.plan_diff import NodeChanges, whole_graph
+from engine.plan_diff import NodeChanges
 from engine.runtime import Runtime
 from engine.spec import SpecRegistry
-from loader.api import claim_name, load_text
-from loader.problems import ERROR
 
 LOG: Final = logging.getLogger("headrace.reload")
 
@@ -116,12 +116,13 @@ class Host:
     async def apply(self, snapshot: Snapshot, restart_stopped: bool = False) -> list[ReloadResult]:
         self.reloads += 1
         results: list[ReloadResult] = []
-        # Graph name -> file, so two files cannot run one name; a name already running
-        # stays with its file, and a newcomer taking it is the one rejected.
-        claimed = {g.name: f for f, g in self.graphs.items() if f in snapshot}
+        claimed = claims({f: g.name for f, g in self.graphs.items()}, snapshot)
         for name in sorted(snapshot):
-            results.append(await self._apply_file(snapshot, name, claimed, restart_stopped))
-        for name in sorted(set(self.graphs) - set(snapshot)):
+            # Decided file by file, just before acting: an earlier file's drain takes time.
+            decision = decide_file(name, snapshot[name], self._current(name), claimed, self.registry,
+                                   self.env, restart_stopped)
+            results.append(await self._act(decision))
+        for name in removed_files(self.graphs, snapshot):
             running = self.graphs.pop(name)
             dropped = await running.stop(self.drain_timeout_s)
             results.append(ReloadResult(name, running.name, REMOVED, running.plan_hash, dropped=dropped))
@@ -130,41 +131,28 @@ class Host:
             self._record(result)
         return results
 
-    async def _apply_file(self, snapshot: Snapshot, name: str, claimed: dict[str, str],
-                          restart_stopped: bool) -> ReloadResult:
-        file = snapshot[name]
+    def _current(self, name: str) -> Current | None:
         running = self.graphs.get(name)
-        current = running.name if running is not None else ""
-        if file.error:
-            return ReloadResult(name, current, REJECTED, problems=[f"{file.path}: {file.error}"])
-        loaded = load_text(str(file.path), file.text, self.registry, self.env)
-        errors = [p for p in loaded.problems if p.severity == ERROR]
-        if loaded.plan is None or errors:
-            problems = [f"{p.file}:{p.line}:{p.column}: {p.code} {p.message}" for p in errors]
-            return ReloadResult(name, current or loaded.name, REJECTED, problems=problems)
-        plan = loaded.plan
-        holder = claim_name(claimed, plan.name, name)
-        if holder:
-            return ReloadResult(name, plan.name, REJECTED, problems=[
-                f"{file.path}: the graph name '{plan.name}' is already used by {holder}; "
-                "give one of them another `name:`"])
-        plan_hash = plan.content_hash()
-        stopped = running is not None and running.state in (STOPPED, DRAINED)
-        if running is not None and running.plan_hash == plan_hash and not (restart_stopped and stopped):
-            return ReloadResult(name, plan.name, UNCHANGED, plan_hash)
-        if running is not None and running.state == RUNNING and running.plan.name == plan.name:
-            changes = running.runtime.diff(plan)
-            if not changes.whole_swap:
-                return await self._replace_nodes(name, running, plan, changes)
-        else:
-            changes = whole_graph(running.plan if running is not None else None, plan,
-                                  f"the graph is {running.state}" if running is not None else "")
-            if running is not None and running.plan.name != plan.name:
-                changes = whole_graph(running.plan, plan, "the graph was renamed")
+        if running is None:
+            return None
+        runtime = running.runtime
+        return Current(running.plan, running.plan_hash, running.state, runtime.running_chains,
+                       runtime.swap_blocker() if running.state == RUNNING else "")
+
+    async def _act(self, decision: Decision) -> ReloadResult:
+        """Carry out what adapters/serve/decide.py decided for one file."""
+        name, plan = decision.file, decision.plan
+        if decision.result in (REJECTED, UNCHANGED) or plan is None:
+            return ReloadResult(name, decision.graph, decision.result, decision.plan_hash,
+                                problems=list(decision.problems))
+        running = self.graphs.get(name)
+        changes = decision.nodes
+        if decision.in_place and running is not None and changes is not None:
+            return await self._replace_nodes(name, running, plan, changes)
         try:
             runtime = Runtime(plan, self.registry, durable=self.durable)  # built before the old one is touched
         except NodeFailure as exc:
-            return ReloadResult(name, plan.name, REJECTED, plan_hash, problems=[str(exc)])
+            return ReloadResult(name, plan.name, REJECTED, decision.plan_hash, problems=[str(exc)])
         dropped = await running.stop(self.drain_timeout_s) if running is not None else 0
         replacement = RunningGraph(name, plan, runtime, self._failed)
         self.graphs[name] = replacement
@@ -172,8 +160,8 @@ class Host:
             runtime.fail(self.interrupted)  # it starts only to close at once
         replacement.start()
         if running is None:
-            return ReloadResult(name, plan.name, ADDED, plan_hash)
-        return ReloadResult(name, plan.name, UPDATED, plan_hash, dropped=dropped, nodes=changes)
+            return ReloadResult(name, plan.name, ADDED, decision.plan_hash)
+        return ReloadResult(name, plan.name, UPDATED, decision.plan_hash, dropped=dropped, nodes=changes)
 
     async def _replace_nodes(self, name: str, running: RunningGraph, plan: GraphPlan,
                              changes: NodeChanges) -> ReloadResult:
@@ -204,6 +192,13 @@ class Host:
         level = logging.WARNING if result.result == REJECTED else logging.INFO
         LOG.log(level, "reload", extra={"reload": result.to_dict()})
         self.publish("reload", result.file, result.graph, result.detail(), result.to_dict())
+
+    def report(self, results: list[ReloadResult]) -> None:
+        """A reload decided before `apply` (serve's signature check, adapters/trust/gate.py):
+        counted, recorded, logged and published as `apply`'s own results are."""
+        self.reloads += 1
+        for result in results:
+            self._record(result)
 
     def interrupt(self, reason: str) -> int:
         """Stop every graph at once, without draining (a second SIGINT/SIGTERM); a graph a

@@ -7,13 +7,18 @@ form has them as keys and the text form prints one readable line per graph.
 import json
 import logging
 import sys
+import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Final
 
 from adapters.serve.vocabulary import ADDED, nodes_text
 from engine.secrets import mask_value
 
 LEVELS: Final = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# How many log lines `engine serve` keeps in memory for `engine diagnostics collect`.
+KEPT_LINES: Final = 1000
 
 
 def _reload_text(fields: dict[str, object]) -> str:
@@ -94,7 +99,49 @@ class MaskSecrets(logging.Filter):
         return True
 
 
-def configure(level: str, fmt: str) -> None:
+@dataclass(frozen=True)
+class KeptLine:
+    time: float
+    level: str
+    text: str
+
+
+class RecentLines(logging.Handler):
+    """The newest `capacity` log lines, in memory, as the text format writes them: what
+    `GetLogs` answers. Bounded, so a long run does not grow; counts what it let go."""
+
+    def __init__(self, capacity: int = KEPT_LINES) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.kept: deque[KeptLine] = deque(maxlen=capacity)
+        self.discarded = 0
+        self.guard = threading.Lock()  # records come from the loop and from worker threads
+        self.addFilter(MaskSecrets())
+        self.setFormatter(TextFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = KeptLine(record.created, record.levelname.lower(), self.format(record))
+        except Exception:  # a line that cannot be formatted is the stderr handler's to report
+            return
+        with self.guard:
+            if len(self.kept) == self.capacity:
+                self.discarded += 1
+            self.kept.append(line)
+
+    def newest(self, limit: int = 0) -> tuple[list[KeptLine], int]:
+        """The newest `limit` lines (0: all kept), oldest first, and how many older ones are gone."""
+        with self.guard:
+            lines = list(self.kept)
+            discarded = self.discarded
+        if 0 < limit < len(lines):
+            discarded += len(lines) - limit
+            lines = lines[-limit:]
+        return lines, discarded
+
+
+def configure(level: str, fmt: str) -> RecentLines:
+    """Log to standard error in `fmt`; the returned handler keeps the newest lines in memory."""
     logger = logging.getLogger("headrace")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -102,5 +149,8 @@ def configure(level: str, fmt: str) -> None:
     handler.addFilter(MaskSecrets())  # on the handler: it sees the child loggers' records too
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger.addHandler(handler)
+    recent = RecentLines()
+    logger.addHandler(recent)
     logger.setLevel(LEVELS.get(level, logging.INFO))
     logger.propagate = False
+    return recent

@@ -21,6 +21,7 @@ import watchfiles
 from adapters.serve.host import Host, ReloadResult
 from adapters.serve.scan import Snapshot, identity, scan
 from adapters.storage.durable import maintain
+from adapters.trust.gate import TrustGate
 
 LOG: Final = logging.getLogger("headrace")
 IDENTITY_CHECK_S: Final = 0.25
@@ -42,6 +43,8 @@ class Server:
         self.forced = True  # the next reload logs every graph even if nothing changed
         self.lock = asyncio.Lock()  # one reload at a time (the loop, SIGHUP, the control plane)
         self.changes_seen = 0  # batches of changes the watch reported (a test's probe: the watch is up)
+        self.gate: TrustGate | None = None  # with `trusted_keys`: each state is verified before it is applied
+        self.applied_seal: dict[str, bytes] = {}  # the signature files the last reload saw
 
     def request_reload(self) -> None:
         """SIGHUP: re-scan now and report every graph, changed or not."""
@@ -107,15 +110,25 @@ class Server:
             return False
         self.missing_reported = False
         forced = forced or self.forced
-        if snapshot == self.applied and not forced:
+        seal = await asyncio.to_thread(self.gate.seal, snapshot) if self.gate is not None else {}
+        if snapshot == self.applied and seal == self.applied_seal and not forced:
             return True  # a watch event or a periodic scan with nothing new: no reload
         self.forced = False
-        self.applied = snapshot
-        results = await self.host.apply(snapshot, restart_stopped)
+        self.applied, self.applied_seal = snapshot, seal
+        refused = await self._refused(snapshot, seal)
+        results = refused if refused is not None else await self.host.apply(snapshot, restart_stopped)
         async with self.reloaded:
             self.last_results = results
             self.reloaded.notify_all()
         return True
+
+    async def _refused(self, snapshot: Snapshot, seal: dict[str, bytes]) -> list[ReloadResult] | None:
+        """With `trusted_keys`: the results of a refused state (what runs keeps running), or
+        None when the state is signed by a trusted key and may be applied."""
+        if self.gate is None:
+            return None
+        verdict = await asyncio.to_thread(self.gate.verify, snapshot, seal)  # parses every file: off the loop
+        return self.gate.admit(snapshot, verdict)
 
     async def _watch(self) -> None:
         while not self.stopping.is_set():

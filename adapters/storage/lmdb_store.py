@@ -14,6 +14,7 @@ a failed transaction is aborted as a whole.
 """
 
 import errno
+import fcntl
 import logging
 import os
 import resource
@@ -24,6 +25,18 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import lmdb
 
+from adapters.storage.crypt import (
+    FITS,
+    NEEDS_KEY,
+    PLAIN,
+    PLAINTEXT,
+    UNMARKED,
+    WRONG_KEY,
+    Codec,
+    fits,
+    marker,
+)
+from adapters.storage.crypt import MARKER_KEY as ENCRYPTION
 from engine.node import NodeFailure
 
 LOG: Final = logging.getLogger("headrace")
@@ -38,6 +51,9 @@ DISK_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 LOW_DISK: Final = 16 * (1 << 20)  # free bytes under which an I/O error counts as a full disk
 FIX: Final = "move it aside; it is not a Headrace state directory"
 TICKS: Final = b"#store"  # the store's own database ('#' starts no graph name)
+CHECKPOINTS: Final = b"#checkpoints"  # positions and node states (adapters/storage/lmdb_table.py)
+# Held shared by every process using the directory, exclusively by `engine state rotate-key`.
+LOCK_FILE: Final = "headrace.lock"
 
 T = TypeVar("T")
 
@@ -55,9 +71,11 @@ class DurableStorageError(NodeFailure):
 class _Environment:
     """What every `LmdbStore` of one directory shares."""
 
-    def __init__(self, path: str, env: lmdb.Environment, max_map_size: int) -> None:
+    def __init__(self, path: str, env: lmdb.Environment, max_map_size: int, lock: int) -> None:
         self.path = path
         self.env = env
+        self.lock = lock  # the open LOCK_FILE, locked while the environment is open
+        self.checked: Codec | None = None  # the codec the state was found to fit
         self.max_map_size = max_map_size
         self.stores = 0  # open `LmdbStore`s using it; the last `close` closes it
         self.freed = False  # a commit deleted events since the last tick (see `LmdbStore._tick`)
@@ -95,6 +113,25 @@ def _open(path: str, map_size: int, sync: bool) -> lmdb.Environment:
         raise DurableStorageError(f"cannot open durable edge storage {path}: {_reason(exc)}") from None
 
 
+def _lock(path: str, exclusive: bool) -> int:
+    """LOCK_FILE of `path`, locked: shared (several processes may use one state directory),
+    or exclusive (no other process may have it open)."""
+    try:
+        fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise DurableStorageError(f"cannot open durable edge storage {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        if exclusive:
+            raise DurableStorageError(f"durable edge storage {path} is in use by another process: stop the "
+                                      "`engine run` or `engine serve` that uses it first") from None
+        raise DurableStorageError(f"durable edge storage {path} is being re-encrypted (`engine state rotate-key`): "
+                                  "start again when that has finished") from None
+    return fd
+
+
 def _reason(exc: lmdb.Error) -> str:
     text = str(exc)
     return text.split(": ", 1)[1] if ": " in text else text  # drop the path or call LMDB prefixes
@@ -109,9 +146,12 @@ def maintain_all() -> int:
 
 class LmdbStore:
     def __init__(self, directory: Path, map_size: int = 64 * MiB, max_map_size: int = 8 * GiB,
-                 sync: bool = True) -> None:
+                 sync: bool = True, codec: Codec = PLAIN, verify: bool = True, exclusive: bool = False) -> None:
         """Open (or join) the environment in `directory`, created when missing. The sizes
-        and `sync` of the first store opened for a directory are the ones that hold."""
+        and `sync` of the first store opened for a directory are the ones that hold.
+        `codec` seals and opens the values (crypt.py); `verify` checks that it fits the
+        state (raises DurableStorageError if not), which a caller that reads no value may skip.
+        `exclusive`: refuse if another process has the directory open, and keep others out."""
         try:
             Path(directory).mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -123,8 +163,13 @@ class LmdbStore:
         with _OPEN_LOCK:
             shared = _OPEN.get(path)
             if shared is None:
-                env = _open(path, _pages(map_size), sync)
-                shared = _Environment(path, env, _pages(max(map_size, max_map_size)))
+                lock = _lock(path, exclusive)
+                try:
+                    env = _open(path, _pages(map_size), sync)
+                except DurableStorageError:
+                    os.close(lock)
+                    raise
+                shared = _Environment(path, env, _pages(max(map_size, max_map_size)), lock)
                 # A process killed inside a read transaction leaves its reader slot behind,
                 # which keeps every page it could see from being reused: the file grows.
                 self.cleared_at_open = env.reader_check()
@@ -136,6 +181,56 @@ class LmdbStore:
         self.full_reason = ""  # why the last `write` returned None, and what helps
         self.full_fix = ""
         self.ticks = self.database(TICKS)  # created now, while there is room
+        self.codec = codec
+        if verify and shared.checked is not codec:
+            try:
+                self._verify(codec)
+            except DurableStorageError:
+                self.close()
+                raise
+            shared.checked = codec
+
+    def _verify(self, codec: Codec) -> None:
+        """Refuse a key that does not fit the state (crypt.fits); mark an empty state opened
+        with a key as encrypted."""
+        found = fits(codec, self.stored_marker(), codec.encrypted and self.has_values())
+        if found == FITS:
+            return
+        where = f"durable edge storage {self.path}"
+        if found == UNMARKED:
+            ticks, sealed = self.ticks, marker(codec)
+            if self.write(lambda txn: txn.put(ENCRYPTION, sealed, db=ticks)) is None:
+                raise DurableStorageError(f"{where}: cannot record that it is encrypted: {self.full_reason}")
+            return
+        if found == NEEDS_KEY:
+            raise DurableStorageError(f"{where} is encrypted and no key is set: set state_encryption_key_file "
+                                "(HEADRACE_STATE_ENCRYPTION_KEY_FILE) to the file of its key")
+        if found == WRONG_KEY:
+            raise DurableStorageError(f"{where} is encrypted with another key than {codec.source}: set the key it was "
+                                "encrypted with (`engine state rotate-key` changes it)")
+        assert found == PLAINTEXT
+        raise DurableStorageError(f"{where} holds unencrypted events or checkpoints and {codec.source} is set: "
+                            f"encrypt them with `engine state rotate-key --old none --new {codec.key_file}` "
+                            "while nothing runs, or unset state_encryption_key_file")
+
+    def stored_marker(self) -> bytes | None:
+        ticks = self.ticks
+        return self.read(lambda txn: None if (v := txn.get(ENCRYPTION, db=ticks)) is None else bytes(v))
+
+    def has_values(self) -> bool:
+        """Whether any edge or checkpoint holds a value (the store's own database aside)."""
+        def work(txn: lmdb.Transaction) -> list[bytes]:
+            return [bytes(name) for name, _ in txn.cursor()]
+
+        for name in self.read(work):
+            if name == TICKS or (name.startswith(b"#") and name != CHECKPOINTS):
+                continue
+            if self.entries(self.database(name)) > 0:
+                return True
+        return False
+
+    def entries(self, db: Database) -> int:
+        return self.read(lambda txn: int(txn.stat(db)["entries"]))
 
     @property
     def env(self) -> lmdb.Environment:
@@ -160,6 +255,7 @@ class LmdbStore:
             if self.shared.stores == 0:
                 _OPEN.pop(self.shared.path, None)
                 self.shared.env.close()
+                os.close(self.shared.lock)  # after the environment: no other process may see it half open
 
     # -- databases and owners -------------------------------------------------------------
 

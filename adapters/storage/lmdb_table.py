@@ -11,6 +11,8 @@ only with a way to read the old one).
   encoding, not LMDB, the cost of a durable edge.
 - `#checkpoints` holds the positions of sources and the states of nodes saved with an
   edge's commits, keyed by the JSON list `[graph, edge_id, owner]`.
+- With a key (`state_encryption_key_file`), every value above is sealed (adapters/storage/crypt.py:
+  nonce, AES-GCM ciphertext and tag, bound to its database and key); keys are not.
 """
 
 import json
@@ -22,12 +24,15 @@ from typing import Final
 import lmdb
 import msgpack
 
-from adapters.storage.lmdb_store import FIX, DurableStorageError, LmdbStore
+from adapters.storage.crypt import SealBroken
+from adapters.storage.lmdb_store import CHECKPOINTS, FIX, DurableStorageError, LmdbStore
 from engine.node import Batch, Event
 
 Buffer = bytes | memoryview  # values and keys read with `buffers=True`
 
-CHECKPOINTS: Final = b"#checkpoints"
+__all__ = ["CHECKPOINTS", "EdgeTable", "checkpoint_key", "checkpoint_prefix", "database_name", "decode", "edge_of",
+           "encode"]
+
 _SEQ: Final = struct.Struct(">Q")
 pack_seq: Final = _SEQ.pack
 
@@ -89,6 +94,7 @@ class EdgeTable:
         self.name = database_name(graph, edge_id)
         self.db = store.database(self.name)
         self.positions = store.database(CHECKPOINTS)
+        self.codec = store.codec
         self.commits = 0  # write transactions committed for this edge (metrics)
 
     def scan(self, events: bool) -> tuple[int, int, int, list[tuple[int, Event]]]:
@@ -100,7 +106,7 @@ class EdgeTable:
             if not cursor.first():
                 return 0, 0, 0, []
             first = unpack_seq(cursor.key())
-            stored = [(unpack_seq(k), self._decode([v])[0]) for k, v in cursor.iternext()] if events else []
+            stored = [(unpack_seq(k), self._decode([k], [v])[0]) for k, v in cursor.iternext()] if events else []
             cursor.last()
             return first, unpack_seq(cursor.key()) + 1, int(txn.stat(db)["entries"]), stored
 
@@ -114,27 +120,44 @@ class EdgeTable:
             cursor = txn.cursor(db)
             cursor.set_range(pack_seq(start))
             items = list(islice(cursor.iternext(), count))
-            return self._decode([value for _, value in items]), [unpack_seq(key) for key, _ in items]
+            keys = [key for key, _ in items]
+            return self._decode(keys, [value for _, value in items]), [unpack_seq(key) for key in keys]
 
         return self.store.read(work)
 
     def get(self, seq: int) -> Event:
-        db = self.db
-        return self._decode([self.store.read(lambda txn: bytes(txn.get(pack_seq(seq), b"", db=db)))])[0]
+        db, key = self.db, pack_seq(seq)
+        return self._decode([key], [self.store.read(lambda txn: bytes(txn.get(key, b"", db=db)))])[0]
 
-    def _decode(self, values: list[Buffer]) -> Batch:
+    def _decode(self, keys: list[Buffer], values: list[Buffer]) -> Batch:
         try:
-            return decode(values)
+            return decode(self.codec.open_many(self.name, keys, values))
+        except SealBroken:
+            raise self._broken(self.name) from None
         except (ValueError, msgpack.UnpackException) as exc:  # LMDB checks its pages, not what is in them
             raise DurableStorageError(f"durable edge storage {self.store.path}: '{self.name.decode()}' holds "
                                       f"an event that cannot be read ({exc}): {FIX}") from None
+
+    def _broken(self, name: bytes) -> DurableStorageError:
+        return DurableStorageError(f"durable edge storage {self.store.path}: a value stored in '{name.decode()}' "
+                                   "fails its integrity check (changed on disk, or not sealed with this key for this "
+                                   "place): restore the state directory from a backup, or move it aside")
+
+    def _saved(self, saves: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        """Checkpoint records to write, sealed (outside the transaction: it holds the writer lock)."""
+        keys = [checkpoint_key(self.graph, self.edge_id, owner) for owner in saves]
+        return list(zip(keys, self.codec.seal_many(CHECKPOINTS, keys, [p.encode() for p in saves.values()])))
 
     def write(self, evict_from: int, evict: int, rewrites: dict[int, bytes], first: int, values: list[bytes],
               saves: dict[str, str]) -> int | None:
         """Delete `evict` events from key `evict_from` on, rewrite `rewrites`, append `values`
         at keys `first`, ..., save checkpoints. Returns the first key after the deleted ones."""
         db, positions = self.db, self.positions
-        saved = [(checkpoint_key(self.graph, self.edge_id, o), p.encode()) for o, p in saves.items()]
+        saved = self._saved(saves) if saves else []
+        keys = [pack_seq(seq) for seq in range(first, first + len(values))]
+        values = self.codec.seal_many(self.name, keys, values)
+        rewrite_keys = [pack_seq(seq) for seq in rewrites]
+        rewritten = list(zip(rewrite_keys, self.codec.seal_many(self.name, rewrite_keys, list(rewrites.values()))))
 
         def work(txn: lmdb.Transaction) -> int:
             cursor = txn.cursor(db)
@@ -145,10 +168,10 @@ class EdgeTable:
                     cursor.delete()  # and on to the next
                 key = cursor.key()
                 after = unpack_seq(key) if key else first
-            for seq, value in rewrites.items():
-                txn.put(pack_seq(seq), value, db=db)
+            for key, value in rewritten:
+                txn.put(key, value, db=db)
             if values:
-                cursor.putmulti(zip(map(pack_seq, range(first, first + len(values))), values), append=True)
+                cursor.putmulti(zip(keys, values), append=True)
             for key, value in saved:
                 txn.put(key, value, db=positions)
             return after
@@ -161,7 +184,7 @@ class EdgeTable:
     def erase(self, count: int, saves: dict[str, str]) -> bool:
         """Delete the oldest `count` events and save checkpoints; False when out of room."""
         db, positions = self.db, self.positions
-        saved = [(checkpoint_key(self.graph, self.edge_id, o), p.encode()) for o, p in saves.items()]
+        saved = self._saved(saves) if saves else []
 
         def work(txn: lmdb.Transaction) -> bool:
             cursor = txn.cursor(db)
@@ -190,4 +213,10 @@ class EdgeTable:
 
     def checkpoint(self, owner: str) -> str:
         key, positions = checkpoint_key(self.graph, self.edge_id, owner), self.positions
-        return self.store.read(lambda txn: bytes(txn.get(key, b"", db=positions))).decode()
+        stored = self.store.read(lambda txn: bytes(txn.get(key, b"", db=positions)))
+        if not stored:
+            return ""
+        try:
+            return bytes(self.codec.open(CHECKPOINTS, key, stored)).decode()
+        except SealBroken:
+            raise self._broken(CHECKPOINTS) from None

@@ -200,14 +200,16 @@ class ReloadResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ReloadResult, _Mapping]]] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
-    __slots__ = ("file", "document", "expected_plan_hash")
+    __slots__ = ("file", "document", "expected_plan_hash", "signature")
     FILE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     file: str
     document: str
     expected_plan_hash: str
-    def __init__(self, file: _Optional[str] = ..., document: _Optional[str] = ..., expected_plan_hash: _Optional[str] = ...) -> None: ...
+    signature: str
+    def __init__(self, file: _Optional[str] = ..., document: _Optional[str] = ..., expected_plan_hash: _Optional[str] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class ApplyResponse(_message.Message):
     __slots__ = ("result",)
@@ -274,3 +276,49 @@ class EngineEvent(_message.Message):
     detail: str
     json: str
     def __init__(self, time: _Optional[float] = ..., kind: _Optional[str] = ..., graph: _Optional[str] = ..., file: _Optional[str] = ..., detail: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...
+
+class GetLogsRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class LogLine(_message.Message):
+    __slots__ = ("time", "level", "text")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    level: str
+    text: str
+    def __init__(self, time: _Optional[float] = ..., level: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class GetLogsResponse(_message.Message):
+    __slots__ = ("lines", "discarded", "capacity", "events")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    DISCARDED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[LogLine]
+    discarded: int
+    capacity: int
+    events: _containers.RepeatedCompositeFieldContainer[EngineEvent]
+    def __init__(self, lines: _Optional[_Iterable[_Union[LogLine, _Mapping]]] = ..., discarded: _Optional[int] = ..., capacity: _Optional[int] = ..., events: _Optional[_Iterable[_Union[EngineEvent, _Mapping]]] = ...) -> None: ...
+
+class GetPlanRequest(_message.Message):
+    __slots__ = ("graph",)
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    def __init__(self, graph: _Optional[str] = ...) -> None: ...
+
+class PlanView(_message.Message):
+    __slots__ = ("graph", "file", "plan_hash", "json")
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_HASH_FIELD_NUMBER: _ClassVar[int]
+    JSON_FIELD_NUMBER: _ClassVar[int]
+    graph: str
+    file: str
+    plan_hash: str
+    json: str
+    def __init__(self, graph: _Optional[str] = ..., file: _Optional[str] = ..., plan_hash: _Optional[str] = ..., json: _Optional[str] = ...) -> None: ...

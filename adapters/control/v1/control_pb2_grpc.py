@@ -84,6 +84,16 @@ class ControlStub:
                 request_serializer=adapters_dot_control_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=adapters_dot_control_dot_v1_dot_control__pb2.EngineEvent.FromString,
                 _registered_method=True)
+        self.GetLogs = channel.unary_unary(
+                '/headrace.control.v1.Control/GetLogs',
+                request_serializer=adapters_dot_control_dot_v1_dot_control__pb2.GetLogsRequest.SerializeToString,
+                response_deserializer=adapters_dot_control_dot_v1_dot_control__pb2.GetLogsResponse.FromString,
+                _registered_method=True)
+        self.GetPlan = channel.unary_unary(
+                '/headrace.control.v1.Control/GetPlan',
+                request_serializer=adapters_dot_control_dot_v1_dot_control__pb2.GetPlanRequest.SerializeToString,
+                response_deserializer=adapters_dot_control_dot_v1_dot_control__pb2.PlanView.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -159,6 +169,21 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLogs(self, request, context):
+        """For `engine diagnostics collect`: the newest log lines the engine kept in memory and its
+        recent engine events (reloads, state changes, errors), secret values masked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlan(self, request, context):
+        """One running graph's plan as JSON, secret parameters masked (as `engine plan` prints it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +236,16 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=adapters_dot_control_dot_v1_dot_control__pb2.WatchEventsRequest.FromString,
                     response_serializer=adapters_dot_control_dot_v1_dot_control__pb2.EngineEvent.SerializeToString,
+            ),
+            'GetLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLogs,
+                    request_deserializer=adapters_dot_control_dot_v1_dot_control__pb2.GetLogsRequest.FromString,
+                    response_serializer=adapters_dot_control_dot_v1_dot_control__pb2.GetLogsResponse.SerializeToString,
+            ),
+            'GetPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlan,
+                    request_deserializer=adapters_dot_control_dot_v1_dot_control__pb2.GetPlanRequest.FromString,
+                    response_serializer=adapters_dot_control_dot_v1_dot_control__pb2.PlanView.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +518,60 @@ class Control:
             '/headrace.control.v1.Control/WatchEvents',
             adapters_dot_control_dot_v1_dot_control__pb2.WatchEventsRequest.SerializeToString,
             adapters_dot_control_dot_v1_dot_control__pb2.EngineEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headrace.control.v1.Control/GetLogs',
+            adapters_dot_control_dot_v1_dot_control__pb2.GetLogsRequest.SerializeToString,
+            adapters_dot_control_dot_v1_dot_control__pb2.GetLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headrace.control.v1.Control/GetPlan',
+            adapters_dot_control_dot_v1_dot_control__pb2.GetPlanRequest.SerializeToString,
+            adapters_dot_control_dot_v1_dot_control__pb2.PlanView.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""`engine diff`: what `engine serve` would do with a change to its graph directory."""
