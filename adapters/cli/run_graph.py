@@ -36,7 +36,12 @@ class _StderrLines(logging.Handler):
 
 def log_to_stderr() -> None:
     logger = logging.getLogger("headrace")
-    if not any(isinstance(h, _StderrLines) for h in logger.handlers):
+    # The command owns the engine's log: one line per warning, whatever configured it before
+    # in this process (serve's handlers, in tests that run both in one interpreter).
+    for handler in list(logger.handlers):
+        if not isinstance(handler, _StderrLines):
+            logger.removeHandler(handler)
+    if not logger.handlers:
         handler = _StderrLines()
         handler.addFilter(MaskSecrets())
         logger.addHandler(handler)
