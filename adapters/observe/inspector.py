@@ -24,7 +24,7 @@ from adapters.control.auth import is_loopback
 from adapters.observe import MetricsError
 from adapters.observe.inspector_svg import render
 from adapters.observe.inspector_view import FailureLog, Reading, reading_json, take
-from adapters.observe.web import LoopEndpoint, Naming
+from adapters.observe.web import LoopEndpoint, Naming, bearer_ok
 from adapters.pictures.topology import topology
 from engine.spec import SpecRegistry
 
@@ -99,11 +99,9 @@ def serve_inspector(address: str, host: "Host", token: str | None = None, public
 
 
 def _authorized(request: web.Request, expected: str) -> bool:
-    given_header = request.headers.get("Authorization", "").encode()
-    given_query = request.query.get("token", "").encode()
-    bearer = hmac.compare_digest(given_header, f"Bearer {expected}".encode())
-    in_query = hmac.compare_digest(given_query, expected.encode())
-    return bearer or in_query
+    """The bearer token of `/metrics`, or `?token=` (a browser opening the page sends no header)."""
+    in_query = hmac.compare_digest(request.query.get("token", "").encode(), expected.encode())
+    return bearer_ok(request, expected) or in_query
 
 
 def _send(status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> web.Response:
