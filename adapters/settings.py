@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     # of a device name; fallback numpy: a missing device or one without float64 gives way to NumPy.
     opencl_device: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = DEFAULT_DEVICE
     opencl_fallback: Literal["none", "numpy"] = DEFAULT_FALLBACK
+    # Where partitioned stages run (docs/scale-out.md): in this process, or on Ray actors; with
+    # ray, the cluster (unset: a local Ray on this machine's cores; `auto`, `ray://HOST:PORT`)
+    # and the CPUs each instance reserves there.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray_cpus_per_instance: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
     # Public keys (PEM files) whose signatures `engine serve` accepts (docs/bundles.md); empty:
     # no signature is needed.
     trusted_keys: list[Path] = Field(default_factory=list)
@@ -133,7 +139,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("control_token", "metrics_address", "inspector_address", "control_tls_cert",
-                     "control_tls_key", "control_client_ca", "audit_log", "state_encryption_key_file", mode="before")
+                     "control_tls_key", "control_client_ca", "audit_log", "state_encryption_key_file", "ray_address",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -169,6 +176,9 @@ RULES: Final[Mapping[str, str]] = {
     "inspector_address": "must be HOST:PORT, e.g. 127.0.0.1:9465, or empty for no inspector",
     "opencl_device": "must be auto, numpy, cpu, a device number or part of a device name, not empty",
     "opencl_fallback": "must be none or numpy",
+    "executor": "must be local or ray",
+    "ray_address": "must be auto, ray://HOST:PORT or HOST:PORT of a Ray head node, or empty for a local Ray",
+    "ray_cpus_per_instance": "must be a number above 0 (fractions share a core)",
     "trusted_keys": "must be a list of public key files (PEM); in the environment, paths separated by commas "
                     "or a JSON list",
 }

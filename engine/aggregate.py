@@ -354,3 +354,9 @@ class Aggregate(Transform):
 
 def make_aggregate(ctx: NodeContext) -> Aggregate:
     return Aggregate(ctx)
+
+
+def aggregate_state_key(params: object) -> tuple[str, ...]:
+    """The fields an aggregate groups by: its state per key (spec `state_key`)."""
+    assert isinstance(params, AggregateParams)
+    return params.by

@@ -2,12 +2,22 @@
 
 from typing import Final
 
-from engine.aggregate import DEFAULT_LATENESS, check_aggregate, make_aggregate, parse_aggregate, without_window
-from engine.dedupe import DEFAULT_WINDOW, make_dedupe, parse_dedupe
+from engine.aggregate import (
+    DEFAULT_LATENESS,
+    aggregate_state_key,
+    check_aggregate,
+    make_aggregate,
+    parse_aggregate,
+    without_window,
+)
+from engine.dedupe import DEFAULT_WINDOW, dedupe_state_key, make_dedupe, parse_dedupe
+from engine.explode import EXPLODE_CODE, make_explode, parse_explode
 from engine.fused_aggregate import AGGREGATE_CODE
 from engine.fused_code import DISCARD_CODE, FILTER_CODE, GENERATE_CODE, MAP_CODE, ROUTE_CODE
 from engine.ids import NAME_PATTERN
+from engine.join_spec import JOIN_FAMILY
 from engine.params import no_params
+from engine.sample import SAMPLE
 from engine.spec import (
     DURATION,
     EACH_VALUE,
@@ -29,6 +39,7 @@ from engine.spec import (
     param,
     params_schema,
 )
+from engine.throttle import THROTTLE
 from engine.transforms import (
     ALL,
     make_filter,
@@ -168,6 +179,7 @@ AGGREGATE: Final = NodeSpec(
     parse=parse_aggregate,
     checks=check_aggregate,
     fusion=FusionRole(LAST, FRESH, AGGREGATE_CODE, fusable=without_window),
+    state_key=aggregate_state_key,
     example="type: aggregate\nfrom: buys\nwith:\n  by: user\n  fields: {total: \"sum(amount)\", n: \"count()\"}",
 )
 
@@ -186,7 +198,32 @@ DEDUPE: Final = NodeSpec(
     }, required=("key",)),
     factory=make_dedupe,
     parse=parse_dedupe,
+    state_key=dedupe_state_key,
     example="type: dedupe\nfrom: payments\nwith: {key: payment_id}",
+)
+
+EXPLODE: Final = NodeSpec(
+    name="explode",
+    kind=TRANSFORM,
+    summary="Emits one event per element of a list field: the element goes into `as`, the list "
+            "field is removed. A missing, null or empty list emits nothing (or, with `keep_empty`, "
+            "one event whose `as` is null); any other value is a failed event for `on_error`.",
+    params=params_schema({
+        "field": param({"type": "string", "minLength": 1}, "The field holding the list.", "items"),
+        "as": param({"type": "string", "minLength": 1},
+                    "The field each element goes into. Omitted: the list field's own name.", "item"),
+        "keep_empty": param({"type": "boolean"},
+                            "An empty, null or missing list still emits the event once, with `as` null.",
+                            True, default=False),
+        "keep_fields": param({"type": "boolean"},
+                             "Every emitted event carries the event's other fields; `false`: only `as`.",
+                             False, default=True),
+    }, required=("field",)),
+    factory=make_explode,
+    parse=parse_explode,
+    # Every emitted event is a new dict; fused, the members after it run once per element.
+    fusion=FusionRole(STEP, FRESH, EXPLODE_CODE),
+    example="type: explode\nfrom: orders\nwith: {field: items, as: item}",
 )
 
 NULL: Final = NodeSpec(
@@ -200,4 +237,6 @@ NULL: Final = NodeSpec(
     example="type: \"null\"\nfrom: orders",
 )
 
-BUILTIN_SPECS: Final = (GENERATE, MAP, FILTER, ROUTE, AGGREGATE, DEDUPE, NULL)
+BUILTIN_SPECS: Final = (GENERATE, MAP, FILTER, ROUTE, AGGREGATE, DEDUPE, NULL, EXPLODE, THROTTLE, SAMPLE)
+# Built-in types that come with a whole-graph check (engine/spec.py NodeFamily).
+BUILTIN_FAMILIES: Final = (JOIN_FAMILY,)

@@ -17,11 +17,14 @@ from collections.abc import Callable
 from typing import cast
 
 from engine import functions
+from engine.agent_functions import load_rules
 from engine.expr import AGGREGATES, parse
 from engine.expr_builtins import expression_builtins
 from engine.expr_rewrite import EVENT, FUNCTION_PREFIX, GUARDS, INDEX, ExprRewriter, load_name
+from engine.library_functions import library_functions
 from engine.math_functions import math_functions
 from engine.node import Clock, Event
+from engine.time_functions import zone_names
 
 
 class CompiledExpr:
@@ -72,10 +75,18 @@ def function_scope(rng: random.Random, clock: Clock, prefix: str = FUNCTION_PREF
     clock and random source."""
     table = functions.runtime_functions(rng, clock)
     table.update(math_functions())
+    table.update(library_functions(rng))
     return {prefix + name: fn for name, fn in table.items()}
 
 
 def _parse_body(source: str, label: str) -> ast.expr:
+    if "parse_user_agent" in source:
+        # Its rules load here, where imports are allowed, not on the first event (whose
+        # frame's builtins refuse imports): a process that never checked the graph (an
+        # actor running a stage instance) compiles the expression all the same.
+        load_rules()
+    if "format_time" in source:
+        zone_names()  # the same, for the names of time zones
     tree, error = parse(source)
     if tree is None:
         raise ValueError(f"{label}: {error.message if error is not None else 'invalid expression'}")

@@ -110,3 +110,9 @@ class Dedupe(Transform):
 
 def make_dedupe(ctx: NodeContext) -> Transform:
     return Dedupe(ctx)
+
+
+def dedupe_state_key(params: object) -> tuple[str, ...]:
+    """The fields that identify an event: what a dedupe remembers (spec `state_key`)."""
+    assert isinstance(params, DedupeParams)
+    return params.key

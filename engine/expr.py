@@ -13,6 +13,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Final
 
+from engine.literal_checks import NOT_LITERAL, literal_problems
+
 MAX_SOURCE_LENGTH: Final = 4096
 MAX_DEPTH: Final = 64
 
@@ -30,10 +32,26 @@ FUNCTIONS: Final[dict[str, tuple[int, int]]] = {
     "str": (1, 1), "lower": (1, 1), "upper": (1, 1), "strip": (1, 2),
     "startswith": (2, 2), "endswith": (2, 2), "contains": (2, 2),
     "split": (1, 3), "join": (1, 2), "len": (1, 1),
+    # text (engine/text_functions.py)
+    "replace": (3, 3), "title": (1, 1), "pad_left": (2, 3), "pad_right": (2, 3), "truncate": (2, 2),
+    "format": (1, -1), "regex_match": (2, 2), "regex_extract": (2, 2), "regex_extract_all": (2, 2),
+    "regex_replace": (3, 3),
+    # parsing and encoding (engine/encoding_functions.py)
+    "parse_json": (1, 1), "to_json": (1, 1), "parse_kv": (1, 3), "parse_csv_line": (1, 2),
+    "parse_url": (1, 1), "base64_encode": (1, 1), "base64_decode": (1, 1),
+    "url_encode": (1, 1), "url_decode": (1, 1), "parse_user_agent": (1, 1),
     # time
-    "now": (0, 0), "rand": (0, 0), "parse_time": (1, 2), "format_time": (1, 2),
+    "now": (0, 0), "rand": (0, 0), "parse_time": (1, 2), "format_time": (1, 3),
+    "to_unix_ms": (1, 1), "from_unix_ms": (1, 1), "truncate_time": (2, 2),
     # null handling
     "coalesce": (1, -1), "exists": (1, 1),
+    # hashing and ids
+    "sha256": (1, 1), "sha1": (1, 1), "md5": (1, 1), "stable_hash": (1, 1), "uuid4": (0, 0),
+    # types
+    "type_of": (1, 1), "is_number": (1, 1), "is_string": (1, 1), "to_bool": (1, 1),
+    # collections
+    "keys": (1, 1), "values": (1, 1), "merge": (2, -1), "get": (2, 3), "sorted": (1, 1),
+    "unique": (1, 1), "flatten": (1, 1), "sum_of": (1, 1), "min_of": (1, 1), "max_of": (1, 1),
 }
 
 AGGREGATES: Final[dict[str, tuple[int, int]]] = {
@@ -50,6 +68,7 @@ PRIVATE_NAME: Final = "private_name"
 UNKNOWN_NAME: Final = "unknown_name"
 UNKNOWN_AGGREGATE: Final = "unknown_aggregate"
 AGGREGATE_SHAPE: Final = "aggregate_shape"
+INVALID_ARGUMENT: Final = "invalid_argument"  # a literal argument no event can make work
 
 _OPERATORS: Final = (
     ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
@@ -75,10 +94,9 @@ _RESERVED_HINT: Final = "names starting with '_' are reserved"
 # What users reach for, and what to write instead.
 _FORBIDDEN_HINTS: Final[dict[type, str]] = {
     ast.Lambda: "lambdas are not available; write the expression directly",
-    ast.ListComp: "comprehensions are not available",
-    ast.SetComp: "comprehensions are not available",
-    ast.DictComp: "comprehensions are not available",
-    ast.GeneratorExp: "comprehensions are not available",
+    ast.SetComp: "only list comprehensions are available: [x for x in items]",
+    ast.DictComp: "only list comprehensions are available: [x for x in items]",
+    ast.GeneratorExp: "only list comprehensions are available: [x for x in items]",
     ast.NamedExpr: "assignment is not available; use `set:` in a map node",
     ast.JoinedStr: "f-strings are not available; use str(x) and +",
     ast.Await: "await is not available",
@@ -179,6 +197,7 @@ class _Checker:
         self.where = where
         self.aggregate = aggregate
         self.errors: list[ExprError] = []
+        self.loop_names: tuple[str, ...] = ()  # comprehension variables in scope here
 
     def _add(self, node: ast.AST, kind: str, message: str, hint: str) -> None:
         line, column = self.where.at_byte(_node_offset(node))
@@ -231,6 +250,9 @@ class _Checker:
         if depth > MAX_DEPTH:
             self._add(node, FORBIDDEN, "expression is nested too deeply", "simplify the expression")
             return
+        if isinstance(node, ast.ListComp):
+            self._check_comprehension(node, depth)
+            return
         if not isinstance(node, _ALLOWED):
             hint = _FORBIDDEN_HINTS.get(type(node), _ALLOWED_HINT)
             self._add(node, FORBIDDEN, f"{_describe(node)} is not allowed in expressions", hint)
@@ -264,10 +286,39 @@ class _Checker:
         line, column = self.where.at_byte(start + len(gap[:len(gap) - len(gap.lstrip())].encode()))
         return ExprError(FORBIDDEN, f"the '{symbol}' operator is not allowed in expressions", hint, line, column)
 
+    def _check_comprehension(self, node: ast.ListComp, depth: int) -> None:
+        """`[expr for x in items if cond]`: one `for`, one loop name, any conditions. Inside,
+        `x` is the item, not a field. A comprehension in another's element or condition
+        (a loop in a loop, quadratic work) is refused; one in the list it loops over is not."""
+        if self.loop_names:
+            self._add(node, FORBIDDEN, "a comprehension inside another comprehension is not allowed",
+                      "compute the inner list in an earlier map field, or use an explode node")
+            return
+        generator = node.generators[0]
+        if len(node.generators) > 1 or generator.is_async:
+            self._add(node.generators[1].target if len(node.generators) > 1 else node, FORBIDDEN,
+                      "a comprehension takes exactly one 'for'", "write [expr for x in items if cond]")
+            return
+        target = generator.target
+        if not isinstance(target, ast.Name):
+            self._add(target, FORBIDDEN, "a comprehension loops with one name",
+                      "write [x[0] for x in pairs] instead of unpacking")
+            return
+        self._visit(generator.iter, depth + 1)
+        if target.id.startswith("_"):
+            self._check_name(target)
+            return
+        self.loop_names = (target.id,)
+        for part in [node.elt, *generator.ifs]:
+            self._visit(part, depth + 1)
+        self.loop_names = ()
+
     def _check_name(self, node: ast.Name) -> None:
         if node.id.startswith("_"):
             message = f"name '{node.id}' starts with an underscore, which is not allowed"
             self._add(node, PRIVATE_NAME, message, _RESERVED_HINT)
+        elif node.id in self.loop_names:
+            return  # the comprehension's item, not an event field
         elif self.scope and node.id not in self.scope:
             hint = suggest(node.id, list(self.scope)) or "available here: " + ", ".join(self.scope)
             self._add(node, UNKNOWN_NAME, f"unknown name '{node.id}'", hint)
@@ -293,6 +344,9 @@ class _Checker:
             self._add(node, UNKNOWN_FUNCTION, f"unknown function '{fn}'", hint)
             return False
         self._check_call_shape(node, fn, FUNCTIONS[fn])
+        literals = [arg.value if isinstance(arg, ast.Constant) else NOT_LITERAL for arg in node.args]
+        for index, message, hint in literal_problems(fn, literals):
+            self._add(node.args[index], INVALID_ARGUMENT, message, hint)
         return True
 
 

@@ -12,7 +12,7 @@
 import ast
 from typing import Any, Final, cast
 
-from engine import functions
+from engine import comprehensions, functions
 from engine.expr import FUNCTIONS
 from engine.functions import MAX_SEQUENCE_LENGTH
 
@@ -26,6 +26,8 @@ _ITEM: Final = "_g_item"
 _PATH_EXISTS: Final = "_g_path_exists"
 _PATH_OR_NONE: Final = "_g_path_or_none"
 _SLICE: Final = "_g_slice"
+_LISTED: Final = "_g_listed"
+_ITEMS: Final = "_g_items"
 # `n * 100` stays a plain multiply when `n` is known to be a number, or is text or a list
 # written in the expression: with a small literal factor its growth is bounded.
 SMALL_FACTOR: Final = 10_000
@@ -38,7 +40,7 @@ _KEPT: Final = (
     ast.And, ast.Or, ast.Not, ast.USub, ast.UAdd, ast.Load,
     ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot,
 )
-_REWRITTEN: Final = (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.BinOp, ast.Constant)
+_REWRITTEN: Final = (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.BinOp, ast.Constant, ast.ListComp)
 
 
 def load_name(identifier: str) -> ast.Name:
@@ -86,6 +88,7 @@ class ExprRewriter(ast.NodeTransformer):
         self.event_fields = event_fields  # False in generate: no event to read from
         self.prefix = prefix  # what function names start with in the generated code
         self.numbers = numbers  # names certain to hold an int or a float here
+        self.loop_names: tuple[str, ...] = ()  # comprehension variables: items, never fields
 
     def visit(self, node: ast.AST) -> Any:
         if not isinstance(node, _REWRITTEN) and not isinstance(node, _KEPT):
@@ -171,6 +174,27 @@ class ExprRewriter(ast.NodeTransformer):
             args = [self.rewrite(arg) for arg in node.args]
         return _call(self.prefix + function, args, node)
 
+    def visit_ListComp(self, node: ast.ListComp) -> ast.expr:
+        """`[e for x in items if c]` -> `_g_listed(e for x in _g_items(items) if c)`: the
+        result is counted against the limit as it grows (engine/comprehensions.py)."""
+        generator = node.generators[0]
+        target = generator.target
+        if (len(node.generators) != 1 or generator.is_async or self.loop_names
+                or not isinstance(target, ast.Name) or target.id.startswith("_")):
+            raise ValueError("only [expr for name in list if cond], not nested, is allowed")
+        items = _call(_ITEMS, [self.rewrite(generator.iter)], generator.iter)
+        outer = self.local_names
+        # Inside, the name is the item (a local), even where a field or `i` has that name.
+        self.local_names, self.loop_names = outer + (target.id,), (target.id,)
+        try:
+            element = self.rewrite(node.elt)
+            conditions = [self.rewrite(condition) for condition in generator.ifs]
+        finally:
+            self.local_names, self.loop_names = outer, ()
+        loop = ast.comprehension(target=ast.Name(id=target.id, ctx=ast.Store()), iter=items,
+                                 ifs=conditions, is_async=0)
+        return _call(_LISTED, [ast.copy_location(ast.GeneratorExp(elt=element, generators=[loop]), node)], node)
+
     def plain_multiply(self, left: ast.expr, right: ast.expr) -> bool:
         """True when `left * right` cannot blow up, so it needs no guard.
 
@@ -193,8 +217,8 @@ class ExprRewriter(ast.NodeTransformer):
     def is_number(self, node: ast.expr) -> bool:
         """A name certain to hold a number (generate's index `i`, or a field fused code
         knows), so `x % n` cannot format text."""
-        if not isinstance(node, ast.Name):
-            return False
+        if not isinstance(node, ast.Name) or node.id in self.loop_names:
+            return False  # an item of a comprehension may be anything, whatever field has its name
         return node.id in self.numbers or (node.id == INDEX and INDEX in self.local_names)
 
     def path_or_value(self, node: ast.expr) -> ast.expr:
@@ -252,4 +276,6 @@ GUARDS: Final[dict[str, object]] = {
     _PATH_EXISTS: functions.path_exists,
     _PATH_OR_NONE: functions.path_or_none,
     _SLICE: slice,
+    _LISTED: comprehensions.listed,
+    _ITEMS: comprehensions.items_of,
 }

@@ -353,7 +353,13 @@ def is_present(value: object) -> bool:
 def runtime_functions(rng: random.Random, clock: Clock) -> dict[str, Callable[..., object]]:
     """Expression function name -> implementation; `now` and `rand` are bound to the node's
     clock and random generator (a seeded node is reproducible)."""
-    return {
+    # Imported here: these modules build on this one (its errors and guards).
+    from engine.agent_functions import agent_functions
+    from engine.encoding_functions import encoding_functions
+    from engine.text_functions import text_functions
+
+    table: dict[str, Callable[..., object]] = {**text_functions(), **encoding_functions(), **agent_functions()}
+    return table | {
         "int": to_int, "float": to_float, "round": round_number, "abs": abs,
         "min": minimum, "max": maximum,
         "str": to_text, "lower": lower, "upper": upper, "strip": strip,

@@ -14,7 +14,7 @@ from engine.node import Event, EventError
 from engine.params import expect
 
 AGG_FAST_KINDS: Final = frozenset({"sum", "count", "min", "max"})
-_IMPURE: Final = frozenset({"rand", "now"})
+_IMPURE: Final = frozenset({"rand", "now", "uuid4"})
 _PLAIN_KEY_TYPES: Final = frozenset({INT, FLOAT, STR})
 _PLAIN_KEYS: Final = (int, str, float, type(None))
 _NUMBERS: Final = (int, float)

@@ -7,7 +7,7 @@ A chain is a run of nodes joined by edges that change nothing about what is deli
   handing an event straight on is what it would deliver anyway);
 - each member's type has a fusion role in its spec (engine/spec.py FusionRole), and its
   parameters allow it (an `aggregate` with a window does not fuse): a chain starts at a
-  head (`generate`) or a step (`map`, `filter`), continues through steps, and may end with
+  head (`generate`) or a step (`map`, `filter`, `lookup`, `explode`), continues through steps, and may end with
   a last-only member (`route`, whose ports fan out; `aggregate`, totals at the end of
   input; `null`);
 - no member retries (`on_error: retry` pauses one node alone, which a chain cannot do).

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from engine.durability import durable_outputs
-from engine.node import INFINITY, AsyncSink, AsyncSource, NodeFailure
+from engine.node import INFINITY, AsyncSink, AsyncSource, AsyncTransform, Batch, NodeFailure
 from engine.runner import NodeRunner
 
 if TYPE_CHECKING:
@@ -40,11 +40,11 @@ async def open_io(rt: "Runtime", runners: list[NodeRunner]) -> None:
     then drains what it has, which is nothing, instead of waiting for the server."""
     for r in runners:
         impl = r.impl
-        if isinstance(impl, (AsyncSource, AsyncSink)) and not await _open_unless_stopped(rt, r, impl):
+        if isinstance(impl, (AsyncSource, AsyncSink, AsyncTransform)) and not await _open_unless_stopped(rt, r, impl):
             return
 
 
-async def _open_unless_stopped(rt: "Runtime", r: NodeRunner, impl: AsyncSource | AsyncSink) -> bool:
+async def _open_unless_stopped(rt: "Runtime", r: NodeRunner, impl: AsyncSource | AsyncSink | AsyncTransform) -> bool:
     def stop_opening() -> bool:
         return rt.stopping or r.stop_requested or bool(rt.failure)
 
@@ -67,7 +67,7 @@ async def _open_unless_stopped(rt: "Runtime", r: NodeRunner, impl: AsyncSource |
 async def close_io(rt: "Runtime", runners: list[NodeRunner]) -> None:
     for r in runners:
         impl = r.impl
-        if isinstance(impl, (AsyncSource, AsyncSink)):
+        if isinstance(impl, (AsyncSource, AsyncSink, AsyncTransform)):
             try:
                 await impl.close()
             except NodeFailure as exc:
@@ -82,6 +82,8 @@ def start_io(rt: "Runtime", runners: list[NodeRunner]) -> dict[str, "asyncio.Tas
             tasks[r.name] = asyncio.ensure_future(drive_source(rt, r))
         elif isinstance(r.impl, AsyncSink):
             tasks[r.name] = asyncio.ensure_future(drive_sink(rt, r))
+        elif isinstance(r.impl, AsyncTransform):
+            tasks[r.name] = asyncio.ensure_future(drive_transform(rt, r))
     return tasks
 
 
@@ -157,6 +159,82 @@ async def drive_sink(rt: "Runtime", r: NodeRunner) -> None:
         rt.fail(_unexpected(r, error))
     finally:
         _finished(rt, r)
+
+
+async def drive_transform(rt: "Runtime", r: NodeRunner) -> None:
+    """An awaited transform (a stage instance on a Ray actor): one batch at a time. Its
+    input edge counts the batch out for processing against its capacity, so at most
+    `capacity` events are in flight per instance (queued, or being processed)."""
+    impl = r.impl
+    assert isinstance(impl, AsyncTransform)
+    try:
+        while not rt.failure:
+            if rt.controls.is_paused(r):
+                await rt.signal.wait(INFINITY)
+                continue
+            now = rt.clock.now()
+            if impl.deadline() <= now:
+                outs = r.new_outs()
+                await impl.on_timer(now, outs)
+                await _emit(rt, r, outs)
+                continue
+            # Half the capacity per batch: two batches in flight keep the remote side busy
+            # while the next one travels, and the edge's room counts both (see below).
+            capacity = min([e.plan.capacity for e in r.inputs] or [rt.budget])
+            limit = min(max(1, capacity // 2), capacity - impl.in_flight())
+            batch = r.take_input(limit) if limit > 0 else []
+            if batch:
+                rt.signal.notify()  # room was freed upstream
+                await _process_counted(rt, r, impl, batch)
+                continue
+            if impl.in_flight():  # no more input now: the results of what is out come first
+                outs = r.new_outs()
+                await impl.drain(outs)
+                _count_in_flight(r, impl)
+                await _emit(rt, r, outs)
+                continue
+            if r.inputs_drained():
+                outs = r.new_outs()
+                await impl.flush(outs)
+                await _emit(rt, r, outs)
+                break
+            wait = impl.deadline() - rt.clock.now()
+            await rt.signal.wait(wait if wait > 0 else 0.0)
+    except NodeFailure as exc:
+        rt.fail(str(exc))
+    except Exception as error:
+        rt.fail(_unexpected(r, error))
+    finally:
+        _finished(rt, r)
+
+
+async def _process_counted(rt: "Runtime", r: NodeRunner, impl: AsyncTransform, batch: Batch) -> None:
+    # While a batch is out, its events count against the input edge's room: queued and
+    # processing together stay within `capacity`.
+    for edge in r.inputs:
+        edge.capacity = max(1, edge.plan.capacity - impl.in_flight() - len(batch))
+    outs = r.new_outs()
+    started = time.perf_counter()
+    try:
+        await impl.process(batch, outs)
+    finally:
+        _count_in_flight(r, impl)
+    r.busy_s += time.perf_counter() - started  # waiting for the remote side included
+    r.events_in += len(batch)
+    r.ack(len(batch))
+    rt.signal.notify()
+    await _emit(rt, r, outs)
+
+
+def _count_in_flight(r: NodeRunner, impl: AsyncTransform) -> None:
+    for edge in r.inputs:
+        edge.capacity = max(1, edge.plan.capacity - impl.in_flight())
+
+
+async def _emit(rt: "Runtime", r: NodeRunner, outs: list[Batch]) -> None:
+    if r.distribute(outs):
+        rt.signal.notify()
+        await _hand_on(rt, r)
 
 
 def _unexpected(r: NodeRunner, exc: Exception) -> str:

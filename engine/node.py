@@ -94,6 +94,9 @@ class NodeContext:
         self.clock = clock
         # What `rand()` draws from; a type with a `seed` parameter seeds it (generate).
         self.rng = random.Random()
+        # Per input edge, in the order `Transform.process_from` numbers them, its upstream as
+        # `from:` writes it (`node`, or `node.port` for another port). Set by the runner.
+        self.inputs: tuple[str, ...] = ()
 
     def port_index(self, port: str) -> int:
         return self.ports.index(port) if port in self.ports else -1
@@ -148,6 +151,21 @@ class Transform:
         """Handle `batch`; return how many events were consumed (all of them unless a
         failure asked for a retry, in which case the rest is offered again later)."""
         raise NotImplementedError
+
+    def reads_inputs_apart(self) -> bool:
+        """True: every batch comes from one input edge, and `process_from` is told which (a
+        join tells its sides apart). False: batches may mix the inputs."""
+        return False
+
+    def process_from(self, input_index: int, batch: Batch, outs: list[Batch], failures: Failures) -> int:
+        """`process` for a batch taken from input number `input_index` (`ctx.inputs` names
+        it; always 0 unless the node `reads_inputs_apart`)."""
+        return self.process(batch, outs, failures)
+
+    def counters(self) -> dict[str, int]:
+        """The node's own counters beside in, out and errors (a throttle's `dropped`), for
+        the stats, `engine ctl status` and `/metrics`."""
+        return {}
 
     def flush(self, outs: list[Batch]) -> None:
         """All inputs are finished: emit whatever is still held (open windows, totals)."""
@@ -297,4 +315,46 @@ class AsyncSink:
         """The connection of a connector, for the stats and `engine ctl status`:
         {"connection": "connected" | "reconnecting" | ..., "reconnects": N, "last_error": "..."};
         empty for a node without one."""
+        return {}
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class AsyncTransform:
+    """A transform whose work is done elsewhere and awaited: a partitioned stage's instance
+    on a Ray actor (adapters/ray). The runtime drives it on its own task (engine/io_drivers.py):
+    it takes a batch, awaits `process`, hands the results on, and flushes at the end."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+
+    async def open(self) -> None:
+        """Start the remote side; raise NodeFailure with a clear line if impossible."""
+
+    async def process(self, batch: Batch, outs: list[Batch]) -> None:
+        """Handle one batch; append the results to `outs[port]`."""
+        raise NotImplementedError
+
+    def deadline(self) -> float:
+        """When `on_timer` wants to run (processing-time windows held remotely)."""
+        return INFINITY
+
+    async def on_timer(self, now: float, outs: list[Batch]) -> None:
+        """Called at or after `deadline()`."""
+
+    async def flush(self, outs: list[Batch]) -> None:
+        """All inputs are finished: emit whatever is still held."""
+
+    async def close(self) -> None:
+        """Release the remote side."""
+
+    def in_flight(self) -> int:
+        """Events handed to `process` whose results have not come back yet (a pipelined
+        executor keeps the remote side busy while the next batch travels)."""
+        return 0
+
+    async def drain(self, outs: list[Batch]) -> None:
+        """Wait for every batch in flight; append their results to `outs`."""
+
+    def member_counters(self) -> dict[str, dict[str, object]]:
+        """Counters of the nodes it runs, by instance name (`per_user[1]`)."""
         return {}

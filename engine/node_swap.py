@@ -23,6 +23,7 @@ from engine import durability, io_drivers
 from engine.chain import SegmentRunner
 from engine.edges import Edge, Observer
 from engine.node import Batch, NodeFailure
+from engine.partition import expand
 from engine.plan import GraphPlan
 from engine.plan_diff import NodeChanges
 from engine.runner import NodeRunner
@@ -45,7 +46,10 @@ class Prepared:
 
 
 def prepare(rt: "Runtime", plan: GraphPlan, changes: NodeChanges) -> Prepared:
-    """Build the new nodes and edges; raises NodeFailure (nothing running is touched)."""
+    """Build the new nodes and edges; raises NodeFailure (nothing running is touched).
+    `plan` is the graph as loaded; what runs is its expansion (engine/partition.py)."""
+    graph = plan
+    plan = expand(graph)
     built = changes.built()
     edges: dict[str, Edge] = {}
     fresh: dict[str, Edge] = {}
@@ -58,7 +62,7 @@ def prepare(rt: "Runtime", plan: GraphPlan, changes: NodeChanges) -> Prepared:
     runners: dict[str, NodeRunner] = {}
     for name in sorted(built):
         carried = rt.runners[name].impl if name in changes.carried else None
-        runners[name] = rt.build_runner(plan.node(name), edges, carried)
+        runners[name] = rt.build_runner(plan.node(name), edges, carried, graph)
         if carried is not None:  # the same node goes on: so do its counters
             runners[name].events_out = rt.runners[name].events_out
             runners[name].errors = rt.runners[name].errors

@@ -51,6 +51,9 @@ class EdgePlan:
     key: tuple[str, ...] = ()
     merge: tuple[tuple[str, str], ...] = ()
     durable: bool = False  # kept on disk until its consumer has handed the events on
+    # Into a node with `parallelism` > 1: the fields whose stable hash picks the instance
+    # of each event (engine/partition.py); () spreads events round-robin.
+    partition_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -65,6 +68,8 @@ class EdgePlan:
             out["merge"] = dict(self.merge)
         if self.durable:  # only when set, so plans without durable edges keep their hashes
             out["durable"] = True
+        if self.partition_by:  # only when set, so plans without partitions keep their hashes
+            out["partition_by"] = list(self.partition_by)
         return out
 
 
@@ -109,6 +114,7 @@ class NodePlan:
     outputs: tuple[str, ...]
     on_error: ErrorPolicy
     secrets: tuple[SecretParam, ...] = ()  # sorted by pointer
+    parallelism: int = 1  # instances of the node (engine/partition.py)
 
     def params(self) -> dict[str, object]:
         loaded: dict[str, object] = json.loads(self.params_json)
@@ -125,7 +131,27 @@ class NodePlan:
         }
         if self.secrets:  # only when set, so plans without secrets keep their hashes
             out["secrets"] = {s.pointer: s.digest for s in self.secrets}
+        if self.parallelism > 1:  # only when set, so plans without partitions keep their hashes
+            out["parallelism"] = self.parallelism
         return out
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Nodes that run together in each of `parallelism` instances (engine/partition.py):
+    consecutive nodes with the same parallelism joined by edges without a new
+    `partition_by`. Events enter through one edge, routed by `partition_by` (or
+    round-robin when it is empty); what leaves the stage is merged downstream."""
+
+    name: str  # the node the entry edge feeds
+    members: tuple[str, ...]  # in topological order, names breaking ties
+    parallelism: int
+    partition_by: tuple[str, ...]
+    entry: str  # the id of the edge events enter through
+
+    def to_dict(self) -> dict[str, object]:
+        return {"members": list(self.members), "parallelism": self.parallelism,
+                "partition_by": list(self.partition_by), "entry": self.entry}
 
 
 @dataclass(frozen=True)
@@ -136,6 +162,9 @@ class GraphPlan:
     edges: tuple[EdgePlan, ...]
     # Event fields masked wherever events are shown (a control-plane tap); sorted.
     secret_fields: tuple[str, ...] = ()
+    # The partitioned stages, by name (derived from the nodes and edges: see
+    # engine/partition.py `find_stages`); printed so a reader sees what runs together.
+    stages: tuple[StagePlan, ...] = ()
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:
@@ -152,6 +181,8 @@ class GraphPlan:
         }
         if self.secret_fields:  # only when set, so plans without it keep their hashes
             body["secret_fields"] = list(self.secret_fields)
+        if self.stages:  # only when set, so plans without partitions keep their hashes
+            body["stages"] = {s.name: s.to_dict() for s in self.stages}
         return body
 
     def content_hash(self) -> str:
@@ -175,7 +206,8 @@ def _error_policy_from(raw: dict[str, object]) -> ErrorPolicy:
     )
 
 
-_EDGE_KEYS: Final = ("from_node", "from_port", "to_node", "capacity", "policy", "key", "merge", "durable")
+_EDGE_KEYS: Final = ("from_node", "from_port", "to_node", "capacity", "policy", "key", "merge", "durable",
+                     "partition_by")
 _REBUILD: Final = "or rebuild the plan from its graph file with `engine plan FILE`"
 
 
@@ -210,6 +242,7 @@ def _edge_from(edge_id: str, raw: dict[str, object]) -> EdgePlan:
         capacity=int(str(raw["capacity"])),
         policy=str(raw["policy"]),
         durable=raw.get("durable") is True,
+        partition_by=_strings(raw.get("partition_by")),
         key=tuple(str(k) for k in key),
         merge=tuple(sorted((str(f), str(fn)) for f, fn in merge.items())),
     )
@@ -243,16 +276,26 @@ def plan_from_dict(raw: dict[str, object]) -> GraphPlan:
                 on_error=_error_policy_from(on_error),
                 # Their values were printed masked: kept masked, in the shape they had.
                 secrets=tuple(SecretParam(str(p), str(secrets[p]), whole=False) for p in sorted(secrets)),
+                parallelism=int(str(node.get("parallelism", 1))),
             )
         )
     edges = [_edge_from(str(eid), edges_raw[eid]) for eid in sorted(edges_raw)]
+    stages_raw = raw.get("stages", {})
+    assert isinstance(stages_raw, dict)
     return GraphPlan(
         name=str(raw["name"]),
         format_version=int(str(raw["format_version"])),
         nodes=tuple(nodes),
         edges=tuple(edges),
         secret_fields=_strings(raw.get("secret_fields")),
+        stages=tuple(_stage_from(str(name), stages_raw[name]) for name in sorted(stages_raw)),
     )
+
+
+def _stage_from(name: str, raw: object) -> StagePlan:
+    assert isinstance(raw, dict)
+    return StagePlan(name=name, members=_strings(raw.get("members")), parallelism=int(str(raw["parallelism"])),
+                     partition_by=_strings(raw.get("partition_by")), entry=str(raw["entry"]))
 
 
 def _strings(value: object) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ differently; the rule itself is engine/chain.py:find_chains, given each kind's m
 """
 
 from engine.fusion import ChainFinder
+from engine.partition import expand
 from engine.plan import GraphPlan
 from engine.plan_diff import NodeChanges, diff_plans, whole_graph
 from engine.spec import SpecRegistry
@@ -46,6 +47,9 @@ def reload_changes(old: GraphPlan, new: GraphPlan, registry: SpecRegistry, old_c
     `engine diff` (with nothing running) decide with the same code. `blocker` says why the
     nodes cannot be swapped in place (a paused or stopping graph): then the whole graph is.
     """
+    # Partitioned stages are compared as they run: a changed member replaces every instance
+    # of its stage, and a stage nothing changed keeps its instances (engine/partition.py).
+    old, new = expand(old), expand(new)
     if blocker:
         return whole_graph(old, new, blocker)
     sources = source_nodes(old, registry) | source_nodes(new, registry)

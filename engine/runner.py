@@ -4,7 +4,8 @@ from typing import Final
 
 from engine.edges import Edge
 from engine.errors import NodeErrors
-from engine.node import AsyncSink, AsyncSource, Batch, NodeContext, Source, Transform
+from engine.ids import DEFAULT_PORT
+from engine.node import AsyncSink, AsyncSource, AsyncTransform, Batch, NodeContext, Source, Transform
 from engine.plan import NodePlan
 
 # How the scheduler drives a runner (`NodeRunner.run_mode`); node kinds are engine/spec.py's.
@@ -12,6 +13,7 @@ RUN_STEP: Final = 0  # a transform (or sink) the scheduler steps
 RUN_POLL: Final = 1  # a source the scheduler polls
 RUN_ASYNC_SOURCE: Final = 2  # an IO source on its own task
 RUN_ASYNC_SINK: Final = 3  # an IO sink on its own task
+RUN_ASYNC_TRANSFORM: Final = 4  # a transform whose work is awaited, on its own task
 
 
 class NodeRunner:
@@ -19,7 +21,7 @@ class NodeRunner:
         self,
         plan: NodePlan,
         ctx: NodeContext,
-        impl: Transform | Source | AsyncSource | AsyncSink,
+        impl: Transform | Source | AsyncSource | AsyncSink | AsyncTransform,
         inputs: list[Edge],
         outputs: list[list[Edge]],
     ) -> None:
@@ -35,6 +37,8 @@ class NodeRunner:
             self.run_mode = RUN_POLL
         elif isinstance(impl, AsyncSource):
             self.run_mode = RUN_ASYNC_SOURCE
+        elif isinstance(impl, AsyncTransform):
+            self.run_mode = RUN_ASYNC_TRANSFORM
         else:
             self.run_mode = RUN_ASYNC_SINK
         self.inputs = inputs
@@ -47,6 +51,11 @@ class NodeRunner:
         self.flushed = False  # end of input was handled (`flush` called, sources exhausted)
         self.finished = False  # flushed, backlog handed over, output edges closed
         self.next_input = 0  # rotates which input edge is read first, deterministically
+        # A node that reads its inputs apart (a join) gets each batch from one edge, and
+        # `batch_input` says which: the batch taken, or the one still pending.
+        ctx.inputs = tuple(input_label(e) for e in inputs)
+        self.apart = isinstance(impl, Transform) and len(inputs) > 1 and impl.reads_inputs_apart()
+        self.batch_input = 0
         self.unacked: list[tuple[Edge, int]] = []  # taken from each edge, oldest first, not yet acked
         self.deferred_ack = 0  # consumed, but some results still wait in the backlog
         self.held_ack = 0  # consumed from a durable edge, results still in memory downstream
@@ -126,6 +135,8 @@ class NodeRunner:
         batch: Batch = []
         start = self.next_input
         self.next_input = (start + 1) % n if n else 0
+        if self.apart:
+            return self.take_one_input(start, budget)
         for offset in range(n):
             edge = inputs[(start + offset) % n]
             if edge.depth:
@@ -136,6 +147,22 @@ class NodeRunner:
                 if len(batch) >= budget:
                     break
         return batch
+
+    def take_one_input(self, start: int, budget: int) -> Batch:
+        """Up to `budget` events from the first edge with any, from `start` on; the edge's
+        index goes to `batch_input`."""
+        inputs = self.inputs
+        n = len(inputs)
+        for offset in range(n):
+            index = (start + offset) % n
+            edge = inputs[index]
+            if edge.depth:
+                taken = edge.take(budget)
+                if taken:
+                    self.unacked.append((edge, len(taken)))
+                    self.batch_input = index
+                    return taken
+        return []
 
     def ack_deferred(self) -> None:
         if self.deferred_ack:
@@ -164,4 +191,14 @@ class NodeRunner:
         self.finished = True
 
     def counters(self) -> dict[str, int]:
-        return {"in": self.events_in, "out": self.events_out, "errors": self.errors.count}
+        out = {"in": self.events_in, "out": self.events_out, "errors": self.errors.count}
+        impl = self.impl
+        if isinstance(impl, Transform):
+            out.update(impl.counters())
+        return out
+
+
+def input_label(edge: Edge) -> str:
+    """The upstream of an input edge as `from:` writes it: `node`, or `node.port`."""
+    plan = edge.plan
+    return plan.from_node if plan.from_port == DEFAULT_PORT else f"{plan.from_node}.{plan.from_port}"

@@ -23,33 +23,54 @@ from engine.controls import Controls
 from engine.durability import STATE_SUFFIX
 from engine.edges import Edge
 from engine.fused import build_segments
-from engine.node import INFINITY, AsyncSink, AsyncSource, Clock, NodeContext, NodeFailure, Source, Transform
+from engine.node import (
+    INFINITY,
+    AsyncSink,
+    AsyncSource,
+    AsyncTransform,
+    Clock,
+    NodeContext,
+    NodeFailure,
+    Source,
+    Transform,
+)
+from engine.partition import ROUTER_TYPE, STAGE_TYPE, expand, with_stage_totals
+from engine.partition_build import partition_runner
 from engine.plan import EdgePlan, GraphPlan, NodePlan
 from engine.plan_chains import reload_changes, run_chains, source_nodes
 from engine.plan_diff import NodeChanges
-from engine.runner import RUN_ASYNC_SINK, RUN_POLL, RUN_STEP, NodeRunner
+from engine.runner import RUN_ASYNC_SINK, RUN_ASYNC_TRANSFORM, RUN_POLL, RUN_STEP, NodeRunner
 from engine.secrets import mask_known, node_secret_texts, plan_secret_texts
 from engine.spec import RuntimeNode, SpecRegistry
+from engine.stage_instance import LocalStage, StageSpec
 from engine.wakeup import Wakeup
 
 BATCH_BUDGET: Final = 1024
 __all__ = ["BATCH_BUDGET", "STATE_SUFFIX", "Runtime", "source_nodes"]  # source_nodes: for older imports
 
 DurableFactory = Callable[[GraphPlan, EdgePlan], Edge]
+# Builds the node that runs one instance of a partitioned stage (an executor: adapters/ray);
+# None runs instances in this process (`local`).
+StageFactory = Callable[[StageSpec, NodeContext], RuntimeNode]
 
 
 class Runtime:
     def __init__(self, plan: GraphPlan, registry: SpecRegistry, clock: Clock | None = None,
-                 budget: int = BATCH_BUDGET, fuse: bool = True, durable: DurableFactory | None = None) -> None:
-        self.plan = plan
+                 budget: int = BATCH_BUDGET, fuse: bool = True, durable: DurableFactory | None = None,
+                 stages: StageFactory | None = None) -> None:
+        # The graph as loaded, and what runs: each partitioned stage expanded into a router
+        # and its instances (engine/partition.py); the same plan when there are none.
+        self.graph_plan = plan
+        self.plan = expand(plan)
+        self.stage_factory = stages
         self.registry = registry
         self.clock = clock if clock is not None else Clock()
         self.budget = budget
         self.fuse = fuse
         self.durable = durable
-        self.edges: dict[str, Edge] = {e.id: self.build_edge(e) for e in plan.edges}
-        self.runners: dict[str, NodeRunner] = {n.name: self.build_runner(n, self.edges) for n in plan.nodes}
-        self.segments: list[SegmentRunner] = self.build_chains(plan, self.runners, self.edges)
+        self.edges: dict[str, Edge] = {e.id: self.build_edge(e) for e in self.plan.edges}
+        self.runners: dict[str, NodeRunner] = {n.name: self.build_runner(n, self.edges) for n in self.plan.nodes}
+        self.segments: list[SegmentRunner] = self.build_chains(self.plan, self.runners, self.edges)
         self.order: list[NodeRunner] = []
         self.readers: dict[str, NodeRunner] = {}  # edge id -> the runner that takes from it
         self.holding: list[NodeRunner] = []  # runners that hold a durable edge's acknowledgements
@@ -76,9 +97,12 @@ class Runtime:
                               "open here; run it with `engine run` or `engine serve`")
         return self.durable(self.plan, e)  # built by adapters (LMDB): the engine never opens files
 
-    def build_runner(self, node: NodePlan, edges: dict[str, Edge], carried: RuntimeNode | None = None) -> NodeRunner:
+    def build_runner(self, node: NodePlan, edges: dict[str, Edge], carried: RuntimeNode | None = None,
+                     graph: GraphPlan | None = None) -> NodeRunner:
         """The node's runtime object (or `carried`, one that goes on with its state), wired
-        to the edges its plan names."""
+        to the edges its plan names. `graph`: the loaded plan `node` was expanded from."""
+        if node.type in (ROUTER_TYPE, STAGE_TYPE):
+            return partition_runner(self, node, edges, graph if graph is not None else self.graph_plan, carried)
         spec = self.registry.get(node.type)
         if spec is None or spec.factory is None:
             raise NodeFailure(f"node '{node.name}': type '{node.type}' cannot run in this engine")
@@ -115,7 +139,7 @@ class Runtime:
         """The scheduling order, who reads each edge, and which runners hold acknowledgements
         of a durable edge until their results are out of the graph (engine/durability.py)."""
         self.order = self.schedule_order()
-        readers = self.order + [r for r in self.runners.values() if r.run_mode == RUN_ASYNC_SINK]
+        readers = self.order + [r for r in self.runners.values() if r.run_mode in (RUN_ASYNC_SINK, RUN_ASYNC_TRANSFORM)]
         self.readers = {e.plan.id: r for r in readers for e in r.inputs}
         self.holding = []
         for r in self.order:
@@ -181,13 +205,15 @@ class Runtime:
         """What reloading `plan` into this running graph would keep and replace."""
         blocker = self.swap_blocker()
         chains_now = [] if blocker else self.running_chains()
-        return reload_changes(self.plan, plan, self.registry, chains_now, blocker, self.fuse)
+        return reload_changes(self.plan, expand(plan), self.registry, chains_now, blocker, self.fuse)
 
     async def replace_nodes(self, plan: GraphPlan, changes: NodeChanges, drain_timeout_s: float) -> int:
         """A partial reload (engine/node_swap.py); raises NodeFailure before touching anything
         when the new nodes cannot be built. Returns the events a timed-out drain dropped."""
         ready = node_swap.prepare(self, plan, changes)
-        return await node_swap.swap(self, ready, drain_timeout_s)
+        dropped = await node_swap.swap(self, ready, drain_timeout_s)
+        self.graph_plan = plan
+        return dropped
 
     # -- control -------------------------------------------------------------------
 
@@ -363,10 +389,11 @@ class Runtime:
         batch = r.pending if r.pending else r.take_input(budget)
         consumed = 0
         if batch:
-            consumed = node.process(batch, outs, r.errors)
+            consumed = node.process_from(r.batch_input, batch, outs, r.errors)
             r.pending = batch[consumed:] if consumed < len(batch) else []
             r.events_in += consumed
-            moved = True
+            # Nothing taken (a retry or a throttle waits): its deadline wakes it, no spinning.
+            moved = consumed > 0
         elif not r.pending and r.inputs_drained():
             node.flush(outs)
             r.flushed = True
@@ -381,8 +408,15 @@ class Runtime:
 
     def stats(self) -> dict[str, object]:
         """Every counter, as the stats file, `engine ctl status` and `/metrics` show them."""
+        nodes = node_counters(self.runners, self.segments)
+        for r in self.runners.values():
+            impl = r.impl
+            if isinstance(impl, (LocalStage, AsyncTransform)):  # a stage instance: its members' own
+                nodes.pop(r.name, None)
+                nodes.update(impl.member_counters())
+        with_stage_totals(nodes, self.graph_plan.stages)
         return {
-            "nodes": node_counters(self.runners, self.segments),
+            "nodes": dict(sorted(nodes.items())),
             "edges": {eid: edge_counters(self.edges[eid]) for eid in sorted(self.edges)},
             "elapsed_s": round(self.elapsed_s, 6),
         }

@@ -19,11 +19,11 @@ from engine.chain import SegmentBuilder
 from engine.findings import Finding
 from engine.fused_code import MemberCode
 from engine.ids import DEFAULT_PORT
-from engine.node import AsyncSink, AsyncSource, NodeContext, Source, Transform
+from engine.node import AsyncSink, AsyncSource, AsyncTransform, NodeContext, Source, Transform
 from engine.params import no_params
 from engine.plan import GraphPlan
 
-RuntimeNode: TypeAlias = Transform | Source | AsyncSource | AsyncSink
+RuntimeNode: TypeAlias = Transform | Source | AsyncSource | AsyncSink | AsyncTransform
 NodeFactory = Callable[[NodeContext], RuntimeNode]
 # A node family's whole-graph check over the plan the loader compiled (so it sees the graph
 # exactly as it will run). Its findings are placed by key path; the loader locates them.
@@ -39,6 +39,8 @@ ParamsParser = Callable[[dict[str, object]], object]
 # Cross-field checks over the parsed parameters. Each finding's path starts inside `with:`
 # (`("window", "every")`); the loader puts the node's place in front and locates it.
 ParamsCheck = Callable[[object], list[Finding]]
+# The fields that key a node's state, from its parsed parameters (NodeSpec.state_key).
+StateKey = Callable[[object], tuple[str, ...]]
 
 
 def no_checks(params: object) -> list[Finding]:
@@ -121,6 +123,12 @@ class NodeSpec:
     # `engine validate` warns (HR071) when one of its output edges is not durable, since
     # what sits in a memory edge is then lost in a crash (at-most-once).
     acknowledges: bool = False
+    # Keyed state (engine/partition.py): the event fields that pick which of its state an
+    # event touches (an aggregate's `by`, a dedupe's `key`), from the parsed parameters.
+    # None: the type keeps no per-key state, so parallel instances may take events
+    # round-robin. A type with keyed state runs in parallel only behind an edge whose
+    # `partition_by` is among these fields; an empty tuple (a global total) never does.
+    state_key: "StateKey | None" = None
 
     @property
     def takes_input(self) -> bool:

@@ -16,6 +16,7 @@ CODES: Final = {
     expr.UNKNOWN_AGGREGATE: "HR045",
     expr.AGGREGATE_SHAPE: "HR046",
     expr.UNKNOWN_NAME: "HR047",
+    expr.INVALID_ARGUMENT: "HR053",
 }
 
 

@@ -98,6 +98,9 @@ class _Translator:
                 if key not in allowed:
                     listed = "allowed keys: " + ", ".join(allowed) if allowed else "this mapping takes no keys"
                     hint = suggest(str(key), allowed) or listed
+                    if key == "partition_by" and path == ("defaults", "edge"):
+                        hint = ("partition_by belongs to one input, the edge into a node with `parallelism`: "
+                                "`from: {node: buys, edge: {partition_by: user}}`")
                     yield self.problem("HR021", path + (key,), f"unknown key '{key}'", hint, at_key=True)
         elif "propertyNames" in error.schema_path:
             what = "node name" if path == ("nodes",) else "port name"

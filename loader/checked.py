@@ -28,6 +28,7 @@ from engine.plan import (
 from engine.policies import POLICIES
 from engine.spec import NodeSpec
 from loader.document import KeyPath
+from loader.schema_gen import MAX_PARALLELISM
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class EdgeOptions:
     key: tuple[str, ...] = ()
     merge: tuple[tuple[str, str], ...] = ()
     durable: bool = False
+    # Into a node with `parallelism`: the fields that pick each event's instance. Written per
+    # input only (the schema refuses it in `defaults.edge`).
+    partition_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class CheckedNode:
     on_error: ErrorPolicy
     inputs: list[CheckedInput] = field(default_factory=list)
     ports: tuple[str, ...] = ()
+    parallelism: int = 1  # instances (engine/partition.py); loader/check_partitions.py checks it
 
 
 @dataclass
@@ -86,7 +91,25 @@ def edge_options(written: Mapping[str, object]) -> EdgeOptions:
         key=key,
         merge=merge,
         durable=written.get("durable") is True,
+        partition_by=_fields(written.get("partition_by")),
     )
+
+
+def _fields(written: object) -> tuple[str, ...]:
+    """A field name or a list of them, as written; anything else is no fields (the schema
+    reported it)."""
+    if isinstance(written, str):
+        return (written,) if written else ()
+    if isinstance(written, list):
+        return tuple(str(f) for f in written)
+    return ()
+
+
+def parallelism(written: object) -> int:
+    """A node's `parallelism`; a value the schema refused counts as 1."""
+    if isinstance(written, int) and not isinstance(written, bool) and 1 <= written <= MAX_PARALLELISM:
+        return written
+    return 1
 
 
 def error_policy(written: object) -> ErrorPolicy:

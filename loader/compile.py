@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 
 from engine.ids import edge_id
+from engine.partition import find_stages
 from engine.plan import EdgePlan, GraphPlan, NodePlan, SecretParam, params_json
 from engine.secrets import resolvable_pointer, secret_digest, value_at
 from loader.checked import CheckedGraph, CheckedInput, CheckedNode
@@ -24,6 +25,7 @@ def _edge(consumer: str, entry: CheckedInput) -> EdgePlan:
         key=options.key,
         merge=options.merge,
         durable=options.durable,
+        partition_by=options.partition_by,
     )
 
 
@@ -60,7 +62,9 @@ def compile_graph(graph: CheckedGraph, secret_values: SecretValues | None = None
             outputs=node.ports,
             on_error=node.on_error,
             secrets=_secrets(graph.name, node, secret_values or {}),
+            parallelism=node.parallelism,
         ))
     edges.sort(key=lambda e: e.id)
-    return GraphPlan(name=graph.name, format_version=graph.version, nodes=tuple(nodes), edges=tuple(edges),
-                     secret_fields=graph.secret_fields)
+    frozen_nodes, frozen_edges = tuple(nodes), tuple(edges)
+    return GraphPlan(name=graph.name, format_version=graph.version, nodes=frozen_nodes, edges=frozen_edges,
+                     secret_fields=graph.secret_fields, stages=find_stages(frozen_nodes, frozen_edges))

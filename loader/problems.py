@@ -48,7 +48,10 @@ CODES: Final[dict[str, str]] = {
     "HR050": "An environment variable is not set and has no default.",
     "HR051": "An interpolation `${...}` is malformed.",
     "HR052": "A secret variable (`${secret:VAR}`, or one `secret_env` lists) is used outside a node's `with:`.",
+    "HR053": "A function's literal argument can never work: an invalid regular expression (RE2 syntax), "
+             "replacement or format template, a `get` path, a `truncate_time` duration or a time zone.",
     "HR060": "Two files in one directory declare the same graph name.",
+    "HR066": "A `join` does not read exactly two inputs, or its `left` or `right` does not name one of them.",
     "HR070": "A node's output is never consumed (warning).",
     "HR071": "A source that acknowledges messages to its system feeds an edge that is not durable: a crash "
              "loses what is in memory, at-most-once (warning).",
@@ -59,6 +62,14 @@ CODES: Final[dict[str, str]] = {
     "HR091": "A graph test's fixture file cannot be read, or a line in it is not an event.",
     "HR092": "A graph test's `graph:` file does not exist.",
     "HR093": "Two tests in one test file have the same name.",
+    "HR100": "A partitioned stage is entered through more than one edge (a node with `parallelism` and two "
+             "inputs, or a stage entered in two places).",
+    "HR101": "`parallelism` on a source, a sink or a node of a node family (GPU): those run in the engine process.",
+    "HR102": "A node with keyed state (`aggregate`, `dedupe`) has `parallelism` but its input is not partitioned "
+             "by its key (`partition_by`), or it keeps one state for all events.",
+    "HR103": "A durable edge leads into, out of or inside a partitioned stage.",
+    "HR104": "A node with `parallelism` has `on_error: retry`.",
+    "HR105": "`partition_by` on the input of a node that runs as one instance: it has no effect (warning).",
 }
 
 

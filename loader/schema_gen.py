@@ -22,6 +22,7 @@ from engine.spec import DURATION, SpecRegistry
 from migrations import CURRENT_VERSION, SUPPORTED_VERSIONS, v1_to_v2
 
 MAX_CAPACITY: Final = 16_777_216
+MAX_PARALLELISM: Final = 1024  # instances of one node (docs/graph-format.md#parallelism-and-partitions)
 PORT_REF_PATTERN: Final = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"  # what `${VAR}` names (loader/interpolate.py)
 
@@ -66,11 +67,29 @@ def _edge_options(version: int = CURRENT_VERSION) -> dict[str, dict[str, object]
     return options
 
 
+# Per input only: it picks the instances of that input's node, so it means nothing in
+# `defaults.edge` (check_schema.py says where it goes). An addition to versions 1 and 2.
+PARTITION_BY: Final[dict[str, object]] = {
+    "anyOf": [{"type": "string", "minLength": 1},
+              {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "minLength": 1}}],
+    "description": "Into a node with `parallelism`: the field or fields whose stable hash picks the "
+                   "instance each event goes to (one key always reaches the same instance).",
+}
+PARALLELISM: Final[dict[str, object]] = {
+    "type": "integer", "minimum": 1, "maximum": MAX_PARALLELISM, "default": 1,
+    "description": "How many instances of this transform run side by side; see `partition_by` on its input.",
+}
+
+
 def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, object]:
-    edge_reference = ({"edge": {"$ref": "#/$defs/edge_options"}} if version >= v1_to_v2.TO_VERSION
-                      else _edge_options(version))  # version 2 moved an input's edge options into `edge:`
+    input_options = dict(_edge_options(version), partition_by=PARTITION_BY)
+    # Version 2 moved an input's edge options into `edge:`.
+    edge_reference = ({"edge": {"$ref": "#/$defs/input_edge_options"}} if version >= v1_to_v2.TO_VERSION
+                      else input_options)
     defs: dict[str, object] = {
         "edge_options": {"type": "object", "properties": _edge_options(version), "additionalProperties": False},
+        **({"input_edge_options": {"type": "object", "properties": input_options, "additionalProperties": False}}
+           if version >= v1_to_v2.TO_VERSION else {}),
         "port_ref": {"type": "string", "pattern": PORT_REF_PATTERN,
                      "description": "A node name, or `node.port` for a named output port."},
         "input_mapping": {
@@ -120,6 +139,7 @@ def _defs(registry: SpecRegistry, version: int = CURRENT_VERSION) -> dict[str, o
             "from": {"$ref": "#/$defs/from"},
             "with": {"type": "object", "description": "The node type's parameters."},
             "on_error": {"$ref": "#/$defs/on_error"},
+            "parallelism": PARALLELISM,
             "description": {"type": "string"},
         },
         "required": ["type"],

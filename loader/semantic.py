@@ -13,6 +13,7 @@ from engine.plan import DEFAULT_POLICY, ERRORS_PORT
 from engine.policies import POLICIES
 from engine.spec import SpecRegistry
 from loader.check_expressions import expression_problems
+from loader.check_partitions import partition_problems
 from loader.checked import (
     CheckedGraph,
     CheckedInput,
@@ -20,6 +21,7 @@ from loader.checked import (
     dead_letters,
     edge_options,
     error_policy,
+    parallelism,
     with_defaults,
 )
 from loader.document import Document, KeyPath
@@ -30,7 +32,7 @@ from migrations.v1_to_v2 import TO_VERSION as EDGE_BLOCK_VERSION  # the version 
 
 # The edge options of the current format. (Semantic checks see an older file's own words only
 # when the schema already refused it, and it never compiles: migrations/ renames the rest.)
-_EDGE_KEYS = ("capacity", "policy", "key", "merge", "durable")
+_EDGE_KEYS = ("capacity", "policy", "key", "merge", "durable", "partition_by")
 _KEYED = [p.name for p in POLICIES.values() if p.keyed]
 _KEYED_NAMES = " or ".join(f"'{name}'" for name in _KEYED)
 UNREAD_OUTPUT = "HR070"
@@ -69,7 +71,8 @@ class _Checker:
             params = raw.get("with", {})
             params = dict(params) if isinstance(params, dict) else {}
             written_on_error = raw.get("on_error")
-            node = CheckedNode(name, spec, with_defaults(spec, params), error_policy(written_on_error))
+            node = CheckedNode(name, spec, with_defaults(spec, params), error_policy(written_on_error),
+                               parallelism=parallelism(raw.get("parallelism")))
             node.ports = spec.output_ports(params) + ((ERRORS_PORT,) if dead_letters(node.on_error) else ())
             checked[name] = node
             self.problems.extend(expression_problems(self.doc, ("nodes", name), spec, params))
@@ -253,7 +256,9 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     raw_nodes = raw_nodes if isinstance(raw_nodes, dict) else {}
     defaults_block = data.get("defaults")
     edge_defaults = defaults_block.get("edge") if isinstance(defaults_block, dict) else None
+    # `partition_by` is per input: the schema refused it here, so no edge inherits it.
     defaults = dict(edge_defaults) if isinstance(edge_defaults, dict) else {}
+    defaults.pop("partition_by", None)
     checker = _Checker(doc, registry, {str(n) for n in raw_nodes}, version)
     nodes = checker.nodes(raw_nodes)
     checker.inputs(raw_nodes, nodes, defaults)
@@ -262,5 +267,6 @@ def check_graph(doc: Document, registry: SpecRegistry, name: str, version: int) 
     checker.acknowledged_in_memory(nodes)
     secrets = data.get("secret_fields")
     secret_fields = tuple(sorted({str(f) for f in secrets})) if isinstance(secrets, list) else ()
+    graph = CheckedGraph(name, version, nodes, secret_fields)
     # Node families' checks (GPU segments) run over the compiled plan: loader/findings.py.
-    return CheckedGraph(name, version, nodes, secret_fields), checker.problems
+    return graph, checker.problems + partition_problems(doc, registry, graph)

@@ -24,7 +24,8 @@ from migrations.change import Change, Decision, Path
 
 FROM_VERSION: Final = 1
 TO_VERSION: Final = 2
-EDGE_KEYS: Final = ("capacity", "policy", "key", "merge", "storage")
+# `partition_by` joined version 1 too (docs/migrations.md#additions-within-a-version): it moves the same way.
+EDGE_KEYS: Final = ("capacity", "policy", "key", "merge", "storage", "partition_by")
 # Version 1's words -> version 2's. The only place that knows both (the v1 schema reads them here).
 POLICY_RENAMES: Final = {"latest": "keep_latest"}
 STORAGE_TO_DURABLE: Final = {"memory": False, "lmdb": True}

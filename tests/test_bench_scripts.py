@@ -1,5 +1,6 @@
 """The benchmark scripts run and check their own answers (tiny sizes: seconds, not numbers)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from tests.conftest import require
 from tests.gpu_support import NO_OPENCL
+from tests.ray_support import RAY_TESTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,3 +158,14 @@ def test_mqtt_bench_compares_both_directions_with_a_plain_aiomqtt_loop() -> None
     for label in ("read: plain aiomqtt loop (reference)", "read: mqtt.read -> null",
                   "write: plain aiomqtt loop (reference)", "write: generate -> mqtt.write"):
         assert len(row(out, "| " + label)) == 6, label
+
+
+@RAY_TESTS[0]
+@RAY_TESTS[1]
+@RAY_TESTS[2]
+def test_scale_out_bench_runs_locally_and_on_ray_with_equal_totals() -> None:
+    require(importlib.util.find_spec("ray") is not None, "Ray is not installed: pip install 'headrace[ray]'")
+    out = run("bench/scale_out.py", "--quick")  # its own local Ray, in its own process
+    for label in ("p1 local", "p2 local", "p2 ray"):
+        assert row(out, label)[-1] == "yes", label
+    assert "µs/event" in out and "bytes/event" in out and "serial fraction" in out

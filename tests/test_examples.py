@@ -73,7 +73,7 @@ def test_reloading_an_unchanged_directory_gives_the_same_plans(registry):
     assert first == second
     assert set(first) == {"quickstart", "orders_etl", "alerts", "tail_errors", "http_bridge", "durable_orders",
                           "sensor_scores", "nats_orders", "redis_orders_forward", "redis_audit_log",
-                          "postgres_orders", "mqtt_sensors"}
+                          "postgres_orders", "mqtt_sensors", "access_logs", "orders_payments", "user_totals"}
 
 
 def test_plan_does_not_depend_on_path(tmp_path, registry):

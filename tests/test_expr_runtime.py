@@ -13,12 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import functions
-from engine.compile_expr import CompiledExpr, ExprCompiler, inline_python
+from engine.compile_expr import CompiledExpr, ExprCompiler, function_scope, inline_python
 from engine.expr import FUNCTIONS, check
 from engine.expr_rewrite import SMALL_FACTOR
 from engine.functions import ExprLimitError, ExprValueError, describe_error
-from engine.math_functions import math_functions
 from engine.node import ManualClock
 
 # 2026-11-21T10:00:00Z: 20,778 days after 1970-01-01 (56 years with 14 leap days, then
@@ -124,8 +122,7 @@ def test_value(source: str, expected: object) -> None:
 
 
 def test_function_table_is_the_whitelist() -> None:
-    table = functions.runtime_functions(random.Random(0), ManualClock())
-    table.update(math_functions())
+    table = function_scope(random.Random(0), ManualClock(), prefix="")
     assert sorted(table) == sorted(FUNCTIONS)
 
 
@@ -326,7 +323,7 @@ def test_compiled_code_reaches_nothing_but_the_functions() -> None:
 
 @pytest.mark.parametrize("source", [
     "__import__('os')", "x.__class__", "().__class__.__bases__", "name.lower()", "eval('1')",
-    "[x for x in y]", "lambda: 1", "a & b", "b'x'",
+    "[[y for y in x] for x in l]", "{x for x in y}", "lambda: 1", "a & b", "b'x'",
 ])
 def test_compiler_refuses_what_the_checker_refuses(source: str) -> None:
     assert check(source) != []

@@ -38,6 +38,7 @@ from engine.compile_expr import ExprCompiler
 from engine.expr import (
     AGGREGATE_SHAPE,
     FORBIDDEN,
+    INVALID_ARGUMENT,
     PRIVATE_NAME,
     SYNTAX,
     UNKNOWN_AGGREGATE,
@@ -58,7 +59,7 @@ PER_SHARD = 4_000  # 12,000 expressions per run
 LOADED_EVERY = 10  # one in ten also goes through load_text inside a graph
 EVENTS = fuzz_exprs.events(SEED)
 KINDS = {SYNTAX, FORBIDDEN, UNKNOWN_FUNCTION, WRONG_ARGUMENT_COUNT, PRIVATE_NAME, UNKNOWN_NAME, UNKNOWN_AGGREGATE,
-         AGGREGATE_SHAPE}
+         AGGREGATE_SHAPE, INVALID_ARGUMENT}
 # What a failed evaluation may raise: each is described without its payload (functions.describe_error).
 CLEAN = (ExprLimitError, ExprValueError, TypeError, ValueError, KeyError, IndexError, ZeroDivisionError,
          OverflowError)

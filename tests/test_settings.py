@@ -23,7 +23,8 @@ DEFAULTS = {
     "watch_debounce_ms": 200, "rescan_interval_s": 5.0, "control_address": "127.0.0.1:50051",
     "control_token": None, "control_tls_cert": None, "control_tls_key": None, "control_client_ca": None,
     "audit_log": None, "metrics_address": None, "metrics_public": False, "inspector_address": None,
-    "opencl_device": "auto", "opencl_fallback": "none", "trusted_keys": [],
+    "opencl_device": "auto", "opencl_fallback": "none", "executor": "local", "ray_address": None,
+    "ray_cpus_per_instance": 1.0, "trusted_keys": [],
 }
 
 
@@ -244,6 +245,9 @@ metrics_public = false
 # inspector_address is not set
 opencl_device = "auto"
 opencl_fallback = "none"
+executor = "local"
+# ray_address is not set
+ray_cpus_per_instance = 1.0
 trusted_keys = []
 """
 

@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-linger", metavar="SECONDS", type=_seconds, default=DEFAULT_LINGER_S,
                      help="after the graph ends, serve its final counters until one scrape reads them, "
                           f"for at most SECONDS (default {DEFAULT_LINGER_S:g}; 0: exit at once)")
+    run.add_argument("--executor", choices=("local", "ray"), default=None,
+                     help="where the instances of partitioned stages run: local (this process) or ray "
+                          "(Ray actors); default: the `executor` setting (local)")
+    run.add_argument("--ray-address", metavar="ADDR", default=None,
+                     help="with --executor ray: auto, ray://HOST:PORT or a head node's HOST:PORT; "
+                          "default: the `ray_address` setting, else a local Ray on this machine's cores")
 
     serve = commands.add_parser("serve", help="run every graph in DIR and follow DIR as it changes (SIGTERM drains)")
     serve.add_argument("directory", metavar="DIR")
@@ -181,7 +187,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return cmd_diff(args)
     if args.command == "run":
         keep_heap_headroom()
-        return cmd_run(args.file, args.stats_file, args.config, args.metrics_address, args.metrics_linger)
+        return cmd_run(args.file, args.stats_file, args.config, args.metrics_address, args.metrics_linger,
+                       args.executor, args.ray_address)
     if args.command == "serve":
         from adapters.cli.serve_cmd import cmd_serve  # watchfiles and the settings load only here
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 from adapters.gpu.config import GpuConfig
 from adapters.gpu.family import gpu_family
 from adapters.io.catalog import IO_SPECS
-from engine.builtin_specs import BUILTIN_SPECS
+from engine.builtin_specs import BUILTIN_FAMILIES, BUILTIN_SPECS
 from engine.spec import SpecRegistry
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ SETTINGS_DEFAULTS: Final = GpuConfig()  # what the settings give when nothing is
 
 
 def default_registry(gpu: GpuConfig = SETTINGS_DEFAULTS) -> SpecRegistry:
-    return SpecRegistry(BUILTIN_SPECS + IO_SPECS, [gpu_family(gpu)])
+    return SpecRegistry(BUILTIN_SPECS + IO_SPECS, [*BUILTIN_FAMILIES, gpu_family(gpu)])
 
 
 def gpu_config(settings: "Settings") -> GpuConfig:

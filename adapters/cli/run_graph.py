@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adapters.cli.executor_choice import stage_executor
 from adapters.cli.exit_codes import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE
 from adapters.cli.one_graph import load_plan
 from adapters.cli.progress import show_progress
 from adapters.cli.registry import default_registry, registry_for, registry_without_settings
 from adapters.observe import MetricsError
+from adapters.ray.cluster import ClusterError
 from adapters.serve.logs import MaskSecrets
 from adapters.storage.durable import DurableFactory, durable_factory, has_durable_edges
 from engine.node import NodeFailure
@@ -172,7 +174,7 @@ def _configured(plan: GraphPlan, registry: SpecRegistry,
 
 
 def cmd_run(file: str, stats_file: str | None, config: str | None = None, metrics_address: str | None = None,
-            metrics_linger_s: float = 0.0) -> int:
+            metrics_linger_s: float = 0.0, executor: str | None = None, ray_address: str | None = None) -> int:
     registry = default_registry()  # validating needs no settings
     plan, code = load_plan(file, registry)
     if plan is None:
@@ -180,7 +182,11 @@ def cmd_run(file: str, stats_file: str | None, config: str | None = None, metric
     log_to_stderr()
     try:
         registry, durable = _configured(plan, registry, config)
-        runtime = Runtime(plan, registry, durable=durable)
+        stages = stage_executor(plan, executor, ray_address, config)
+        runtime = Runtime(plan, registry, durable=durable, stages=stages)
+    except ClusterError as exc:
+        print(f"engine: error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
     except ValueError as exc:  # the settings
         for line in str(exc).splitlines():
             print(f"engine: error: {line}", file=sys.stderr)

@@ -13,6 +13,7 @@ from adapters.control.server import ControlPlane
 from adapters.observe import MetricsError
 from adapters.observe.endpoint import MetricsEndpoint
 from adapters.observe.inspector import InspectorEndpoint, serve_inspector
+from adapters.ray.executor import serve_stages
 from adapters.serve.host import Host
 from adapters.serve.logs import RecentLines, configure
 from adapters.serve.server import Server
@@ -72,7 +73,7 @@ def _inspector(settings: Settings, host: Host, token: str | None) -> InspectorEn
 async def _serve(directory: Path, settings: Settings, recent: RecentLines | None = None) -> int:
     durable = durable_factory(settings.state_dir, settings.durable_max_mb,
                               key_file=settings.state_encryption_key_file)
-    host = Host(registry_for(settings), settings.drain_timeout_s, durable=durable)
+    host = Host(registry_for(settings), settings.drain_timeout_s, durable=durable, stages=serve_stages(settings))
     server = Server(directory, host, settings.watch_debounce_ms, settings.rescan_interval_s)
     if settings.trusted_keys:  # keys are read before anything binds: a bad one stops serve at once
         server.gate = TrustGate.from_paths(directory, settings.trusted_keys, host)

@@ -17,6 +17,7 @@ from adapters.atomic_file import replace_file
 from adapters.control.audit import AuditLog
 from adapters.control.auth import principal
 from adapters.control.diagnostics import LogView
+from adapters.control.partitions import has_node, node_rows, node_state
 from adapters.control.taps import TapStream
 from adapters.control.v1 import control_pb2 as pb
 from adapters.control.v1 import control_pb2_grpc
@@ -129,16 +130,14 @@ class ControlService(control_pb2_grpc.ControlServicer):
         edges_stats = stats["edges"]
         assert isinstance(nodes_stats, dict) and isinstance(edges_stats, dict)
         nodes = []
-        for node in running.plan.nodes:
-            counters = nodes_stats[node.name]
-            runner = runtime.runners[node.name]
-            state = PAUSED if runtime.controls.node_paused(node.name) else "finished" if runner.finished else "running"
-            nodes.append(pb.NodeState(name=node.name, type=node.type, state=state, inputs=list(node.inputs),
+        for name, node_type, inputs in node_rows(running.plan, runtime):
+            counters = nodes_stats[name]
+            nodes.append(pb.NodeState(name=name, type=node_type, state=node_state(runtime, name), inputs=inputs,
                                       events_in=counters["in"], events_out=counters["out"],
                                       errors=counters["errors"], events_out_by_port=counters["ports"],
                                       busy_seconds=counters["busy_s"], **_connection(counters)))
         edges = []
-        for edge in running.plan.edges:
+        for edge in runtime.plan.edges:  # as they run: a partitioned stage's edge per instance
             c = edges_stats[edge.id]
             edges.append(pb.EdgeState(id=edge.id, from_node=edge.from_node, from_port=edge.from_port,
                                       to_node=edge.to_node, policy=edge.policy, capacity=edge.capacity,
@@ -165,7 +164,7 @@ class ControlService(control_pb2_grpc.ControlServicer):
         method = "Pause" if pause else "Resume"
         running = await self._running(request.graph, context)
         target = running.name + (f"/{request.node}" if request.node else "")
-        if request.node and request.node not in running.runtime.runners:
+        if request.node and not has_node(running.runtime, request.node):
             self._audit(context, method, target, "not found")
             await context.abort(grpc.StatusCode.NOT_FOUND, f"graph '{running.name}' has no node '{request.node}'")
         runtime = running.runtime

@@ -286,7 +286,8 @@ def _convert(value: object, dtype: str) -> object:
 def _what(node: ast.AST) -> str:
     if isinstance(node, ast.Constant):
         return "text" if isinstance(node.value, str) else "None" if node.value is None else "this literal"
-    names = {ast.List: "a list", ast.Tuple: "a list", ast.Dict: "a mapping", ast.Slice: "a slice"}
+    names = {ast.List: "a list", ast.Tuple: "a list", ast.Dict: "a mapping", ast.Slice: "a slice",
+             ast.ListComp: "a list comprehension"}
     return names.get(type(node), f"'{type(node).__name__}'")
 
 

@@ -32,7 +32,7 @@ from adapters.storage.durable import DurableFactory
 from engine.node import NodeFailure
 from engine.plan import GraphPlan
 from engine.plan_diff import NodeChanges
-from engine.runtime import Runtime
+from engine.runtime import Runtime, StageFactory
 from engine.spec import SpecRegistry
 
 LOG: Final = logging.getLogger("headrace.reload")
@@ -85,9 +85,11 @@ class GraphStatus:
 
 class Host:
     def __init__(self, registry: SpecRegistry, drain_timeout_s: float,
-                 env: Mapping[str, str] | None = None, durable: DurableFactory | None = None) -> None:
+                 env: Mapping[str, str] | None = None, durable: DurableFactory | None = None,
+                 stages: StageFactory | None = None) -> None:
         self.registry = registry
         self.durable = durable  # builds durable edges (None: graphs with one are rejected)
+        self.stages = stages  # runs partitioned stages' instances (None: in this process)
         self.drain_timeout_s = drain_timeout_s
         self.env = env
         self.graphs: dict[str, RunningGraph] = {}  # by file name
@@ -150,7 +152,8 @@ class Host:
         if decision.in_place and running is not None and changes is not None:
             return await self._replace_nodes(name, running, plan, changes)
         try:
-            runtime = Runtime(plan, self.registry, durable=self.durable)  # built before the old one is touched
+            # Built before the old one is touched.
+            runtime = Runtime(plan, self.registry, durable=self.durable, stages=self.stages)
         except NodeFailure as exc:
             return ReloadResult(name, plan.name, REJECTED, decision.plan_hash, problems=[str(exc)])
         dropped = await running.stop(self.drain_timeout_s) if running is not None else 0

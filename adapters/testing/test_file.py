@@ -27,6 +27,8 @@ DEFAULT_START: Final = "2024-01-01T00:00:00Z"
 # The counters of `engine run --stats-file` a test's `stats:` may check.
 COUNTERS: Final = {"nodes": ("in", "out", "errors"),
                    "edges": ("enqueued", "dropped", "coalesced", "depth", "high_water", "capacity")}
+# Counters only some node types keep (Transform.counters: a throttle's `dropped`, a join's `held`).
+TYPE_COUNTERS: Final = ("dropped", "delayed", "held", "unmatched")
 
 
 @dataclass
@@ -172,9 +174,10 @@ class _Checker:
                                  "does not have", self.node_hint(name, known[group]))
                     continue
                 for counter in counters if isinstance(counters, dict) else {}:
-                    if counter not in COUNTERS[group]:
+                    offered = COUNTERS[group] + (TYPE_COUNTERS if group == "nodes" else ())
+                    if counter not in offered:
                         self.problem("HR090", where + (counter,), f"unknown counter '{counter}'",
-                                     "counters: " + ", ".join(COUNTERS[group]))
+                                     "counters: " + ", ".join(offered))
                 out.setdefault(group, {})[name] = {str(k): int(str(v)) for k, v in counters.items()}
         return out
 

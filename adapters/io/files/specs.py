@@ -3,6 +3,7 @@
 from typing import Final
 
 from adapters.io.files.line_reader import MAX_LINE_BYTES
+from adapters.io.files.lookup_spec import LOOKUP
 from adapters.io.files.read import make_file_read, make_stdin, parse_file_read, parse_stdin
 from adapters.io.files.write import APPEND, TRUNCATE, make_file_write, make_stdout, parse_file_write, parse_stdout
 from adapters.io.formats import CSV, JSONL, LINES
@@ -78,4 +79,4 @@ FILE_WRITE: Final = NodeSpec(
     example="type: file.write\nfrom: totals\nwith: {path: out/totals.jsonl}",
 )
 
-SPECS: Final = (FILE_READ, STDIN, STDOUT, FILE_WRITE)
+SPECS: Final = (FILE_READ, STDIN, STDOUT, FILE_WRITE, LOOKUP)
