@@ -80,35 +80,43 @@ def _unquote(value: str) -> str:
 
 
 def _pairs(text: str, pair_separator: str) -> list[str]:
-    """The pairs of `text`, keeping a double-quoted value whole (`msg="a b"`)."""
-    pieces = text.split(pair_separator) if pair_separator else text.split()
+    """The pairs of `text`, keeping a double-quoted value whole (`msg="a b"`): split on
+    `pair_separator` (or runs of whitespace) outside quotes, in one pass over the text (a
+    line with an unclosed quote must not cost time quadratic in its length)."""
     if '"' not in text:
-        return pieces
+        return text.split(pair_separator) if pair_separator else text.split()
     out: list[str] = []
-    pending: list[str] = []
-    for piece in pieces:
-        pending.append(piece)
-        joined = (pair_separator or " ").join(pending)
-        if _open_quote(joined):
-            continue
-        out.append(joined)
-        pending = []
-    if pending:
-        out.append((pair_separator or " ").join(pending))  # an unclosed quote: as written
-    return out
-
-
-def _open_quote(text: str) -> bool:
+    start = 0
+    at = 0
+    length = len(text)
     inside = False
     escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\" and inside:
-            escaped = True
+    first = pair_separator[:1]
+    while at < length:
+        char = text[at]
+        if inside:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                inside = False
+            at += 1
         elif char == '"':
-            inside = not inside
-    return inside
+            inside = True
+            at += 1
+        elif pair_separator and char == first and text.startswith(pair_separator, at):
+            out.append(text[start:at])
+            at += len(pair_separator)
+            start = at
+        elif not pair_separator and char.isspace():
+            out.append(text[start:at])
+            at += 1
+            start = at
+        else:
+            at += 1
+    out.append(text[start:])  # an unclosed quote: the rest as written
+    return out if pair_separator else [pair for pair in out if pair]
 
 
 def parse_kv(text: object, pair_separator: object = None, kv_separator: object = "=") -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 The engine never opens files: the table comes from a `TableSource` the factory builds
 (adapters/io/files/lookup_table.py reads CSV and JSON Lines files and reloads them when
-they change). `TableSource.current()` is asked once per batch; a reload replaces the whole
+they change; adapters/io/postgres/lookup_query.py runs a query again every `refresh`).
+`TableSource.current()` is asked once per batch; a reload replaces the whole
 mapping at once, so every event of a batch, and every event at all, is enriched from one
 version of the table, never a mix.
 
@@ -29,6 +30,7 @@ MISSING_CHOICES: Final = (KEEP, DROP, ERROR)
 CSV_TABLE: Final = "csv"
 JSONL_TABLE: Final = "jsonl"
 DEFAULT_MAX_ROWS: Final = 1_000_000
+DEFAULT_REFRESH: Final = "1m"  # how often a query table is read again
 
 Rows = dict[object, Event]  # key (text, or a tuple of texts) -> the fields the row adds
 
@@ -42,6 +44,10 @@ class LookupParams:
     on_missing: str = KEEP
     max_rows: int = DEFAULT_MAX_ROWS
     format: str = ""  # csv | jsonl; "": by the file name (`.csv` is CSV, anything else JSON Lines)
+    # Instead of `table`: a PostgreSQL query whose rows are the table, run again every `refresh`.
+    query: str = ""
+    dsn: str = ""  # where `query` runs (secret: only its password is ever masked)
+    refresh: str = DEFAULT_REFRESH
 
     def table_format(self) -> str:
         if self.format:
@@ -60,7 +66,8 @@ def parse_lookup(raw: Raw) -> LookupParams:
     max_rows = whole(raw, "max_rows", DEFAULT_MAX_ROWS)
     return LookupParams(text_of(raw, "table"), names(raw, "key"), chosen,
                         on_missing if on_missing in MISSING_CHOICES else KEEP,
-                        max_rows if max_rows > 0 else DEFAULT_MAX_ROWS, text_of(raw, "format"))
+                        max_rows if max_rows > 0 else DEFAULT_MAX_ROWS, text_of(raw, "format"),
+                        text_of(raw, "query"), text_of(raw, "dsn"), text_of(raw, "refresh", DEFAULT_REFRESH))
 
 
 def key_text(value: object) -> str | None:

@@ -393,7 +393,7 @@ class Runtime:
             r.pending = batch[consumed:] if consumed < len(batch) else []
             r.events_in += consumed
             # Nothing taken (a retry or a throttle waits): its deadline wakes it, no spinning.
-            moved = consumed > 0
+            moved = moved or consumed > 0
         elif not r.pending and r.inputs_drained():
             node.flush(outs)
             r.flushed = True

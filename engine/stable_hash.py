@@ -9,7 +9,8 @@ of an object, or on the machine's byte order. It is defined on the value's canon
 - a float with an integral value written as that integer (`2.0` as `2`, `-0.0` as `0`), so
   values an `aggregate` groups together (`2 == 2.0`) always land on the same instance;
   other floats as Python's shortest repr (`0.1`), `NaN`, `Infinity`, `-Infinity` as such;
-- `true`, `false`, `null` as JSON writes them (`true` and `1` hash differently).
+- `true`, `false`, `null` as JSON writes them (`true` and `1` hash differently);
+- a lone surrogate in text (`"\\ud800"` in JSON input) as Python's "surrogatepass" UTF-8.
 
 The hash is BLAKE2b with an 8-byte digest (no key, no salt) of those UTF-8 bytes, read as
 an unsigned big-endian integer: 0 <= stable_hash(x) < 2**64. Example:
@@ -49,5 +50,8 @@ def canonical_text(value: object) -> str:
 
 def stable_hash(value: object) -> int:
     """The seed-free 64-bit hash of `value`'s canonical JSON (see the module docstring)."""
-    digest = hashlib.blake2b(canonical_text(value).encode("utf-8"), digest_size=_DIGEST_BYTES).digest()
+    # "surrogatepass": a lone surrogate (JSON input may hold "\\ud800") is three bytes, as
+    # sha256() hashes it, instead of an error that would stop a sample or a partition router.
+    data = canonical_text(value).encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(data, digest_size=_DIGEST_BYTES).digest()
     return int.from_bytes(digest, "big")

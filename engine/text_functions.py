@@ -146,10 +146,22 @@ def _written(value: object) -> str:
 # --- regular expressions --------------------------------------------------------------------
 
 
+_SURROGATE: Final = "() text holds a lone surrogate (\\ud800-\\udfff), which RE2 cannot match"
+
+
+def _search(compiled: Any, text: str, function: str) -> Any:
+    """The first match, or None. RE2 matches UTF-8, which a lone surrogate (from a `\\ud800`
+    escape in JSON input) has no form in."""
+    try:
+        return compiled.search(text)
+    except UnicodeEncodeError:
+        raise ExprValueError(function + _SURROGATE) from None
+
+
 def regex_match(text: object, pattern: object) -> bool:
     """Whether the pattern matches anywhere in the text (anchor it with ^ and $)."""
     compiled = _pattern(pattern, "regex_match")
-    return compiled.search(_text(text, "regex_match")) is not None
+    return _search(compiled, _text(text, "regex_match"), "regex_match") is not None
 
 
 def _groups_of(compiled: Any, function: str) -> list[str]:
@@ -164,7 +176,7 @@ def regex_extract(text: object, pattern: object) -> dict[str, object] | None:
     match is None), or None when nothing matches. Unnamed groups only group."""
     compiled = _pattern(pattern, "regex_extract")
     names = _groups_of(compiled, "regex_extract")
-    found = compiled.search(_text(text, "regex_extract"))
+    found = _search(compiled, _text(text, "regex_extract"), "regex_extract")
     if found is None:
         return None
     return {name: found.group(name) for name in names}
@@ -175,14 +187,25 @@ def regex_extract_all(text: object, pattern: object) -> list[object]:
     has named groups, a mapping of them per match."""
     compiled = _pattern(pattern, "regex_extract_all")
     names = named_groups(compiled)
+    # Each match counts one, plus its characters, plus two per group of a mapping (a
+    # comprehension counts a result the same way): an empty pattern with named groups
+    # matches at every position of a long line, and a mapping per match weighs far more
+    # than the character it came from.
+    per_match = 1 + 2 * len(names)
+    size = 0
     out: list[object] = []
-    for found in compiled.finditer(_text(text, "regex_extract_all")):
-        if len(out) >= MAX_SEQUENCE_LENGTH:
-            raise ExprLimitError(f"regex_extract_all() would give more than {MAX_SEQUENCE_LENGTH:,} matches")
-        if names:
-            out.append({name: found.group(name) for name in names})
-        else:
-            out.append(found.group(0))
+    value = _text(text, "regex_extract_all")
+    try:
+        for found in compiled.finditer(value):
+            size += per_match + found.end() - found.start()
+            if size > MAX_SEQUENCE_LENGTH:
+                raise ExprLimitError(f"regex_extract_all() would give more than {MAX_SEQUENCE_LENGTH:,} items")
+            if names:
+                out.append({name: found.group(name) for name in names})
+            else:
+                out.append(found.group(0))
+    except UnicodeEncodeError:  # see _search
+        raise ExprValueError("regex_extract_all" + _SURROGATE) from None
     return out
 
 
@@ -203,17 +226,20 @@ def regex_replace(text: object, pattern: object, replacement: object) -> str:
     out: list[str] = []
     size = 0
     end = 0
-    for found in compiled.finditer(value):
-        start = found.start()
-        pieces = [value[end:start], texts[0]]
-        for index, group in enumerate(groups):
-            pieces.append(found.group(group) or "")
-            pieces.append(texts[index + 1])
-        size += sum(len(piece) for piece in pieces)
-        if size > MAX_SEQUENCE_LENGTH:
-            raise ExprLimitError(f"regex_replace() {_TOO_LONG}")
-        out.extend(pieces)
-        end = found.end()
+    try:
+        for found in compiled.finditer(value):
+            start = found.start()
+            pieces = [value[end:start], texts[0]]
+            for index, group in enumerate(groups):
+                pieces.append(found.group(group) or "")
+                pieces.append(texts[index + 1])
+            size += sum(len(piece) for piece in pieces)
+            if size > MAX_SEQUENCE_LENGTH:
+                raise ExprLimitError(f"regex_replace() {_TOO_LONG}")
+            out.extend(pieces)
+            end = found.end()
+    except UnicodeEncodeError:  # see _search
+        raise ExprValueError("regex_replace" + _SURROGATE) from None
     out.append(value[end:])
     return "".join(out)
 

@@ -146,6 +146,8 @@ def test_a_table_that_cannot_be_loaded_stops_the_graph_naming_the_file(tmp_path,
     ('{"network": "1"}\n{"owner": "x"}\n', "line 2: no key column 'network'"),
     ('{"network": 1.5}\n', "line 1: key column 'network' must be text or a whole number"),
     ('{"network": "1"}\n{"network": 1}\n', "line 2: duplicate key (the same as line 1)"),
+    ('{"network": "1"}\n{"network": "2", "a": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+     "line 2: JSON nests too deeply"),
 ])
 def test_jsonl_table_problems_name_the_line(tmp_path, content, message):
     path = tmp_path / "t.jsonl"

@@ -50,6 +50,14 @@ def test_every_event_of_a_kept_key_is_kept_and_rate_one_keeps_all():
     assert kept(sample(rate=1, key="user"), batch) == batch
 
 
+def test_a_key_with_a_lone_surrogate_is_hashed_not_a_crash():
+    # JSON input may hold "\ud800", which strict UTF-8 cannot encode: it stopped the graph.
+    batch = [{"user": "\ud800"}, {"user": "a\udfff", "n": 1}, {"user": {"k": ["\ud83d"]}}]
+    assert kept(sample(rate=1, key="user"), batch) == batch
+    assert stable_hash("\ud800") == stable_hash("\ud800") != stable_hash("\udfff")
+    assert 0 <= stable_hash({"k": ["\ud83d"]}) < 2 ** 64
+
+
 def test_random_sampling_repeats_with_its_seed():
     batch = [{"i": i} for i in range(1000)]
     first = kept(sample(rate=10, seed=3), batch)

@@ -183,6 +183,36 @@ def test_results_past_the_sequence_limit_are_refused(source: str, message: str) 
     assert str(info.value) == message
 
 
+def test_regex_extract_all_counts_the_mappings_it_builds() -> None:
+    # An empty pattern with named groups matches at every position: a mapping per character
+    # of a long line would take gigabytes long before 10,000,000 matches.
+    started = time.perf_counter()
+    with pytest.raises(ExprLimitError) as info:
+        run("regex_extract_all(s, '(?P<a>)(?P<b>)(?P<c>)')", {"s": "x" * 2_000_000})
+    assert str(info.value) == f"regex_extract_all() would give more than {MAX_SEQUENCE_LENGTH:,} items"
+    assert time.perf_counter() - started < 30
+    assert len(run(r"regex_extract_all(s, r'\w+')", {"s": "ab " * 1000})) == 1000
+
+
+@pytest.mark.parametrize("function", ["regex_match(s, 'b')", "regex_extract(s, '(?P<x>b)')",
+                                      "regex_extract_all(s, 'b')", "regex_replace(s, 'b', 'c')"])
+def test_text_with_a_lone_surrogate_is_a_clear_error(function: str) -> None:
+    # JSON input may hold "\ud800", which has no UTF-8 form for RE2 to match.
+    name = function.split("(")[0]
+    assert failure(function, {"s": "ab\ud800"}) == (
+        f"{name}() text holds a lone surrogate (\\ud800-\\udfff), which RE2 cannot match")
+
+
+def test_parse_kv_of_a_long_line_with_an_unclosed_quote_is_linear() -> None:
+    line = 'a="' + " b=1" * 200_000
+    started = time.perf_counter()
+    assert run("parse_kv(s)", {"s": line}) == {"a": line[2:]}
+    assert time.perf_counter() - started < 5  # quadratic, it took minutes
+    # Spaces inside quotes are kept as written.
+    assert run("parse_kv(s)", {"s": 'm="a  b\tc" x=1'}) == {"m": "a  b\tc", "x": "1"}
+    assert run("parse_kv(s, ';', ':')", {"s": 'a:"x;y";;b:2'}) == {"a": "x;y", "b": "2"}
+
+
 def test_pattern_caches_stay_bounded() -> None:
     for index in range(1000):
         assert run("regex_match(s, p)", {"s": f"x{index}", "p": f"x{index}$"}) is True

@@ -2,7 +2,9 @@
 
 import logging
 import os
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -50,8 +52,15 @@ def connect(options: RayOptions) -> Any:
     if options.address:
         _probe(options.address)
         kwargs["address"] = options.address
-    elif options.num_cpus is not None:
-        kwargs["num_cpus"] = options.num_cpus
+    else:
+        # A new Ray of this machine's own, as documented: `ray.init()` with no address would
+        # join a cluster some other `ray start` left running here.
+        kwargs["address"] = "local"
+        if options.num_cpus is not None:
+            kwargs["num_cpus"] = options.num_cpus
+    # `ray.init` sets this process's SIGTERM handler to its own (exit at once, status 15):
+    # the engine's own handler (a graceful drain: engine serve, engine run) is put back.
+    previous = signal.getsignal(signal.SIGTERM) if _main_thread() else None
     try:
         ray.init(**kwargs)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, TimeoutError, ...
@@ -59,7 +68,14 @@ def connect(options: RayOptions) -> Any:
         raise ClusterError(f"cannot reach the Ray cluster at {where}: {detail[:300]} "
                            "(check `ray_address` / --ray-address, and that the head node runs "
                            "`ray start --head`)") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return ray
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _probe(address: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Final
 from adapters.ray.cluster import ray_module
 from adapters.ray.spec_codec import decode_spec, encode_spec
 from engine.node import INFINITY, AsyncTransform, Batch, Clock, NodeContext, NodeFailure
+from engine.partition import instance_name
 from engine.runtime import StageFactory
 from engine.spec import RuntimeNode
 from engine.stage_instance import StageInstance, StageSpec
@@ -73,7 +74,11 @@ class RemoteStage(AsyncTransform):
         self.cpus = cpus
         self.actor: Any = None
         self.next_deadline = INFINITY
-        self.counters: dict[str, dict[str, object]] = {}
+        # Zeros until the actor's first reply: every member instance always has its row
+        # (`engine ctl status`, /metrics) even while its actor is being placed.
+        self.counters: dict[str, dict[str, object]] = {
+            instance_name(m.name, spec.index): {"in": 0, "out": 0, "errors": 0, "ports": dict.fromkeys(m.outputs, 0),
+                                                "busy_s": 0.0} for m in spec.members}
         self.placed: dict[str, object] = {}
         self.bytes_sent = 0
         self.bytes_received = 0

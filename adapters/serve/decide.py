@@ -11,7 +11,7 @@ building the new nodes can still turn an `added` or `updated` into `rejected` th
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from adapters.serve.running import DRAINED, RUNNING, STOPPED
+from adapters.serve.running import DRAINED, FAILED, RUNNING, STOPPED
 from adapters.serve.scan import GraphFile, Snapshot
 from adapters.serve.vocabulary import ADDED, REJECTED, REMOVED, UNCHANGED, UPDATED
 from engine.plan import GraphPlan
@@ -81,7 +81,9 @@ def decide_file(name: str, file: GraphFile, running: Current | None, claimed: di
     plan_hash = plan.content_hash()
     if running is None:
         return Decision(name, plan.name, ADDED, plan, plan_hash, loaded=loaded)
-    stopped = running.state in (STOPPED, DRAINED)
+    # `engine ctl reload` also starts a failed graph again once its cause is gone (a lost
+    # Ray node, a database back up); a file-watch reload leaves an unchanged one failed.
+    stopped = running.state in (STOPPED, DRAINED, FAILED)
     if running.plan_hash == plan_hash and not (restart_stopped and stopped):
         return Decision(name, plan.name, UNCHANGED, plan, plan_hash, loaded=loaded)
     if running.plan.name != plan.name:

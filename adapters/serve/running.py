@@ -37,12 +37,14 @@ class RunningGraph:
 
     @property
     def plan(self) -> GraphPlan:
-        """What runs: the runtime's plan, which a partial reload replaces in place."""
-        return self.runtime.plan
+        """The graph as loaded (a partial reload replaces it in place): its hash is the
+        file's, and it names the user's nodes. What runs (`runtime.plan`) differs when the
+        graph has partitioned stages: each expanded into a router and its instances."""
+        return self.runtime.graph_plan
 
     @property
     def plan_hash(self) -> str:
-        plan = self.runtime.plan
+        plan = self.runtime.graph_plan
         if plan is not self._hashed:
             self._hashed, self._hash = plan, plan.content_hash()
         return self._hash

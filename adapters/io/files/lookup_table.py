@@ -65,6 +65,8 @@ def _jsonl_records(path: str) -> Iterator[tuple[int, dict[str, object]]]:
                 value = json.loads(text)
             except ValueError:
                 raise TableProblem(f"line {number}: not valid JSON") from None
+            except RecursionError:
+                raise TableProblem(f"line {number}: JSON nests too deeply") from None
             if not isinstance(value, dict):
                 raise TableProblem(f"line {number}: expected a JSON object")
             yield number, value
