@@ -1,6 +1,7 @@
 """Test-only node types and helpers for driving the runtime from graph text."""
 
 import asyncio
+import copy
 import textwrap
 
 from adapters.cli.registry import SETTINGS_DEFAULTS, default_registry
@@ -119,3 +120,27 @@ def counted(entry: object, *keys: str) -> dict[str, object]:
     """Just the named counters of one node's or edge's stats."""
     assert isinstance(entry, dict)
     return {k: entry[k] for k in keys}
+
+
+def run_recorded(text: str, fuse: bool) -> tuple[dict[str, list[dict[str, object]]], dict[str, object]]:
+    """What every `test.record` node received, and the counters (no timings, no high-water
+    marks: a fused link's differs from an edge's), after running the graph in `text`."""
+    RECORDED.clear()
+    runtime = build(text, fuse=fuse)
+    assert asyncio.run(runtime.run()), runtime.failure
+    stats = without_timings(runtime.stats())
+    assert isinstance(stats, dict)
+    for edge in stats["edges"].values():
+        edge.pop("high_water")
+    return copy.deepcopy(RECORDED), stats
+
+
+def fused_like_unfused(text: str) -> dict[str, list[dict[str, object]]]:
+    """The fused run's recorded events, checked equal (field order and counters too) to the
+    unfused run's."""
+    fused, fused_stats = run_recorded(text, True)
+    alone, alone_stats = run_recorded(text, False)
+    assert fused == alone
+    assert [list(e) for e in fused.get("out", [])] == [list(e) for e in alone.get("out", [])]
+    assert fused_stats == alone_stats
+    return fused

@@ -1,7 +1,5 @@
 """`explode`: one event per element of a list field, fused or not, with the same results."""
 
-import asyncio
-import copy
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +7,7 @@ from hypothesis import strategies as st
 
 from engine.fusion import ChainFinder
 from loader.api import load_text
-from tests.runtime_support import RECORDED, build, without_timings
+from tests.runtime_support import fused_like_unfused, run_recorded
 from tests.runtime_support import test_registry as registry
 
 TEMPLATE = """
@@ -23,33 +21,12 @@ nodes:
 """
 
 
-def run(text: str, fuse: bool) -> tuple[dict[str, list[dict[str, object]]], dict[str, object]]:
-    RECORDED.clear()
-    runtime = build(text, fuse=fuse)
-    assert asyncio.run(runtime.run()), runtime.failure
-    stats = without_timings(runtime.stats())
-    assert isinstance(stats, dict)
-    for edge in stats["edges"].values():
-        edge.pop("high_water")
-    return copy.deepcopy(RECORDED), stats
-
-
-def both(text: str) -> dict[str, list[dict[str, object]]]:
-    """The events of the fused run, checked equal (events, field order, counters) to the unfused run's."""
-    fused, fused_stats = run(text, True)
-    alone, alone_stats = run(text, False)
-    assert fused == alone
-    assert [list(e) for e in fused["out"]] == [list(e) for e in alone["out"]]
-    assert fused_stats == alone_stats
-    return fused
-
-
 def graph(params: str, tags: str, count: int = 3) -> str:
     return TEMPLATE % {"params": params, "tags": tags, "count": count}
 
 
 def test_each_element_becomes_an_event_with_the_other_fields():
-    got = both(graph("{field: tags, as: tag}", "['a', 'b'] if i == 1 else ['c']"))
+    got = fused_like_unfused(graph("{field: tags, as: tag}", "['a', 'b'] if i == 1 else ['c']"))
     assert got["out"] == [
         {"n": 0, "tag": "c", "seen": 1},
         {"n": 1, "tag": "a", "seen": 1},
@@ -59,34 +36,34 @@ def test_each_element_becomes_an_event_with_the_other_fields():
 
 
 def test_the_element_goes_into_the_list_field_itself_by_default():
-    got = both(graph("{field: tags}", "[i, i + 10]", count=2))
+    got = fused_like_unfused(graph("{field: tags}", "[i, i + 10]", count=2))
     assert got["out"] == [{"n": 0, "tags": 0, "seen": 1}, {"n": 0, "tags": 10, "seen": 1},
                           {"n": 1, "tags": 1, "seen": 1}, {"n": 1, "tags": 11, "seen": 1}]
 
 
 def test_keep_fields_false_keeps_only_the_element():
-    got = both(graph("{field: tags, as: tag, keep_fields: false}", "['x']", count=2))
+    got = fused_like_unfused(graph("{field: tags, as: tag, keep_fields: false}", "['x']", count=2))
     assert got["out"] == [{"tag": "x", "seen": 1}, {"tag": "x", "seen": 1}]
 
 
 def test_an_empty_or_missing_list_emits_nothing_unless_kept():
     tags = "[] if i == 0 else (None if i == 1 else ['z'])"
-    got = both(graph("{field: tags, as: tag}", tags))
+    got = fused_like_unfused(graph("{field: tags, as: tag}", tags))
     assert got["out"] == [{"n": 2, "tag": "z", "seen": 1}]
-    kept = both(graph("{field: tags, as: tag, keep_empty: true}", tags))
+    kept = fused_like_unfused(graph("{field: tags, as: tag, keep_empty: true}", tags))
     assert kept["out"] == [{"n": 0, "tag": None, "seen": 1}, {"n": 1, "tag": None, "seen": 1},
                            {"n": 2, "tag": "z", "seen": 1}]
 
 
 def test_a_value_that_is_not_a_list_is_a_failed_event_naming_the_field():
-    got = both(graph("{field: tags, as: tag}", "'a,b' if i == 1 else ['ok']"))
+    got = fused_like_unfused(graph("{field: tags, as: tag}", "'a,b' if i == 1 else ['ok']"))
     assert [e["n"] for e in got["out"]] == [0, 2]
     assert got["bad"] == [{"node": "ex", "error": "field 'tags' holds text, not a list",
                            "event": {"n": 1, "tags": "a,b"}}]  # the dead letter has the event, the message not
 
 
 def test_counters_count_the_events_out():
-    _, stats = run(graph("{field: tags, as: tag}", "[1, 2, 3] if i else 'x'"), True)
+    _, stats = run_recorded(graph("{field: tags, as: tag}", "[1, 2, 3] if i else 'x'"), True)
     nodes = stats["nodes"]
     assert (nodes["ex"]["in"], nodes["ex"]["errors"], nodes["ex"]["ports"]) == (3, 1, {"out": 6, "errors": 1})
     assert nodes["after"]["in"] == 6
@@ -111,7 +88,7 @@ def test_two_explodes_and_a_filter_in_one_chain():
       totals: {type: aggregate, from: odd, with: {by: b, fields: {n: count(), s: sum(a)}}}
       out: {type: test.record, from: totals}
     """
-    got = both(text)
+    got = fused_like_unfused(text)
     expected: dict[object, list[int]] = {}
     for i in range(4):
         for a in (i, i + 1):
@@ -132,7 +109,7 @@ def test_matches_plain_python(values, keep_empty, keep_fields):
     literal = repr(values).replace("None", "None")
     text = graph(f"{{field: tags, as: tag, keep_empty: {str(keep_empty).lower()}, "
                  f"keep_fields: {str(keep_fields).lower()}}}", f"{literal}[i]", count=len(values))
-    got = both(text)
+    got = fused_like_unfused(text)
     expected: list[dict[str, object]] = []
     failed: list[int] = []
     for i, value in enumerate(values):

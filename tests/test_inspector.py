@@ -15,9 +15,9 @@ import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -32,6 +32,8 @@ from tests import runtime_support
 from tests.conftest import ROOT, require
 from tests.process_support import engine, free_port, wait_for
 from tests.serve_support import Serving, ticking_graph, write_atomically
+
+T = TypeVar("T")
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = ROOT / "docs" / "inspector.png"
@@ -421,6 +423,7 @@ def browse(url: str, names: list[str]) -> dict[str, Any]:
     """Open the page in headless chromium; wait for every graph's picture, then for the
     ticking graph's counter to go up; what the page showed."""
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -434,26 +437,41 @@ def browse(url: str, names: list[str]) -> dict[str, Any]:
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
         driver.get(url)
-        wait = WebDriverWait(driver, 30, poll_frequency=0.1)
+        # The page redraws its tables every second: an element found just before a redraw is
+        # stale when read. Waits ignore that; direct reads take the next drawing.
+        wait = WebDriverWait(driver, 30, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+
+        def steady(read: Callable[[], T]) -> T:
+            for _ in range(100):
+                try:
+                    return read()
+                except StaleElementReferenceException:
+                    time.sleep(0.02)
+            return read()
         wait.until(lambda d: all(d.find_elements(By.CSS_SELECTOR, f'section.graph[data-graph="{n}"] .picture svg')
                                  for n in names))
 
         def ticks_out() -> int:
-            cell = driver.find_element(By.CSS_SELECTOR,
-                                       'section[data-graph="ticker"] tr[data-node="ticks"] td[data-field="out"]')
-            return int(cell.text)
+            def read() -> int:
+                cell = driver.find_element(By.CSS_SELECTOR,
+                                           'section[data-graph="ticker"] tr[data-node="ticks"] td[data-field="out"]')
+                return int(cell.text)
+            return steady(read)
 
         first = ticks_out()
         wait.until(lambda d: ticks_out() > first)
         second = ticks_out()
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, 'section[data-graph="quickstart"] h2 .badge').text
                    == "finished")
-        rows = driver.find_elements(By.CSS_SELECTOR, 'section[data-graph="quickstart"] table.nodes tbody tr')
         out_cell = 'td[data-field="out"]'
-        quickstart = {row.get_attribute("data-node"): int(row.find_element(By.CSS_SELECTOR, out_cell).text)
-                      for row in rows}
+
+        def quickstart_rows() -> dict[str | None, int]:
+            rows = driver.find_elements(By.CSS_SELECTOR, 'section[data-graph="quickstart"] table.nodes tbody tr')
+            return {row.get_attribute("data-node"): int(row.find_element(By.CSS_SELECTOR, out_cell).text)
+                    for row in rows}
+        quickstart = steady(quickstart_rows)
         ticks = 'section[data-graph="ticker"] g[data-node="ticks"] '
-        counts = driver.find_element(By.CSS_SELECTOR, ticks + "text.counts").text
+        counts = steady(lambda: driver.find_element(By.CSS_SELECTOR, ticks + "text.counts").text)
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ticks + "text.rate").text not in ("", "-/s"))
         # The paused sink's edge fills up: its bar turns red, as NiFi colours a full queue.
         full = 'section[data-graph="backlog"] g[data-edge="ticks->out"] rect.fill.red'

@@ -1,7 +1,6 @@
 """`lookup`: events enriched from a CSV or JSON Lines table, fused or not, reloaded atomically."""
 
 import asyncio
-import copy
 import json
 import os
 import threading
@@ -18,7 +17,7 @@ from engine.fusion import ChainFinder
 from engine.lookup import Lookup, parse_lookup
 from engine.node import NodeFailure
 from loader.api import load_text
-from tests.runtime_support import RECORDED, build, without_timings
+from tests.runtime_support import RECORDED, build, fused_like_unfused
 from tests.runtime_support import test_registry as registry
 
 NETWORKS = "network,owner,country\n10,acme,DE\n20,\"Beta, Inc\",FR\n"
@@ -36,27 +35,6 @@ def graph(table: Path, params: str, count: int = 4, keys: str = "i * 10", policy
     """
 
 
-def run(text: str, fuse: bool) -> tuple[dict[str, list[dict[str, object]]], dict[str, object]]:
-    RECORDED.clear()
-    runtime = build(text, fuse=fuse)
-    assert asyncio.run(runtime.run()), runtime.failure
-    stats = without_timings(runtime.stats())
-    assert isinstance(stats, dict)
-    for edge in stats["edges"].values():
-        edge.pop("high_water")
-    return copy.deepcopy(RECORDED), stats
-
-
-def both(text: str) -> dict[str, list[dict[str, object]]]:
-    """The fused run's events, checked equal (field order and counters too) to the unfused run's."""
-    fused, fused_stats = run(text, True)
-    alone, alone_stats = run(text, False)
-    assert fused == alone
-    assert [list(e) for e in fused["out"]] == [list(e) for e in alone["out"]]
-    assert fused_stats == alone_stats
-    return fused
-
-
 @pytest.fixture
 def networks(tmp_path: Path) -> Path:
     path = tmp_path / "networks.csv"
@@ -65,7 +43,7 @@ def networks(tmp_path: Path) -> Path:
 
 
 def test_every_other_column_is_added_by_default(networks):
-    got = both(graph(networks, "key: network"))
+    got = fused_like_unfused(graph(networks, "key: network"))
     assert got["out"] == [
         {"n": 0, "network": 0, "seen": 1},  # no row: kept as it is
         {"n": 1, "network": 10, "owner": "acme", "country": "DE", "seen": 2},  # 10 finds the text "10"
@@ -75,16 +53,16 @@ def test_every_other_column_is_added_by_default(networks):
 
 
 def test_fields_pick_and_rename_columns(networks):
-    listed = both(graph(networks, "key: network, fields: [country]", count=2))
+    listed = fused_like_unfused(graph(networks, "key: network, fields: [country]", count=2))
     assert listed["out"][1] == {"n": 1, "network": 10, "country": "DE", "seen": 2}
-    renamed = both(graph(networks, "key: network, fields: {owner: network_owner}", count=2))
+    renamed = fused_like_unfused(graph(networks, "key: network, fields: {owner: network_owner}", count=2))
     assert renamed["out"][1] == {"n": 1, "network": 10, "network_owner": "acme", "seen": 2}
 
 
 def test_on_missing_drop_and_error(networks):
-    dropped = both(graph(networks, "key: network, on_missing: drop"))
+    dropped = fused_like_unfused(graph(networks, "key: network, on_missing: drop"))
     assert [e["n"] for e in dropped["out"]] == [1, 2]
-    failed = both(graph(networks, "key: network, on_missing: error"))
+    failed = fused_like_unfused(graph(networks, "key: network, on_missing: error"))
     assert [e["n"] for e in failed["out"]] == [1, 2]
     assert [(e["error"], e["event"]["n"]) for e in failed["bad"]] == [
         (f"no row in table {networks} for the event's key 'network'", 0),
@@ -93,7 +71,7 @@ def test_on_missing_drop_and_error(networks):
 
 def test_the_table_replaces_event_fields_and_keeps_the_event_it_received(networks):
     text = graph(networks, "key: network", count=2).replace('network: "i * 10"', 'network: "i * 10", owner: "\'me\'"')
-    got = both(text)
+    got = fused_like_unfused(text)
     assert got["out"] == [{"n": 0, "network": 0, "owner": "me", "seen": 1},
                           {"n": 1, "network": 10, "owner": "acme", "country": "DE", "seen": 2}]
 
@@ -104,14 +82,14 @@ def test_several_key_fields_and_a_jsonl_table_with_types(tmp_path):
                      '{"shop": "b", "sku": 1, "price": 4}\n')
     text = graph(table, "key: [shop, sku]", count=3, keys="i").replace(
         'network: "i"', "shop: \"'a' if i < 2 else 'b'\", sku: \"i % 2 if i < 2 else 1\"")
-    got = both(text)
+    got = fused_like_unfused(text)
     assert got["out"] == [{"n": 0, "shop": "a", "sku": 0, "seen": 1},
                           {"n": 1, "shop": "a", "sku": 1, "price": 2.5, "tags": ["x"], "seen": 2},
                           {"n": 2, "shop": "b", "sku": 1, "price": 4, "seen": 3}]
 
 
 def test_keys_that_cannot_be_text_never_match(networks):
-    got = both(graph(networks, "key: network, on_missing: drop", count=4,
+    got = fused_like_unfused(graph(networks, "key: network, on_missing: drop", count=4,
                      keys="[10.0, True, None, '10'][i]"))
     assert [e["n"] for e in got["out"]] == [3]  # only the text "10": not 10.0, true or null
 
@@ -267,7 +245,8 @@ def test_matches_plain_python(tmp_path, table, keys, on_missing):
     path = tmp_path / "t.jsonl"
     path.write_text("".join(json.dumps({"network": k, "v": v}) + "\n" for k, v in table.items()))
     literal = repr(keys)
-    got = both(graph(path, f"key: network, on_missing: {on_missing}", count=len(keys), keys=f"{literal}[i]"))
+    got = fused_like_unfused(graph(path, f"key: network, on_missing: {on_missing}", count=len(keys),
+                                   keys=f"{literal}[i]"))
     by_text = {str(k): v for k, v in table.items()}
     expected: list[dict[str, object]] = []
     failed: list[int] = []
