@@ -28,14 +28,15 @@ nodes:
 
 
 class SlowFile(AsyncSink):
-    """Appends `n` of each event to a file, a millisecond per batch."""
+    """Appends `n` of each event to a file, 5 ms per batch: slow enough that the test's poll
+    (every 20 ms) sees a count and kills before the last batches are written."""
 
     def __init__(self, ctx: NodeContext) -> None:
         super().__init__(ctx)
         self.path = str(ctx.params["path"])  # type: ignore[index]
 
     async def write(self, batch: Batch) -> None:
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.005)
         with open(self.path, "a") as out:
             out.write("".join(f"{event['n']}\n" for event in batch))
 
