@@ -55,48 +55,41 @@ HEAVY = ("round(sqrt(amount) * log(amount + 1) + sin(amount) ** 2 + cos(amount /
          " + abs(sin(amount * 2)) + atan2(amount, 7) - log2(amount + 3), 6)")
 
 
-def heavy_graph(events: int, parallelism: int) -> str:
+def _graph(name: str, events: int, parallelism: int, node: str, work: str, after: str) -> str:
+    """`generate` (user, amount) -> `node`, a map setting `work` (with `parallelism`, partitioned by user)
+    -> `after` (what follows it) -> a counting sink."""
     entry = "{node: buys, edge: {partition_by: user, capacity: 8192}}" if parallelism > 1 else "buys"
     par = f"\n    parallelism: {parallelism}" if parallelism > 1 else ""
     return f"""
 version: 2
-name: scale_out
+name: {name}
 nodes:
   buys:
     type: generate
     with: {{count: {events}, fields: {{user: "'u' + str(i % {USERS})", amount: "i % 997 + 0.5"}}}}
-  heavy:
+  {node}:
     type: map
     from: {entry}{par}
-    with: {{set: {{score: "{HEAVY}"}}}}
-  per_user:
+    with: {{set: {work}}}
+{after.format(par=par)}"""
+
+
+def heavy_graph(events: int, parallelism: int) -> str:
+    return _graph("scale_out", events, parallelism, "heavy", f'{{score: "{HEAVY}"}}', """  per_user:
     type: aggregate
     from: heavy{par}
     with: {{by: user, fields: {{n: "count()", spent: "sum(amount)", score: "sum(score)"}}}}
   out:
     type: bench.collect
     from: per_user
-"""
+""")
 
 
 def trivial_graph(events: int, parallelism: int) -> str:
-    entry = "{node: buys, edge: {partition_by: user, capacity: 8192}}" if parallelism > 1 else "buys"
-    par = f"\n    parallelism: {parallelism}" if parallelism > 1 else ""
-    return f"""
-version: 2
-name: boundary
-nodes:
-  buys:
-    type: generate
-    with: {{count: {events}, fields: {{user: "'u' + str(i % {USERS})", amount: "i % 997 + 0.5"}}}}
-  touch:
-    type: map
-    from: {entry}{par}
-    with: {{set: {{seen: "1"}}}}
-  out:
+    return _graph("boundary", events, parallelism, "touch", '{seen: "1"}', """  out:
     type: bench.collect
     from: touch
-"""
+""")
 
 
 COLLECTED: dict[str, list[dict[str, object]]] = {}

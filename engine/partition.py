@@ -54,7 +54,7 @@ def find_stages(nodes: tuple[NodePlan, ...], edges: tuple[EdgePlan, ...]) -> tup
     members: dict[str, list[str]] = {}
     for name in sorted(parallel):
         members.setdefault(root(name), []).append(name)
-    order = _topological(nodes, edges)
+    order = topological(nodes, edges)
     stages: list[StagePlan] = []
     for names in members.values():
         inside = set(names)
@@ -84,7 +84,9 @@ def entry_edges(stage_members: set[str], edges: tuple[EdgePlan, ...]) -> list[Ed
     return [e for e in edges if e.to_node in stage_members and e.from_node not in stage_members]
 
 
-def _topological(nodes: tuple[NodePlan, ...], edges: tuple[EdgePlan, ...]) -> list[str]:
+def topological(nodes: tuple[NodePlan, ...], edges: tuple[EdgePlan, ...]) -> list[str]:
+    """Node names, producers before consumers, names breaking ties (a cycle, which the loader
+    refuses, last)."""
     indegree = {n.name: len(n.inputs) for n in nodes}
     ready = sorted(name for name, d in indegree.items() if d == 0)
     order: list[str] = []
@@ -204,11 +206,6 @@ def stage_of_instance(graph: GraphPlan, node: NodePlan) -> tuple[StagePlan, int]
         if stage.name == name:
             return stage, index
     raise KeyError(node.name)
-
-
-def internal_edges(graph: GraphPlan, stage: StagePlan) -> list[EdgePlan]:
-    inside = set(stage.members)
-    return [e for e in graph.edges if e.from_node in inside and e.to_node in inside]
 
 
 def summed_name(instance: str) -> str:

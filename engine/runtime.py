@@ -34,7 +34,7 @@ from engine.node import (
     Source,
     Transform,
 )
-from engine.partition import ROUTER_TYPE, STAGE_TYPE, expand, with_stage_totals
+from engine.partition import ROUTER_TYPE, STAGE_TYPE, expand, topological, with_stage_totals
 from engine.partition_build import partition_runner
 from engine.plan import EdgePlan, GraphPlan, NodePlan
 from engine.plan_chains import reload_changes, run_chains, source_nodes
@@ -153,7 +153,7 @@ class Runtime:
     def schedule_order(self) -> list[NodeRunner]:
         """Core nodes by band, then downstream first (reverse topological order)."""
         depth: dict[str, int] = {}
-        for name in self._topological():
+        for name in topological(self.plan.nodes, self.plan.edges):
             upstream = [depth[self.edges[i].plan.from_node] for i in self.plan.node(name).inputs]
             depth[name] = 1 + max(upstream) if upstream else 0
         fused = {r.name for segment in self.segments for r in segment.segment.runners}
@@ -169,21 +169,6 @@ class Runtime:
                 level = 1
             return (level, -depth[r.tail], r.name)
         return sorted(core, key=band)
-
-    def _topological(self) -> list[str]:
-        indegree = {n.name: len(n.inputs) for n in self.plan.nodes}
-        ready = sorted(name for name, d in indegree.items() if d == 0)
-        order: list[str] = []
-        while ready:
-            name = ready.pop(0)
-            order.append(name)
-            for edge in self.edges.values():
-                if edge.plan.from_node == name:
-                    indegree[edge.plan.to_node] -= 1
-                    if indegree[edge.plan.to_node] == 0:
-                        ready.append(edge.plan.to_node)
-                        ready.sort()
-        return order
 
     def plan_chains(self, plan: GraphPlan) -> list[list[str]]:
         """The nodes of `plan` that would run as one here (fused chains, family segments)."""
@@ -411,8 +396,8 @@ class Runtime:
         nodes = node_counters(self.runners, self.segments)
         for r in self.runners.values():
             impl = r.impl
-            if isinstance(impl, (LocalStage, AsyncTransform)):  # a stage instance: its members' own
-                nodes.pop(r.name, None)
+            if r.plan.type == STAGE_TYPE and isinstance(impl, (LocalStage, AsyncTransform)):
+                nodes.pop(r.name, None)  # a stage instance: its members' own counters instead
                 nodes.update(impl.member_counters())
         with_stage_totals(nodes, self.graph_plan.stages)
         return {

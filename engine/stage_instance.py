@@ -17,7 +17,7 @@ from engine.chain import SegmentRunner
 from engine.edges import Edge
 from engine.fused import build_segments
 from engine.node import INFINITY, Batch, Clock, Failures, NodeContext, NodeFailure, Transform
-from engine.partition import exit_port, exits, instance_name
+from engine.partition import exits, instance_name
 from engine.plan import EdgePlan, GraphPlan, NodePlan, StagePlan
 from engine.runner import NodeRunner
 from engine.secrets import node_secret_texts
@@ -37,13 +37,6 @@ class StageSpec:
     members: tuple[NodePlan, ...]  # in stage order
     internal: tuple[EdgePlan, ...]  # edges between members
     outputs: tuple[tuple[str, str], ...]  # (member, port) of each instance output, in port order
-
-    @property
-    def name(self) -> str:
-        return instance_name(self.stage.name, self.index)
-
-    def output_ports(self) -> tuple[str, ...]:
-        return tuple(exit_port(self.stage, m, p) for m, p in self.outputs)
 
 
 def stage_spec(graph: GraphPlan, stage: StagePlan, index: int) -> StageSpec:

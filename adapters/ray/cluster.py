@@ -90,12 +90,3 @@ def _probe(address: str) -> None:
     except OSError as exc:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (check "
                            "`ray_address` / --ray-address, and that the head node runs `ray start --head`)") from None
-
-
-def shutdown() -> None:
-    try:
-        import ray
-    except ImportError:
-        return
-    if ray.is_initialized():
-        ray.shutdown()

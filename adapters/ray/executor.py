@@ -11,7 +11,6 @@ from engine.stage_instance import StageSpec
 if TYPE_CHECKING:
     from adapters.settings import Settings
 
-LOCAL = "local"
 RAY = "ray"
 
 
@@ -44,4 +43,4 @@ def serve_stages(settings: "Settings") -> StageFactory | None:
     return build
 
 
-__all__ = ["LOCAL", "RAY", "ClusterError", "RayOptions", "ray_stages", "serve_stages"]
+__all__ = ["RAY", "ClusterError", "RayOptions", "ray_stages", "serve_stages"]

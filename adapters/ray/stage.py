@@ -9,6 +9,7 @@ remote call carries one batch (up to 1024 events): never one call per event.
 
 import asyncio
 import contextlib
+import os
 import pickle
 import socket
 import time
@@ -41,7 +42,7 @@ class StageWorker:
 
     def where(self) -> dict[str, object]:
         ray = ray_module()
-        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": _pid(), "host": socket.gethostname()}
+        return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "host": socket.gethostname()}
 
     def process(self, data: bytes) -> Reply:
         return self._reply(self.instance.process, pickle.loads(data))
@@ -60,11 +61,6 @@ class StageWorker:
         return pickle.dumps(outs, PROTOCOL), self.instance.deadline(), self.instance.counters(), ""
 
 
-def _pid() -> int:
-    import os
-    return os.getpid()
-
-
 class RemoteStage(AsyncTransform):
     """The engine-side node of one stage instance: batches to its actor and back."""
 
@@ -81,7 +77,6 @@ class RemoteStage(AsyncTransform):
                                                 "busy_s": 0.0} for m in spec.members}
         self.placed: dict[str, object] = {}
         self.bytes_sent = 0
-        self.bytes_received = 0
         self.last_call = 0.0  # when the actor last answered (time.monotonic())
         # Calls sent and not yet answered, oldest first, with their event counts: the next
         # batch waits at the actor while this process reads the last one's results.
@@ -167,7 +162,6 @@ class RemoteStage(AsyncTransform):
         self.next_deadline = deadline
         if failure:
             raise NodeFailure(failure)
-        self.bytes_received += len(data)
         results: list[Batch] = pickle.loads(data)
         for k, events in enumerate(results):
             if events:
